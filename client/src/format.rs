@@ -1,0 +1,163 @@
+//! Human-readable rendering shared by the subcommands: units, factors, rogues, samples.
+
+use chrono::{DateTime, Local};
+use pmon_proto::v1::{Factor, ProcessFactors, Rogue, Sample, Tier, TierAction};
+
+/// `SENTINEL`, `ELEVATED`, `CRITICAL`.
+pub fn tier(value: i32) -> &'static str {
+    match Tier::try_from(value) {
+        Ok(Tier::Sentinel) => "SENTINEL",
+        Ok(Tier::Elevated) => "ELEVATED",
+        Ok(Tier::Critical) => "CRITICAL",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Local wall-clock time with milliseconds.
+pub fn clock(ts: Option<&pbjson_types::Timestamp>) -> String {
+    ts.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+        .map(|t| t.with_timezone(&Local).format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| "--:--:--.---".into())
+}
+
+/// Bytes in binary units: `812 KiB`, `11.2 MiB`, `3.0 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} B"),
+        _ if value >= 100.0 => format!("{value:.0} {}", UNITS[unit]),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+/// A rate: `740/s`, `48.0k/s`, `1.2M/s`.
+pub fn rate(per_sec: f64) -> String {
+    if per_sec >= 1e6 {
+        format!("{:.1}M/s", per_sec / 1e6)
+    } else if per_sec >= 1e3 {
+        format!("{:.1}k/s", per_sec / 1e3)
+    } else {
+        format!("{per_sec:.0}/s")
+    }
+}
+
+/// A factor's short name.
+pub fn factor_name(f: i32) -> &'static str {
+    match Factor::try_from(f) {
+        Ok(Factor::Cpu) => "cpu",
+        Ok(Factor::State) => "state",
+        Ok(Factor::Pageins) => "pageins",
+        Ok(Factor::Mem) => "mem",
+        Ok(Factor::Cmprs) => "cmprs",
+        Ok(Factor::Csw) => "csw",
+        Ok(Factor::Sysbsd) => "syscalls",
+        Ok(Factor::Threads) => "threads",
+        _ => "?",
+    }
+}
+
+/// A factor's raw value with its unit; `n/a` when the source could not tell.
+pub fn factor_value(f: i32, factors: &ProcessFactors, state: i32) -> String {
+    let na = || "n/a".to_string();
+    match Factor::try_from(f) {
+        Ok(Factor::Cpu) => factors.cpu_percent.map_or_else(na, |v| format!("{v:.1}%")),
+        Ok(Factor::State) => state_name(state).to_string(),
+        Ok(Factor::Pageins) => factors.pageins_per_sec.map_or_else(na, rate),
+        Ok(Factor::Mem) => factors.mem_bytes.map_or_else(na, bytes),
+        Ok(Factor::Cmprs) => factors.cmprs_bytes.map_or_else(na, bytes),
+        Ok(Factor::Csw) => factors.csw_per_sec.map_or_else(na, rate),
+        Ok(Factor::Sysbsd) => factors.sysbsd_per_sec.map_or_else(na, rate),
+        Ok(Factor::Threads) => factors.threads.map_or_else(na, |t| t.to_string()),
+        _ => na(),
+    }
+}
+
+fn state_name(state: i32) -> &'static str {
+    use pmon_proto::v1::ProcessState as S;
+    match S::try_from(state) {
+        Ok(S::Running) => "running",
+        Ok(S::Sleeping) => "sleeping",
+        Ok(S::Stuck) => "stuck",
+        Ok(S::Zombie) => "zombie",
+        Ok(S::Halted) => "halted",
+        Ok(S::Stopped) => "stopped",
+        Ok(S::Idle) => "idle",
+        _ => "unknown",
+    }
+}
+
+/// `name[pid] 22.5: cpu 99.8% (100% of it)`: a rogue, its score and its main factor.
+pub fn rogue(r: &Rogue) -> String {
+    let head = format!("{}[{}] {:.1}", r.command, r.pid, r.score);
+    match (r.explanation.first(), &r.factors) {
+        (Some(top), Some(factors)) if r.score > 0.0 => format!(
+            "{head}: {} {} ({:.0}% of it)",
+            factor_name(top.factor),
+            factor_value(top.factor, factors, r.state),
+            top.points / r.score * 100.0
+        ),
+        _ => head,
+    }
+}
+
+/// One line per sample.
+pub fn sample(s: &Sample) -> String {
+    let mut line = format!(
+        "{} #{} {:<8} score {:5.1}  {} procs",
+        clock(s.time.as_ref()),
+        s.sequence,
+        tier(s.tier),
+        s.max_score,
+        s.process_count
+    );
+    if let Some(top) = s.rogues.first() {
+        line.push_str("  top ");
+        line.push_str(&rogue(top));
+    }
+    for a in &s.tier_actions {
+        if let Ok(action) = TierAction::try_from(*a) {
+            line.push_str("  [");
+            line.push_str(action.as_str_name().trim_start_matches("TIER_ACTION_"));
+            line.push(']');
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(bytes(812), "812 B");
+        assert_eq!(bytes(11 * 1024 * 1024 + 200 * 1024), "11.2 MiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(rate(740.2), "740/s");
+        assert_eq!(rate(48_000.0), "48.0k/s");
+        assert_eq!(rate(1_250_000.0), "1.2M/s");
+    }
+
+    #[test]
+    fn rogue_names_its_main_factor_and_share() {
+        use pmon_proto::v1::FactorShare;
+        let r = Rogue {
+            pid: 42,
+            command: "stress".into(),
+            score: 20.0,
+            state: pmon_proto::v1::ProcessState::Running as i32,
+            factors: Some(ProcessFactors { cpu_percent: Some(99.84), ..Default::default() }),
+            explanation: vec![FactorShare { factor: Factor::Cpu as i32, normalized: 1.0, weight: 25.0, points: 15.0 }],
+            ..Default::default()
+        };
+        assert_eq!(rogue(&r), "stress[42] 20.0: cpu 99.8% (75% of it)");
+        let unavailable = ProcessFactors::default();
+        assert_eq!(factor_value(Factor::Sysbsd as i32, &unavailable, 0), "n/a");
+    }
+}

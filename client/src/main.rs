@@ -1,0 +1,136 @@
+//! `pmon`: the pause-monitor command line.
+//!
+//! ```text
+//! pmon [--connect URL | --data-dir DIR] <command>
+//!   status ──► GetStatus ─────► one line (or JSON)
+//!   watch  ──► WatchSamples ──► one line per sample (or JSON lines)
+//!   config ──► GetConfig / local paths
+//! ```
+//!
+//! One file per subcommand; `format` holds the shared human-readable rendering. JSON
+//! output is the proto3 JSON mapping, the same shape grpcurl prints.
+
+mod config;
+mod format;
+mod status;
+mod watch;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use pmon_proto::{
+    endpoint::{ConnectError, Endpoint},
+    paths,
+    v1::pause_monitor_client::PauseMonitorClient,
+};
+use tonic::transport::Channel;
+
+/// pmon — find out what froze your machine.
+///
+/// Talks to pmon-server, which samples every process, scores stress and keeps the
+/// evidence. By default it connects to the local server's socket.
+///
+/// Exit codes: 0 success, 1 error, 2 usage error, 3 server not reachable.
+#[derive(Debug, Parser)]
+#[command(name = "pmon", version, verbatim_doc_comment)]
+struct Cli {
+    /// Server address: unix:///path/daemon.sock or http://host:port
+    /// [default: unix://<data dir>/daemon.sock].
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "data_dir")]
+    connect: Option<Endpoint>,
+
+    /// The local server's data directory [default: ~/.local/share/pause-monitor].
+    #[arg(long, global = true, env = paths::DATA_DIR_ENV, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One line: tier, score, samples, top rogue and the server's own cost.
+    ///
+    /// Example: pmon status --json | jq .tier
+    Status(status::Args),
+    /// Live samples, one line each: tier, max score and the top rogue with its main factor.
+    ///
+    /// Example: pmon watch --count 5 --json
+    Watch(watch::Args),
+    /// The configuration: what the server runs with, and where the file is.
+    #[command(subcommand)]
+    Config(config::Command),
+}
+
+/// An error that carries its own exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<ConnectError> for Failure {
+    fn from(e: ConnectError) -> Self {
+        let hint = match (&e.endpoint, e.not_running) {
+            (Endpoint::Unix(sock), true) => {
+                let dir = sock.parent().map(|d| d.display().to_string()).unwrap_or_default();
+                format!("; start it with: pmon-server --data-dir {dir}")
+            }
+            _ => String::new(),
+        };
+        Failure { code: 3, message: format!("{e}{hint}") }
+    }
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(s: tonic::Status) -> Self {
+        Failure { code: 1, message: format!("server answered {:?}: {}", s.code(), s.message()) }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure { code: 1, message: format!("{e:#}") }
+    }
+}
+
+/// Where to connect, from the flags.
+fn endpoint(cli_connect: Option<Endpoint>, data_dir: Option<PathBuf>) -> Result<Endpoint, Failure> {
+    if let Some(e) = cli_connect {
+        return Ok(e);
+    }
+    let dir = match data_dir {
+        Some(d) => d,
+        None => paths::default_data_dir().map_err(|e| Failure { code: 1, message: e.to_string() })?,
+    };
+    Ok(Endpoint::local(&dir))
+}
+
+async fn connect(endpoint: &Endpoint) -> Result<PauseMonitorClient<Channel>, Failure> {
+    Ok(endpoint.connect().await?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pmon: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Config(c) => config::run(c, cli.connect, cli.data_dir).await,
+            Command::Status(a) => status::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
+            Command::Watch(a) => watch::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("pmon: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! `pmon status`: one line about the server, or its full status as JSON.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use pmon_proto::{endpoint::Endpoint, time::system_time, v1::GetStatusRequest};
+
+use crate::{Failure, connect, format};
+
+/// `pmon status` options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the whole status as JSON (proto3 JSON mapping).
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
+    let status = connect(endpoint).await?.get_status(GetStatusRequest {}).await?.into_inner();
+    if args.json {
+        println!("{}", serde_json::to_string(&status).context("cannot render status as JSON")?);
+        return Ok(());
+    }
+    let mut parts = vec![
+        format!("pmon-server {} ({})", status.version, status.source),
+        format::tier(status.tier).to_string(),
+        format!("score {:.1}", status.max_score),
+        format!("{} samples", status.sample_count),
+        format!("{} procs", status.process_count),
+    ];
+    if let Some(top) = &status.top_rogue {
+        parts.push(format!("top {}", format::rogue(top)));
+    }
+    if let Some(cost) = &status.cost {
+        let rss = cost.resident_bytes.map_or_else(|| "rss n/a".into(), format::bytes);
+        parts.push(format!(
+            "self {:.2}% cpu, {rss}, {:.2} ms/sample",
+            cost.cpu_percent,
+            cost.mean_sample_cpu_micros / 1000.0
+        ));
+    }
+    parts.push(format!("{} watcher{}", status.watchers, if status.watchers == 1 { "" } else { "s" }));
+    if let Some(started) = status.started_at.as_ref().and_then(system_time) {
+        let up = started.elapsed().unwrap_or(Duration::ZERO);
+        parts.push(format!("up {}", uptime(up)));
+    }
+    println!("{}", parts.join(" · "));
+    Ok(())
+}
+
+fn uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_is_short_and_exact() {
+        assert_eq!(uptime(Duration::from_secs(59)), "59s");
+        assert_eq!(uptime(Duration::from_secs(192)), "3m12s");
+        assert_eq!(uptime(Duration::from_secs(3 * 3600 + 5 * 60)), "3h05m");
+        assert_eq!(uptime(Duration::from_secs(2 * 86_400 + 3600)), "2d01h");
+    }
+}

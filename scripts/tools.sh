@@ -1,0 +1,17 @@
+# Sourced by the scripts: a project-local Python venv for the tools tests and checks
+# need (grpcurl, zig), so nothing is installed system-wide. Safe to source repeatedly.
+TOOLS_DIR="${PMON_TOOLS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools}"
+tools_venv() {
+  if [ ! -x "$TOOLS_DIR/venv/bin/pip" ]; then
+    python3 -m venv "$TOOLS_DIR/venv"
+  fi
+  export PATH="$TOOLS_DIR/venv/bin:$PATH"
+}
+# tools_pip PACKAGE==VERSION COMMAND: installs the package unless COMMAND is there.
+tools_pip() {
+  tools_venv
+  if [ ! -x "$TOOLS_DIR/venv/bin/$2" ]; then
+    echo "installing $1 into $TOOLS_DIR/venv" >&2
+    "$TOOLS_DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$1"
+  fi
+}

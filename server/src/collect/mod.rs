@@ -1,0 +1,88 @@
+//! Collectors: one trait, one implementation per source (SPEC §3.1).
+//!
+//! A collector turns what the OS reports into a [`RawSample`]: per-process records with
+//! cumulative counters already turned into per-second rates (from the previous sample of
+//! the same pid and the real elapsed time), plus machine-wide figures. Everything after
+//! the collector is a pure function of samples and configuration.
+
+pub mod proc;
+
+use std::time::{Duration, SystemTime};
+
+use pmon_proto::{
+    config::SourceKind,
+    v1::{ProcessFactors, ProcessState, SystemFigures},
+};
+
+/// One process as a collector saw it. Factors the source cannot give are `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRecord {
+    /// Process id.
+    pub pid: u32,
+    /// Command name.
+    pub command: String,
+    /// Scheduler state.
+    pub state: ProcessState,
+    /// Raw factors, rates per second.
+    pub factors: ProcessFactors,
+}
+
+/// Everything one collection produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSample {
+    /// Wall-clock time of the collection.
+    pub time: SystemTime,
+    /// Real time since the previous collection; `None` for the first.
+    pub elapsed: Option<Duration>,
+    /// Every process seen.
+    pub processes: Vec<ProcessRecord>,
+    /// Machine-wide figures.
+    pub system: SystemFigures,
+}
+
+/// A source of samples.
+pub trait Collector: Send {
+    /// The source's name as shown in status (`proc`, …).
+    fn name(&self) -> &'static str;
+    /// Takes one sample. Blocking; called from the sampler thread.
+    fn collect(&mut self) -> Result<RawSample, CollectError>;
+}
+
+/// A collection that failed as a whole (single processes vanishing are not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The source does not exist on this platform.
+    #[error("the {source_name} source is not available on {platform}; accepted here: {accepted}")]
+    Unsupported {
+        /// The source asked for.
+        source_name: &'static str,
+        /// This platform.
+        platform: &'static str,
+        /// Sources that work here.
+        accepted: &'static str,
+    },
+    /// The process table could not be listed at all.
+    #[error("cannot list processes in {path}: {source}")]
+    List {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Sources that work on this platform, for error messages.
+const ACCEPTED: &str = if cfg!(target_os = "linux") { "auto, proc" } else { "none yet" };
+
+/// Opens the collector a configuration asks for.
+pub fn open(kind: SourceKind) -> Result<Box<dyn Collector>, CollectError> {
+    let unsupported =
+        |source_name| CollectError::Unsupported { source_name, platform: std::env::consts::OS, accepted: ACCEPTED };
+    match kind {
+        SourceKind::Auto | SourceKind::Proc if cfg!(target_os = "linux") => {
+            Ok(Box::new(proc::ProcCollector::new("/proc")))
+        }
+        SourceKind::Auto => Err(unsupported("auto")),
+        SourceKind::Proc => Err(unsupported("proc")),
+    }
+}

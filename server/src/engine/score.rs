@@ -1,0 +1,149 @@
+//! Scoring and rogue selection (SPEC §3.2): pure functions of a sample's process
+//! records and the configuration.
+//!
+//! ```text
+//! factor value ─÷ divisor, cap 1─► normalised ─× weight─► points ─Σ, cap 100─► × state multiplier = score
+//! ```
+//!
+//! Each rogue carries its explanation: every weighted factor's share of the final score,
+//! attributed in proportion to its points, so the shares add up to the score.
+
+use std::collections::BTreeMap;
+
+use pmon_proto::{
+    config::{Category, Config, Scoring},
+    v1::{Factor, FactorShare, ProcessFactors, ProcessState, Rogue},
+};
+
+use crate::collect::ProcessRecord;
+
+/// The rogues of one sample, highest score first, and the highest score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// Highest rogue score (0 when there are no rogues).
+    pub max_score: f64,
+    /// The selected processes.
+    pub rogues: Vec<Rogue>,
+}
+
+/// A process's score and the explanation of it.
+pub fn score(record: &ProcessRecord, scoring: &Scoring) -> (f64, Vec<FactorShare>) {
+    let f = &record.factors;
+    let w = &scoring.weights;
+    let d = &scoring.divisors;
+    let state_value = scoring.state_scores.get(record.state, 0.0);
+    let terms = [
+        (Factor::Cpu, w.cpu, f.cpu_percent.map(|v| v / d.cpu_percent)),
+        (Factor::State, w.state, Some(state_value)),
+        (Factor::Pageins, w.pageins, f.pageins_per_sec.map(|v| v / d.pageins_per_sec)),
+        (Factor::Mem, w.mem, f.mem_bytes.map(|v| v as f64 / d.mem_bytes)),
+        (Factor::Cmprs, w.cmprs, f.cmprs_bytes.map(|v| v as f64 / d.cmprs_bytes)),
+        (Factor::Csw, w.csw, f.csw_per_sec.map(|v| v / d.csw_per_sec)),
+        (Factor::Sysbsd, w.sysbsd, f.sysbsd_per_sec.map(|v| v / d.sysbsd_per_sec)),
+        (Factor::Threads, w.threads, f.threads.map(|v| f64::from(v) / d.threads)),
+    ];
+    let mut shares: Vec<FactorShare> = terms
+        .into_iter()
+        // An unavailable factor contributes nothing (and is not explained as zero).
+        .filter_map(|(factor, weight, value)| {
+            let normalized = value.filter(|v| v.is_finite()).unwrap_or(0.0).clamp(0.0, 1.0);
+            let points = weight * normalized;
+            (points > 0.0).then_some(FactorShare { factor: factor as i32, normalized, weight, points })
+        })
+        .collect();
+    let sum: f64 = shares.iter().map(|s| s.points).sum();
+    let multiplier = scoring.state_multipliers.get(record.state, 1.0);
+    let score = sum.min(100.0) * multiplier;
+    if sum > 0.0 {
+        for s in &mut shares {
+            s.points = s.points / sum * score;
+        }
+    }
+    shares.retain(|s| s.points > 0.0);
+    shares.sort_by(|a, b| b.points.total_cmp(&a.points));
+    (score, shares)
+}
+
+/// Reads the raw value a category ranks by.
+type RankValue = fn(&ProcessFactors) -> Option<f64>;
+
+/// The ranking categories, their configuration and the raw value they rank by.
+fn categories(config: &Config) -> [(Factor, &Category, RankValue); 7] {
+    let r = &config.rogues;
+    [
+        (Factor::Cpu, &r.cpu, |f| f.cpu_percent),
+        (Factor::Mem, &r.mem, |f| f.mem_bytes.map(|v| v as f64)),
+        (Factor::Pageins, &r.pageins, |f| f.pageins_per_sec),
+        (Factor::Cmprs, &r.cmprs, |f| f.cmprs_bytes.map(|v| v as f64)),
+        (Factor::Csw, &r.csw, |f| f.csw_per_sec),
+        (Factor::Sysbsd, &r.sysbsd, |f| f.sysbsd_per_sec),
+        (Factor::Threads, &r.threads, |f| f.threads.map(f64::from)),
+    ]
+}
+
+/// Selects, scores and orders the rogues of one sample.
+pub fn evaluate(processes: &[ProcessRecord], config: &Config) -> Scored {
+    // index into `processes` → the categories that selected it (ordered, for stable output)
+    let mut selected: BTreeMap<usize, Vec<Factor>> = BTreeMap::new();
+    let mut ranked: Vec<(usize, f64)> = Vec::with_capacity(processes.len());
+    for (factor, category, value) in categories(config) {
+        let count = category.count as usize;
+        if count == 0 {
+            continue;
+        }
+        ranked.clear();
+        ranked.extend(
+            processes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| value(&p.factors).filter(|v| *v > category.threshold).map(|v| (i, v))),
+        );
+        // Highest value first; ties by pid so selection does not depend on listing order.
+        let order =
+            |a: &(usize, f64), b: &(usize, f64)| b.1.total_cmp(&a.1).then(processes[a.0].pid.cmp(&processes[b.0].pid));
+        if ranked.len() > count {
+            ranked.select_nth_unstable_by(count - 1, order);
+            ranked.truncate(count);
+        }
+        for &(i, _) in &ranked {
+            selected.entry(i).or_default().push(factor);
+        }
+    }
+
+    let states = &config.rogues.states;
+    if states.count > 0 && !states.states.is_empty() {
+        let mut in_state: Vec<(usize, f64)> = processes
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| states.states.iter().any(|s| p.state == ProcessState::from(*s)))
+            .map(|(i, p)| (i, score(p, &config.scoring).0))
+            .collect();
+        in_state.sort_by(|a, b| b.1.total_cmp(&a.1).then(processes[a.0].pid.cmp(&processes[b.0].pid)));
+        for &(i, _) in in_state.iter().take(states.count as usize) {
+            selected.entry(i).or_default().push(Factor::State);
+        }
+    }
+
+    let mut rogues: Vec<Rogue> = selected
+        .into_iter()
+        .map(|(i, by)| {
+            let p = &processes[i];
+            let (score, explanation) = score(p, &config.scoring);
+            Rogue {
+                pid: p.pid,
+                command: p.command.clone(),
+                state: p.state as i32,
+                score,
+                selected_by: by.into_iter().map(|f| f as i32).collect(),
+                factors: Some(p.factors),
+                explanation,
+            }
+        })
+        .collect();
+    rogues.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.pid.cmp(&b.pid)));
+    Scored { max_score: rogues.first().map_or(0.0, |r| r.score), rogues }
+}
+
+#[cfg(test)]
+#[path = "score_tests.rs"]
+mod tests;

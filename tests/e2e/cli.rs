@@ -1,0 +1,127 @@
+//! `pmon status`, `pmon watch`, `pmon config` and a real CPU hog.
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::support::{FAST, Server, Watch, json_u64, pmon, spawn_server, wait_exit};
+
+#[test]
+fn status_json_reports_tier_sample_count_and_own_cost() {
+    let server = Server::start(FAST);
+    let status = server.wait_samples(3);
+    assert_eq!(status["source"], "proc");
+    assert!(status["tier"].as_str().is_some_and(|t| t.starts_with("TIER_")), "{status}");
+    assert!(json_u64(&status["sampleCount"]) >= 3);
+    assert!(json_u64(&status["processCount"]) > 0);
+    let cost = &status["cost"];
+    assert!(json_u64(&cost["cpuTotalMicros"]) > 0, "{cost}");
+    assert!(json_u64(&cost["residentBytes"]) > 1_000_000, "{cost}");
+    assert!(cost["meanSampleCpuMicros"].as_f64().is_some_and(|m| m > 0.0), "{cost}");
+    assert_eq!(status["dataDir"], server.data_dir().to_str().expect("utf-8"));
+
+    let line = server.pmon(&["status"]);
+    let text = String::from_utf8_lossy(&line.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("samples") && text.contains("self "), "{text}");
+}
+
+#[test]
+fn watch_json_yields_samples_with_strictly_increasing_sequences() {
+    let server = Server::start(FAST);
+    let out = server.pmon(&["watch", "--json", "--count", "3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let items: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(items.len(), 3);
+    let seqs: Vec<u64> = items.iter().map(|i| json_u64(&i["sample"]["sequence"])).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(items.iter().all(|i| json_u64(&i["sequence"]) == json_u64(&i["sample"]["sequence"])));
+}
+
+fn rogue(sample: &Value, pid: u32) -> Option<&Value> {
+    sample["rogues"].as_array()?.iter().find(|r| r["pid"].as_u64() == Some(u64::from(pid)))
+}
+
+#[test]
+fn a_cpu_hog_becomes_a_rogue_explained_by_cpu_and_disappears_after_it_exits() {
+    let server = Server::start(FAST);
+    server.wait_samples(1);
+    let mut hog =
+        Command::new("sh").args(["-c", "while :; do :; done"]).stdin(Stdio::null()).spawn().expect("start hog");
+    let pid = hog.id();
+    // Every sample after this one was taken with the hog running.
+    let after = json_u64(&server.status()["lastSequence"]);
+    let watch = Watch::start(&server, &["--after", &after.to_string()]);
+
+    let mut found = None;
+    for n in 1..=3 {
+        let sample = watch.next_sample(Duration::from_secs(10));
+        if let Some(r) = rogue(&sample, pid).filter(|r| r["explanation"][0]["factor"] == "FACTOR_CPU") {
+            found = Some((n, r.clone()));
+            break;
+        }
+    }
+    let (n, r) = found.unwrap_or_else(|| panic!("hog {pid} not a cpu rogue within 3 samples"));
+    assert!(r["factors"]["cpuPercent"].as_f64().is_some_and(|c| c > 30.0), "sample {n}: {r}");
+    assert!(r["selectedBy"].as_array().is_some_and(|b| b.iter().any(|f| f == "FACTOR_CPU")), "{r}");
+
+    hog.kill().expect("kill hog");
+    hog.wait().expect("reap hog");
+    let mut gone = false;
+    for _ in 1..=3 {
+        if rogue(&watch.next_sample(Duration::from_secs(10)), pid).is_none() {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "hog {pid} still listed 3 samples after it exited");
+}
+
+#[test]
+fn an_unreachable_server_gets_one_line_saying_where_and_how_to_start_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("nothing-here");
+    let out = pmon(&["--data-dir", data.to_str().expect("utf-8"), "status"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("{}/daemon.sock", data.display())), "{err}");
+    assert!(err.contains("start it with: pmon-server --data-dir"), "{err}");
+}
+
+#[test]
+fn an_invalid_config_stops_the_server_naming_the_line_and_key() {
+    for (config, want) in [
+        ("# comment\n[sampling]\ninterval = 2\n", ["config.toml:3:1", "unknown field `interval`"]),
+        (
+            "[tiers]\nelevated_threshold = 80\ncritical_threshold = 60\n",
+            ["config.toml:3:1", "tiers.critical_threshold"],
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = spawn_server(dir.path(), config);
+        let status = wait_exit(&mut child, Duration::from_secs(10)).expect("server should refuse to start");
+        assert!(!status.success());
+        let log = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
+        for w in want {
+            assert!(log.contains(w), "missing {w:?} in:\n{log}");
+        }
+        assert!(!dir.path().join("data/daemon.sock").exists());
+    }
+}
+
+#[test]
+fn config_show_prints_what_the_server_runs_with() {
+    let server = Server::start(FAST);
+    let out = server.pmon(&["config", "show"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("interval_seconds = 0.2"), "{text}");
+    assert!(text.contains("critical_threshold = 75.0"), "{text}");
+    let path = server.dir.path().join("config.toml");
+    assert!(text.starts_with(&format!("# {}\n", path.display())), "{text}");
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests of the whole product: the real `pmon-server` binary on a temporary
+//! data directory, driven through `pmon`, grpcurl and the generated client.
+//!
+//! The binaries must be built first (`scripts/test` does it); `support::bin` refuses
+//! binaries older than the sources rather than testing stale code.
+
+// A panic is how a test fails.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod cli;
+mod grpcurl;
+mod socket;
+mod stream;
+mod support;

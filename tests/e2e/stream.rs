@@ -1,0 +1,123 @@
+//! `WatchSamples` through the generated client: ring then live, resume, slow watchers.
+
+use std::time::{Duration, Instant};
+
+use pmon_proto::v1::{
+    GetStatusRequest, WatchSamplesRequest, WatchSamplesResponse, pause_monitor_client::PauseMonitorClient,
+    watch_samples_response::Item,
+};
+use tonic::Streaming;
+
+use crate::support::Server;
+
+/// The next item, failing the test after 10 s.
+async fn next(stream: &mut Streaming<WatchSamplesResponse>) -> WatchSamplesResponse {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("an item within 10 s")
+        .expect("stream ok")
+        .expect("stream open")
+}
+
+async fn watch(
+    client: &mut PauseMonitorClient<tonic::transport::Channel>,
+    after: Option<u64>,
+) -> Streaming<WatchSamplesResponse> {
+    client.watch_samples(WatchSamplesRequest { after_sequence: after }).await.expect("watch").into_inner()
+}
+
+const TENTH: &str = "[sampling]\ninterval_seconds = 0.1\nelevated_interval_seconds = 0.1\n";
+
+#[tokio::test]
+async fn a_watcher_joining_mid_stream_gets_the_ring_first_then_live_without_gap() {
+    let server = Server::start(TENTH);
+    let mut client = server.client().await;
+    let mut first = watch(&mut client, None).await;
+    let mut latest = 0;
+    while latest < 6 {
+        latest = next(&mut first).await.sequence;
+    }
+    // The ring (30 s) still holds everything since start: the newcomer gets 1, 2, …
+    // through what the first watcher saw, then live ones, each exactly once.
+    let mut second = watch(&mut client, None).await;
+    for want in 1..=latest + 5 {
+        let item = next(&mut second).await;
+        assert_eq!(item.sequence, want);
+        assert!(matches!(item.item, Some(Item::Sample(ref s)) if s.sequence == want));
+    }
+}
+
+#[tokio::test]
+async fn resuming_after_n_yields_n_plus_one_onward() {
+    let server = Server::start(TENTH);
+    let mut client = server.client().await;
+    let mut first = watch(&mut client, None).await;
+    while next(&mut first).await.sequence < 5 {}
+    let mut resumed = watch(&mut client, Some(3)).await;
+    for want in 4..=9 {
+        assert_eq!(next(&mut resumed).await.sequence, want);
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_watcher_delays_nobody_and_is_told_how_many_it_missed() {
+    let server = Server::start(
+        "[sampling]\ninterval_seconds = 0.05\nelevated_interval_seconds = 0.05\n[watchers]\nqueue_samples = 4\n",
+    );
+    // The stalled client advertises small HTTP/2 windows, so the server cannot park
+    // megabytes for it and its queue overflows quickly, as a slow link would.
+    let socket = format!("unix://{}", server.socket().display());
+    let channel = tonic::transport::Endpoint::from_shared(socket)
+        .expect("endpoint")
+        .initial_stream_window_size(4096)
+        .initial_connection_window_size(4096)
+        .connect()
+        .await
+        .expect("connect");
+    let mut stalled = watch(&mut PauseMonitorClient::new(channel), None).await;
+    let mut last_stalled = next(&mut stalled).await.sequence;
+
+    let mut reader_client = server.client().await;
+    let mut reader = watch(&mut reader_client, None).await;
+    let mut last = next(&mut reader).await.sequence;
+    let (start, mut worst_gap, mut received) = (Instant::now(), Duration::ZERO, 0);
+    let mut arrived = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        let item = next(&mut reader).await;
+        assert_eq!(item.sequence, last + 1, "the reader must get every sample");
+        assert!(matches!(item.item, Some(Item::Sample(_))));
+        last = item.sequence;
+        worst_gap = worst_gap.max(arrived.elapsed());
+        arrived = Instant::now();
+        received += 1;
+    }
+    // 3 s at 20 Hz is 60 samples; a loaded 2-core machine may lose a few intervals.
+    assert!(received >= 30, "reader got only {received} samples in 3 s");
+    assert!(worst_gap < Duration::from_secs(1), "reader waited {worst_gap:?} for a sample");
+
+    // The stalled watcher reads again: somewhere ahead is the gap, reported once.
+    let mut missed = None;
+    for _ in 0..500 {
+        let item = next(&mut stalled).await;
+        match item.item {
+            Some(Item::Missed(m)) => {
+                assert_eq!(m.first_sequence, last_stalled + 1);
+                assert_eq!(item.sequence, m.first_sequence + m.count - 1);
+                missed = Some(m.count);
+                last_stalled = item.sequence;
+            }
+            Some(Item::Sample(s)) => {
+                assert_eq!(s.sequence, last_stalled + 1, "no silent gaps");
+                last_stalled = s.sequence;
+                if missed.is_some() {
+                    break;
+                }
+            }
+            None => panic!("empty item"),
+        }
+    }
+    let missed = missed.expect("a Missed item after stalling");
+    assert!(missed >= 10, "missed only {missed}");
+    let status = reader_client.get_status(GetStatusRequest {}).await.expect("status").into_inner();
+    assert!(status.cost.is_some_and(|c| c.watcher_missed_samples >= missed));
+}

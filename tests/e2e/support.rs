@@ -1,0 +1,276 @@
+//! Starting the real `pmon-server` binary on a temporary data directory and talking to
+//! it the way users do: the `pmon` binary, grpcurl, and the generated client.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use pmon_proto::v1::pause_monitor_client::PauseMonitorClient;
+use serde_json::Value;
+use tempfile::TempDir;
+use tonic::transport::Channel;
+
+/// Samples five times a second, so tests see several samples quickly.
+pub const FAST: &str = "[sampling]\ninterval_seconds = 0.2\nelevated_interval_seconds = 0.2\n";
+
+/// A built binary of the workspace, next to this test's own directory
+/// (`target/<profile>/deps/e2e-…` → `target/<profile>/NAME`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let path = exe.parent().and_then(Path::parent).expect("target dir").join(name);
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
+        panic!("{} is not built; run scripts/test (or `cargo build --workspace` before `cargo test`)", path.display())
+    });
+    let newest = newest_source();
+    assert!(
+        built >= newest,
+        "{} is older than the sources; run scripts/test (or `cargo build --workspace` first)",
+        path.display()
+    );
+    path
+}
+
+/// The newest modification time among the sources the binaries are built from.
+fn newest_source() -> SystemTime {
+    fn walk(dir: &Path, newest: &mut SystemTime) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {
+                *newest = (*newest).max(m);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for dir in ["server/src", "client/src", "proto"] {
+        walk(&root.join(dir), &mut newest);
+    }
+    newest
+}
+
+/// A running `pmon-server` on its own temporary data directory; killed on drop.
+pub struct Server {
+    child: Child,
+    /// Holds the data directory, config and log.
+    pub dir: TempDir,
+}
+
+impl Server {
+    /// Starts a server with this configuration text and waits until it accepts.
+    pub fn start(config: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Server::start_in(dir, config)
+    }
+
+    /// Starts a server in a prepared directory (its `data/` may already hold things).
+    pub fn start_in(dir: TempDir, config: &str) -> Server {
+        let child = spawn_server(dir.path(), config);
+        let mut server = Server { child, dir };
+        server.wait_ready();
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.data_dir().join("daemon.sock")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("pmon-server exited early ({status}):\n{}", self.log());
+            }
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("pmon-server did not listen within 20 s:\n{}", self.log());
+    }
+
+    /// Runs `pmon --data-dir <this server's> ARGS`.
+    pub fn pmon(&self, args: &[&str]) -> Output {
+        let data = self.data_dir();
+        let mut full = vec!["--data-dir", data.to_str().expect("utf-8 path")];
+        full.extend_from_slice(args);
+        pmon(&full)
+    }
+
+    /// `pmon status --json`, parsed.
+    pub fn status(&self) -> Value {
+        let out = self.pmon(&["status", "--json"]);
+        assert!(out.status.success(), "pmon status failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status is JSON")
+    }
+
+    /// Waits until the server has taken at least `n` samples.
+    pub fn wait_samples(&self, n: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = self.status();
+            if json_u64(&status["sampleCount"]) >= n {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "fewer than {n} samples after 20 s: {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A client from the generated stubs over the socket.
+    pub async fn client(&self) -> PauseMonitorClient<Channel> {
+        pmon_proto::endpoint::Endpoint::local(&self.data_dir()).connect().await.expect("connect")
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.pid()).expect("pid fits");
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill failed");
+    }
+
+    /// Waits for the server to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        wait_exit(&mut self.child, limit)
+            .unwrap_or_else(|| panic!("pmon-server still running after {limit:?}:\n{}", self.log()))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `pmon-server --config <dir>/config.toml --data-dir <dir>/data`, logging to
+/// `<dir>/server.log`; does not wait.
+pub fn spawn_server(dir: &Path, config: &str) -> Child {
+    let config_path = dir.join("config.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+    Command::new(bin("pmon-server"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("PMON_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn pmon-server")
+}
+
+/// Waits for a child to exit; `None` if it is still running after `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `pmon ARGS` with no inherited data-dir setting.
+pub fn pmon(args: &[&str]) -> Output {
+    Command::new(bin("pmon"))
+        .args(args)
+        .env_remove("PMON_DATA_DIR")
+        .env_remove("PMON_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pmon")
+}
+
+/// A number from proto3 JSON, where 64-bit integers are strings.
+pub fn json_u64(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a number: {v}")),
+        Value::Number(n) => n.as_u64().unwrap_or_else(|| panic!("not a u64: {v}")),
+        // proto3 JSON leaves out fields at their default, 0.
+        Value::Null => 0,
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// A long-running `pmon … watch --json` whose lines arrive on a channel.
+pub struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watch {
+    pub fn start(server: &Server, extra: &[&str]) -> Watch {
+        let data = server.data_dir();
+        let mut child = Command::new(bin("pmon"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["watch", "--json"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn pmon watch");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// The next stream item, parsed; panics after `limit`.
+    pub fn next(&self, limit: Duration) -> Value {
+        let line = self.lines.recv_timeout(limit).unwrap_or_else(|e| panic!("no watch line within {limit:?}: {e}"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"))
+    }
+
+    /// The next sample (skipping `missed` items).
+    pub fn next_sample(&self, limit: Duration) -> Value {
+        loop {
+            let item = self.next(limit);
+            if !item["sample"].is_null() {
+                return item["sample"].clone();
+            }
+        }
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_exit(&mut self.child, limit)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
