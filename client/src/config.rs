@@ -21,8 +21,9 @@ pub enum Command {
         /// server; this also checks the file and reports the line of any error.
         #[arg(long)]
         file: bool,
-        /// The local file for --file [default: ~/.config/pause-monitor/config.toml].
-        #[arg(long, env = paths::CONFIG_ENV, value_name = "FILE", requires = "file")]
+        /// The local file for --file [default: $PMON_CONFIG, then
+        /// ~/.config/pause-monitor/config.toml].
+        #[arg(long, value_name = "FILE", requires = "file")]
         config: Option<PathBuf>,
     },
     /// The path of the local configuration file ($PMON_CONFIG, or the XDG default).
@@ -36,8 +37,9 @@ pub async fn run(command: Command, connect_to: Option<Endpoint>, data_dir: Optio
             Ok(())
         }
         Command::Show { file: true, config, .. } => {
+            let explicit = config.is_some() || std::env::var_os(paths::CONFIG_ENV).is_some();
             let path = local_path(config)?;
-            let (config, exists) = Config::load(&path).context("the configuration is invalid")?;
+            let (config, exists) = Config::load(&path, explicit).context("the configuration is invalid")?;
             let origin = if exists { "" } else { " (not present: built-in defaults)" };
             print!("# {}{origin}\n{}", path.display(), config.to_toml());
             Ok(())

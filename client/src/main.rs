@@ -35,11 +35,12 @@ use tonic::transport::Channel;
 #[command(name = "pmon", version, verbatim_doc_comment)]
 struct Cli {
     /// Server address: unix:///path/daemon.sock or http://host:port
-    /// [default: unix://<data dir>/daemon.sock].
-    #[arg(long, global = true, value_name = "URL", conflicts_with = "data_dir")]
+    /// [default: unix://<data dir>/daemon.sock]. Takes precedence over --data-dir.
+    #[arg(long, global = true, value_name = "URL")]
     connect: Option<Endpoint>,
 
-    /// The local server's data directory [default: ~/.local/share/pause-monitor].
+    /// The local server's data directory, whose socket to use [default:
+    /// ~/.local/share/pause-monitor].
     #[arg(long, global = true, env = paths::DATA_DIR_ENV, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
@@ -71,8 +72,9 @@ pub struct Failure {
 
 impl From<ConnectError> for Failure {
     fn from(e: ConnectError) -> Self {
+        // Only a data directory's own socket can be recreated by starting a server there.
         let hint = match (&e.endpoint, e.not_running) {
-            (Endpoint::Unix(sock), true) => {
+            (Endpoint::Unix(sock), true) if sock.file_name().is_some_and(|n| n == "daemon.sock") => {
                 let dir = sock.parent().map(|d| d.display().to_string()).unwrap_or_default();
                 format!("; start it with: pmon-server --data-dir {dir}")
             }

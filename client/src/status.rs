@@ -24,20 +24,20 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
     let mut parts = vec![
         format!("pmon-server {} ({})", status.version, status.source),
         format::tier(status.tier).to_string(),
-        format!("score {:.1}", status.max_score),
+        status.max_score.map_or_else(|| "no sample yet".into(), |s| format!("score {s:.1}")),
         format!("{} samples", status.sample_count),
-        format!("{} procs", status.process_count),
     ];
+    if let Some(n) = status.process_count {
+        parts.push(format!("{n} procs"));
+    }
     if let Some(top) = &status.top_rogue {
         parts.push(format!("top {}", format::rogue(top)));
     }
     if let Some(cost) = &status.cost {
+        let cpu = cost.cpu_percent.map_or_else(|| "n/a".into(), |c| format!("{c:.2}%"));
         let rss = cost.resident_bytes.map_or_else(|| "rss n/a".into(), format::bytes);
-        parts.push(format!(
-            "self {:.2}% cpu, {rss}, {:.2} ms/sample",
-            cost.cpu_percent,
-            cost.mean_sample_cpu_micros / 1000.0
-        ));
+        let per_sample = cost.mean_sample_cpu_micros.map_or_else(|| "n/a".into(), |m| format!("{:.2} ms", m / 1000.0));
+        parts.push(format!("self {cpu} cpu, {rss}, {per_sample}/sample"));
     }
     parts.push(format!("{} watcher{}", status.watchers, if status.watchers == 1 { "" } else { "s" }));
     if let Some(started) = status.started_at.as_ref().and_then(system_time) {

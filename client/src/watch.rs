@@ -27,6 +27,12 @@ pub struct Args {
     /// still holds; anything it no longer holds is reported as missed.
     #[arg(long, value_name = "SEQ")]
     after: Option<u64>,
+
+    /// The serverInstance that --after came from (in --json output). If the server has
+    /// restarted since, its numbers started again: --after is ignored and the stream
+    /// starts from what the server holds.
+    #[arg(long, value_name = "ID", requires = "after")]
+    instance: Option<u64>,
 }
 
 pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
@@ -34,7 +40,10 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
         return Ok(());
     }
     let mut client = connect(endpoint).await?;
-    let mut stream = client.watch_samples(WatchSamplesRequest { after_sequence: args.after }).await?.into_inner();
+    let mut stream = client
+        .watch_samples(WatchSamplesRequest { after_sequence: args.after, server_instance: args.instance })
+        .await?
+        .into_inner();
     let mut seen = 0u64;
     let stdout = io::stdout();
     while let Some(item) = stream.message().await? {

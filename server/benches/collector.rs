@@ -35,7 +35,10 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
-use pmon_server::collect::{Collector, proc::ProcCollector};
+use pmon_server::collect::{
+    Collector,
+    proc::{ProcCollector, raise_open_file_limit},
+};
 
 /// Targets when `PMON_BENCH_COUNTS` is not set.
 const DEFAULT_COUNTS: [usize; 3] = [300, 1000, 3000];
@@ -50,6 +53,8 @@ const SPAWN_ROUNDS: usize = 10;
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench` (and maybe a filter); none of them concern us.
     let counts = counts()?;
+    // As pmon-server does at start: room for the collector's kept descriptors.
+    raise_open_file_limit();
     let mut children = Children::default();
 
     println!("pmon proc collector: per-sample cost vs a naive reference, in the same run");

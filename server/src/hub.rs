@@ -32,6 +32,8 @@ use crate::engine::ring::Ring;
 pub struct Hub {
     inner: Mutex<Inner>,
     missed: AtomicU64,
+    /// This run's `server_instance`, stamped on every stream item.
+    instance: u64,
 }
 
 #[derive(Debug)]
@@ -53,13 +55,20 @@ pub struct Subscription {
 }
 
 impl Hub {
-    /// A hub keeping `ring` of history, with a queue of `queue` samples per watcher.
-    pub fn new(ring: Duration, queue: usize) -> Self {
+    /// A hub keeping `ring` of history, with a queue of `queue` samples per watcher,
+    /// for the server run identified by `instance`.
+    pub fn new(ring: Duration, queue: usize, instance: u64) -> Self {
         let (tx, _) = broadcast::channel(queue.max(1));
         Self {
             inner: Mutex::new(Inner { ring: Ring::new(ring), tx: Some(tx), last_sequence: None }),
             missed: AtomicU64::new(0),
+            instance,
         }
+    }
+
+    /// This run's `server_instance`.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -146,12 +155,19 @@ impl Subscription {
                     let missed = Missed { first_sequence: last + 1, count: sample.sequence - last - 1 };
                     st.last = sample.sequence - 1;
                     st.held = Some(sample);
-                    let item = WatchSamplesResponse { sequence: st.last, item: Some(Item::Missed(missed)) };
+                    let item = WatchSamplesResponse {
+                        sequence: st.last,
+                        server_instance: st.hub.instance,
+                        item: Some(Item::Missed(missed)),
+                    };
                     return Some((item, st));
                 }
                 st.last = sample.sequence;
-                let item =
-                    WatchSamplesResponse { sequence: sample.sequence, item: Some(Item::Sample((*sample).clone())) };
+                let item = WatchSamplesResponse {
+                    sequence: sample.sequence,
+                    server_instance: st.hub.instance,
+                    item: Some(Item::Sample((*sample).clone())),
+                };
                 return Some((item, st));
             }
         })

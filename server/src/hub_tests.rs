@@ -10,7 +10,7 @@ fn sample(sequence: u64) -> Arc<Sample> {
 
 /// A hub holding samples 1..=n, one per second (ring of 30 s), queue of `queue`.
 fn hub_with(n: u64, queue: usize) -> (Arc<Hub>, Instant) {
-    let hub = Arc::new(Hub::new(Duration::from_secs(30), queue));
+    let hub = Arc::new(Hub::new(Duration::from_secs(30), queue, 77));
     let t0 = Instant::now();
     for s in 1..=n {
         hub.publish(t0 + Duration::from_secs(s), sample(s));
@@ -22,6 +22,7 @@ fn hub_with(n: u64, queue: usize) -> (Arc<Hub>, Instant) {
 async fn take(stream: impl Stream<Item = WatchSamplesResponse>, n: usize) -> Vec<(u64, Option<u64>)> {
     stream
         .take(n)
+        .inspect(|r| assert_eq!(r.server_instance, 77, "every item names the server run"))
         .map(|r| match r.item {
             Some(Item::Missed(m)) => (r.sequence, Some(m.count)),
             _ => (r.sequence, None),

@@ -19,7 +19,12 @@ pub mod hub;
 pub mod listen;
 pub mod service;
 
-use std::{future::Future, path::PathBuf, sync::Arc, time::Duration, time::SystemTime};
+use std::{
+    future::Future,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use pmon_proto::{config::Config, v1::pause_monitor_server::PauseMonitorServer};
 use tokio_stream::wrappers::UnixListenerStream;
@@ -70,9 +75,13 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     let collector = collect::open(options.config.sampling.source)?;
     let source = collector.name();
     let sampling = &options.config.sampling;
+    let started_at = SystemTime::now();
+    // Start time in nanoseconds: distinct for every run of a server.
+    let instance = started_at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     let hub = Arc::new(Hub::new(
         Duration::from_secs_f64(sampling.ring_buffer_seconds),
         options.config.watchers.queue_samples as usize,
+        instance,
     ));
     let (engine, status) =
         Engine::spawn(collector, options.config.clone(), Arc::clone(&hub)).map_err(ServerError::Thread)?;
@@ -81,7 +90,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         Arc::clone(&hub),
         status,
         ServerInfo {
-            started_at: SystemTime::now(),
+            started_at,
             source,
             data_dir: options.data_dir.clone(),
             config: options.config,

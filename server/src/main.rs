@@ -2,7 +2,7 @@
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use pmon_proto::{
     config::{Config, SourceKind},
@@ -38,20 +38,12 @@ struct Args {
     interval: Option<f64>,
 
     /// Collector (overrides sampling.source): auto or proc.
-    #[arg(long, value_name = "SOURCE", value_parser = parse_source)]
+    #[arg(long, value_name = "SOURCE")]
     source: Option<SourceKind>,
 
     /// Log filter, e.g. info, debug, pmon_server=trace.
     #[arg(long, env = "PMON_LOG", default_value = "info", value_name = "FILTER")]
     log: String,
-}
-
-fn parse_source(s: &str) -> Result<SourceKind, String> {
-    match s {
-        "auto" => Ok(SourceKind::Auto),
-        "proc" => Ok(SourceKind::Proc),
-        _ => Err(format!("unknown source {s:?}; accepted: auto, proc")),
-    }
 }
 
 fn main() -> ExitCode {
@@ -78,6 +70,8 @@ fn main() -> ExitCode {
 }
 
 fn start(args: Args) -> anyhow::Result<()> {
+    // A path given by flag or environment must exist; the default location may not.
+    let explicit = args.config.is_some();
     let config_path = match args.config {
         Some(p) => p,
         None => paths::default_config_path()?,
@@ -86,11 +80,8 @@ fn start(args: Args) -> anyhow::Result<()> {
         Some(d) => d,
         None => paths::default_data_dir()?,
     };
-    let (mut config, config_file_exists) = Config::load(&config_path)?;
+    let (mut config, config_file_exists) = Config::load(&config_path, explicit)?;
     if let Some(interval) = args.interval {
-        if !(interval.is_finite() && (0.05..=3600.0).contains(&interval)) {
-            bail!("--interval {interval} is out of range; accepted: 0.05 to 3600 seconds");
-        }
         config.sampling.interval_seconds = interval;
         // Elevated sampling is never slower than normal sampling.
         config.sampling.elevated_interval_seconds = config.sampling.elevated_interval_seconds.min(interval);
@@ -98,28 +89,30 @@ fn start(args: Args) -> anyhow::Result<()> {
     if let Some(source) = args.source {
         config.sampling.source = source;
     }
+    config.check().map_err(|e| anyhow::anyhow!("invalid command-line setting: {e}"))?;
+    pmon_server::collect::proc::raise_open_file_limit();
     let options = pmon_server::Options { data_dir, config, config_path, config_file_exists };
 
     // One thread serves every client; the sampler has its own. A monitor stays small.
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    runtime.block_on(pmon_server::run(options, shutdown_signal()))?;
-    Ok(())
+    runtime.block_on(async {
+        // Handlers are registered before anything else, so a signal during start-up
+        // still ends in a clean stop rather than the default kill.
+        let shutdown = shutdown_signal()?;
+        pmon_server::run(options, shutdown).await.map_err(anyhow::Error::from)
+    })
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Registers SIGINT and SIGTERM now; the returned future completes on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGTERM ({e}); stop with SIGINT");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }

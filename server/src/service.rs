@@ -59,7 +59,9 @@ impl PauseMonitor for Service {
         &self,
         request: Request<WatchSamplesRequest>,
     ) -> Result<Response<Self::WatchSamplesStream>, Status> {
-        let after = request.into_inner().after_sequence;
+        let request = request.into_inner();
+        // Sequence numbers from another run of the server mean nothing here.
+        let after = request.after_sequence.filter(|_| request.server_instance.is_none_or(|i| i == self.hub.instance()));
         let subscription =
             self.hub.subscribe(after).ok_or_else(|| Status::unavailable("pmon-server is shutting down"))?;
         let stream = subscription.into_stream(Arc::clone(&self.hub)).map(Ok);
@@ -67,6 +69,11 @@ impl PauseMonitor for Service {
     }
 
     async fn get_status(&self, _: Request<GetStatusRequest>) -> Result<Response<GetStatusResponse>, Status> {
+        if self.status.has_changed().is_err() {
+            // The sampler thread is gone (it panicked): say so rather than serve a
+            // status that silently stopped moving.
+            return Err(Status::unavailable("the sampler stopped; see the pmon-server log and restart the server"));
+        }
         let s = self.status.borrow().clone();
         let memory = cost::memory();
         let latest = s.latest.as_deref();
@@ -75,11 +82,11 @@ impl PauseMonitor for Service {
             started_at: Some(timestamp(self.info.started_at)),
             source: self.info.source.to_string(),
             tier: s.tier as i32,
-            max_score: latest.map_or(0.0, |l| l.max_score),
+            max_score: latest.map(|l| l.max_score),
             sample_count: s.sample_count,
             last_sequence: latest.map(|l| l.sequence),
             last_sample_time: latest.and_then(|l| l.time),
-            process_count: latest.map_or(0, |l| l.process_count),
+            process_count: latest.map(|l| l.process_count),
             top_rogue: latest.and_then(|l| l.rogues.first().cloned()),
             interval_seconds: s.interval.as_secs_f64(),
             watchers: u32::try_from(self.hub.watchers()).unwrap_or(u32::MAX),
@@ -89,11 +96,15 @@ impl PauseMonitor for Service {
                 cpu_total_micros: u64::try_from(s.cost.cpu_total.as_micros()).unwrap_or(u64::MAX),
                 resident_bytes: memory.resident,
                 peak_resident_bytes: memory.peak,
-                last_sample_cpu_micros: u64::try_from(s.cost.last_sample_cpu.as_micros()).unwrap_or(u64::MAX),
-                mean_sample_cpu_micros: s.cost.mean_sample_cpu.as_secs_f64() * 1e6,
+                last_sample_cpu_micros: s
+                    .cost
+                    .last_sample_cpu
+                    .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+                mean_sample_cpu_micros: s.cost.mean_sample_cpu.map(|d| d.as_secs_f64() * 1e6),
                 watcher_missed_samples: self.hub.missed_total(),
             }),
             data_dir: self.info.data_dir.display().to_string(),
+            server_instance: self.hub.instance(),
         }))
     }
 

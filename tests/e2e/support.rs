@@ -25,7 +25,9 @@ pub fn bin(name: &str) -> PathBuf {
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
         panic!("{} is not built; run scripts/test (or `cargo build --workspace` before `cargo test`)", path.display())
     });
-    let newest = newest_source();
+    // Each binary is rebuilt when its own crate or the contract changes, not otherwise.
+    let crate_dir = if name == "pmon-server" { "server/src" } else { "client/src" };
+    let newest = newest_source(&[crate_dir, "proto", "build.rs"]);
     assert!(
         built >= newest,
         "{} is older than the sources; run scripts/test (or `cargo build --workspace` first)",
@@ -34,8 +36,8 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// The newest modification time among the sources the binaries are built from.
-fn newest_source() -> SystemTime {
+/// The newest modification time among these paths (relative to the repository).
+fn newest_source(paths: &[&str]) -> SystemTime {
     fn walk(dir: &Path, newest: &mut SystemTime) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -48,8 +50,13 @@ fn newest_source() -> SystemTime {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut newest = SystemTime::UNIX_EPOCH;
-    for dir in ["server/src", "client/src", "proto"] {
-        walk(&root.join(dir), &mut newest);
+    for path in paths {
+        let path = root.join(path);
+        if path.is_dir() {
+            walk(&path, &mut newest);
+        } else if let Ok(m) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+            newest = newest.max(m);
+        }
     }
     newest
 }

@@ -67,17 +67,17 @@ pub struct CostMeter {
     last_sample_cpu: Duration,
 }
 
-/// A snapshot of the meter.
+/// A snapshot of the meter; `None` before the first sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CostFigures {
     /// Process CPU over the window, percent of one core.
-    pub cpu_percent: f64,
+    pub cpu_percent: Option<f64>,
     /// Process CPU since start.
     pub cpu_total: Duration,
     /// CPU of the latest sample.
-    pub last_sample_cpu: Duration,
+    pub last_sample_cpu: Option<Duration>,
     /// Mean CPU per sample.
-    pub mean_sample_cpu: Duration,
+    pub mean_sample_cpu: Option<Duration>,
 }
 
 impl CostMeter {
@@ -108,14 +108,12 @@ impl CostMeter {
         };
         let wall = last.0.saturating_duration_since(first.0).as_secs_f64();
         let cpu = last.1.saturating_sub(first.1).as_secs_f64();
+        let sampled = self.samples > 0;
         CostFigures {
-            cpu_percent: if wall > 0.0 { cpu / wall * 100.0 } else { 0.0 },
+            cpu_percent: (sampled && wall > 0.0).then(|| cpu / wall * 100.0),
             cpu_total: last.1,
-            last_sample_cpu: self.last_sample_cpu,
-            mean_sample_cpu: self
-                .total_sample_cpu
-                .checked_div(u32::try_from(self.samples).unwrap_or(u32::MAX))
-                .unwrap_or(Duration::ZERO),
+            last_sample_cpu: sampled.then_some(self.last_sample_cpu),
+            mean_sample_cpu: self.total_sample_cpu.checked_div(u32::try_from(self.samples).unwrap_or(u32::MAX)),
         }
     }
 }
@@ -133,16 +131,18 @@ mod tests {
             m.record(t0 + Duration::from_secs(s), Duration::from_millis(10 * s), Duration::from_millis(2));
         }
         let f = m.figures();
-        assert!((f.cpu_percent - 1.0).abs() < 1e-9, "{}", f.cpu_percent);
+        assert!(f.cpu_percent.is_some_and(|c| (c - 1.0).abs() < 1e-9), "{:?}", f.cpu_percent);
         assert_eq!(f.cpu_total, Duration::from_millis(1200));
-        assert_eq!((f.last_sample_cpu, f.mean_sample_cpu), (Duration::from_millis(2), Duration::from_millis(2)));
+        let two_ms = Some(Duration::from_millis(2));
+        assert_eq!((f.last_sample_cpu, f.mean_sample_cpu), (two_ms, two_ms));
         assert!(m.window.len() <= 62, "window stays bounded: {}", m.window.len());
     }
 
     #[test]
-    fn no_samples_yet_is_zero_not_nan() {
+    fn no_samples_yet_is_unknown_not_zero() {
         let f = CostMeter::new(Instant::now(), Duration::from_millis(5)).figures();
-        assert_eq!((f.cpu_percent, f.mean_sample_cpu), (0.0, Duration::ZERO));
+        assert_eq!((f.cpu_percent, f.last_sample_cpu, f.mean_sample_cpu), (None, None, None));
+        assert_eq!(f.cpu_total, Duration::from_millis(5));
     }
 
     #[test]

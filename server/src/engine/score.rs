@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use pmon_proto::{
-    config::{Category, Config, Scoring},
+    config::{Config, Scoring},
     v1::{Factor, FactorShare, ProcessFactors, ProcessState, Rogue},
 };
 
@@ -67,27 +67,25 @@ pub fn score(record: &ProcessRecord, scoring: &Scoring) -> (f64, Vec<FactorShare
 /// Reads the raw value a category ranks by.
 type RankValue = fn(&ProcessFactors) -> Option<f64>;
 
-/// The ranking categories, their configuration and the raw value they rank by.
-fn categories(config: &Config) -> [(Factor, &Category, RankValue); 7] {
-    let r = &config.rogues;
-    [
-        (Factor::Cpu, &r.cpu, |f| f.cpu_percent),
-        (Factor::Mem, &r.mem, |f| f.mem_bytes.map(|v| v as f64)),
-        (Factor::Pageins, &r.pageins, |f| f.pageins_per_sec),
-        (Factor::Cmprs, &r.cmprs, |f| f.cmprs_bytes.map(|v| v as f64)),
-        (Factor::Csw, &r.csw, |f| f.csw_per_sec),
-        (Factor::Sysbsd, &r.sysbsd, |f| f.sysbsd_per_sec),
-        (Factor::Threads, &r.threads, |f| f.threads.map(f64::from)),
-    ]
-}
+/// The factor and raw value of each ranking category, in the order of
+/// [`Rogues::categories`](pmon_proto::config::Rogues::categories).
+const RANKINGS: [(Factor, RankValue); 7] = [
+    (Factor::Cpu, |f| f.cpu_percent),
+    (Factor::Mem, |f| f.mem_bytes.map(|v| v as f64)),
+    (Factor::Pageins, |f| f.pageins_per_sec),
+    (Factor::Cmprs, |f| f.cmprs_bytes.map(|v| v as f64)),
+    (Factor::Csw, |f| f.csw_per_sec),
+    (Factor::Sysbsd, |f| f.sysbsd_per_sec),
+    (Factor::Threads, |f| f.threads.map(f64::from)),
+];
 
 /// Selects, scores and orders the rogues of one sample.
 pub fn evaluate(processes: &[ProcessRecord], config: &Config) -> Scored {
     // index into `processes` → the categories that selected it (ordered, for stable output)
     let mut selected: BTreeMap<usize, Vec<Factor>> = BTreeMap::new();
     let mut ranked: Vec<(usize, f64)> = Vec::with_capacity(processes.len());
-    for (factor, category, value) in categories(config) {
-        let count = category.count as usize;
+    for ((factor, value), (_, count, threshold)) in RANKINGS.into_iter().zip(config.rogues.categories()) {
+        let count = count as usize;
         if count == 0 {
             continue;
         }
@@ -96,7 +94,7 @@ pub fn evaluate(processes: &[ProcessRecord], config: &Config) -> Scored {
             processes
                 .iter()
                 .enumerate()
-                .filter_map(|(i, p)| value(&p.factors).filter(|v| *v > category.threshold).map(|v| (i, v))),
+                .filter_map(|(i, p)| value(&p.factors).filter(|v| *v > threshold).map(|v| (i, v))),
         );
         // Highest value first; ties by pid so selection does not depend on listing order.
         let order =

@@ -181,3 +181,10 @@ proptest! {
         prop_assert_eq!(pids.len(), scored.rogues.len());
     }
 }
+
+#[test]
+fn rankings_line_up_with_the_configured_categories() {
+    for ((factor, _), (name, _, _)) in RANKINGS.into_iter().zip(Config::default().rogues.categories()) {
+        assert_eq!(factor.as_str_name().trim_start_matches("FACTOR_").to_lowercase(), name);
+    }
+}

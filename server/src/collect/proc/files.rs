@@ -7,6 +7,9 @@
 //! not to its pid number: once that process is gone, reading fails (ESRCH) and the
 //! path is opened again, so a reused pid is read from the new process.
 //!
+//! The more descriptors the open-file limit allows, the more can be kept; the server
+//! raises its soft limit to the hard one at start ([`raise_open_file_limit`]).
+//!
 //! Each kept descriptor also holds kernel memory (the seq_file page and its file: about
 //! 4.4 KiB unreclaimable, measured), so the number kept is capped ([`MAX_KEPT`]); past
 //! the cap, files are opened, read and closed each time. The cap trades the CPU saved
@@ -43,6 +46,9 @@ const INITIAL_BUFFER: usize = 8192;
 #[derive(Debug)]
 struct Kept {
     files: [Option<File>; 3],
+    /// Files this process does not let us read (another user's `io` when not root):
+    /// not retried every sample, only once the pid belongs to a new process.
+    denied: [bool; 3],
     /// The sample in which this pid was last listed.
     seen: u64,
 }
@@ -66,7 +72,7 @@ impl ProcFiles {
             buf: vec![0; INITIAL_BUFFER],
             kept: HashMap::new(),
             kept_count: 0,
-            max_kept: usize::try_from(open_file_limit().saturating_sub(RESERVED_FDS))
+            max_kept: usize::try_from(open_file_limit(false).saturating_sub(RESERVED_FDS))
                 .unwrap_or(usize::MAX)
                 .min(MAX_KEPT),
             generation: 0,
@@ -109,7 +115,11 @@ impl ProcFiles {
     pub(super) fn pid_file(&mut self, pid: u32, file: PidFile) -> io::Result<&[u8]> {
         let slot = file as usize;
         let generation = self.generation;
-        let kept = self.kept.entry(pid).or_insert_with(|| Kept { files: [None, None, None], seen: generation });
+        let kept = self.kept.entry(pid).or_insert_with(|| Kept {
+            files: [None, None, None],
+            denied: [false; 3],
+            seen: generation,
+        });
         kept.seen = generation;
         if let Some(f) = &kept.files[slot] {
             match read_all_at(f, &mut self.buf) {
@@ -118,14 +128,26 @@ impl ProcFiles {
                     // The process it belonged to is gone; the pid may be a new one.
                     kept.files[slot] = None;
                     self.kept_count -= 1;
+                    if file == PidFile::Stat {
+                        kept.denied = [false; 3];
+                    }
                 }
             }
+        }
+        if kept.denied[slot] {
+            return Err(io::ErrorKind::PermissionDenied.into());
         }
         use std::fmt::Write;
         self.path.clear();
         // Writing into a String cannot fail.
         let _ = write!(self.path, "{}/{pid}/{}", self.root, file.name());
-        let f = File::open(&self.path)?;
+        let f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) => {
+                kept.denied[slot] = e.kind() == io::ErrorKind::PermissionDenied;
+                return Err(e);
+            }
+        };
         let len = read_all_at(&f, &mut self.buf)?;
         if self.kept_count < self.max_kept {
             kept.files[slot] = Some(f);
@@ -166,16 +188,22 @@ fn read_all_at(f: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
     }
 }
 
-/// The soft limit on open files, raised to the hard limit first: keeping descriptors
-/// is only worth it with room for them.
-fn open_file_limit() -> u64 {
+/// Raises the soft limit on open files to the hard limit, so the collector has room
+/// to keep descriptors. Call once at start, before creating the collector.
+pub fn raise_open_file_limit() {
+    let limit = open_file_limit(true);
+    tracing::debug!(limit, "open-file limit");
+}
+
+/// The soft limit on open files, after raising it to the hard limit if `raise`.
+fn open_file_limit(raise: bool) -> u64 {
     // SAFETY: getrlimit/setrlimit read and write the struct we pass; RLIMIT_NOFILE is valid.
     unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 0;
         }
-        if lim.rlim_cur < lim.rlim_max {
+        if raise && lim.rlim_cur < lim.rlim_max {
             let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
                 lim.rlim_cur = lim.rlim_max;

@@ -22,6 +22,7 @@ use std::{
 use pmon_proto::v1::{ProcessFactors, SystemFigures};
 
 use super::{CollectError, Collector, ProcessRecord, RawSample};
+pub use files::raise_open_file_limit;
 use files::{PidFile, ProcFiles};
 
 /// Cumulative counters of one process, kept until the next sample to compute rates.
@@ -128,11 +129,7 @@ impl ProcCollector {
         };
         // A different start time means the pid was reused: no rates for the newcomer.
         let before = self.prev.get(&pid).filter(|p| p.starttime == stat.starttime);
-        let rate = |cur: Option<u64>, old: Option<u64>| -> Option<f64> {
-            let (cur, old, secs) = (cur?, old?, secs?);
-            // A counter that went backwards has no meaningful rate.
-            (cur >= old).then(|| (cur - old) as f64 / secs)
-        };
+        let rate = |cur: Option<u64>, old: Option<u64>| rate(cur, old, secs);
         let cpu_ticks_per_sec = rate(Some(now.cpu_ticks), before.map(|b| b.cpu_ticks));
         let factors = ProcessFactors {
             cpu_percent: cpu_ticks_per_sec.map(|t| t / self.ticks_per_sec * 100.0),
@@ -156,9 +153,8 @@ impl ProcCollector {
         let (cpu_pressure, memory_pressure, io_pressure) =
             (pressure("pressure/cpu"), pressure("pressure/memory"), pressure("pressure/io"));
         let vm = self.files.file("vmstat").ok().map(|b| parse::vmstat(&text(b)));
-        let rate = |pick: fn(&parse::VmStat) -> Option<u64>| -> Option<f64> {
-            let (cur, old, secs) = (pick(vm.as_ref()?)?, pick(self.prev_vm.as_ref()?)?, secs?);
-            (cur >= old).then(|| (cur - old) as f64 / secs)
+        let rate = |pick: fn(&parse::VmStat) -> Option<u64>| {
+            rate(vm.as_ref().and_then(pick), self.prev_vm.as_ref().and_then(pick), secs)
         };
         let figures = SystemFigures {
             load_1m: load.map(|l| l[0]),
@@ -188,6 +184,13 @@ impl Collector for ProcCollector {
     fn collect(&mut self) -> Result<RawSample, CollectError> {
         self.collect_at(Instant::now(), SystemTime::now())
     }
+}
+
+/// Per-second rate of a cumulative counter; none without both readings and time, or
+/// when the counter went backwards (it was reset: no meaningful rate).
+fn rate(cur: Option<u64>, old: Option<u64>, secs: Option<f64>) -> Option<f64> {
+    let (cur, old, secs) = (cur?, old?, secs?);
+    (cur >= old).then(|| (cur - old) as f64 / secs)
 }
 
 /// Machine-wide /proc files are ASCII; lossy decoding only guards against surprises.

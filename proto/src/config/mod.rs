@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::v1::ProcessState;
 
+mod validate;
+pub use validate::Invalid;
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -182,37 +185,48 @@ state_table!(
 
 /// `[rogues]`: per category, the top `count` processes whose raw value is above
 /// `threshold` (in the factor's own unit); plus processes in chosen states.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rogues {
     /// By CPU percent. Default count 5, threshold 0.
-    pub cpu: Category,
+    pub cpu: Category<5>,
     /// By memory bytes. Default count 3, threshold 0.
-    pub mem: Category,
+    pub mem: Category<3>,
     /// By page-ins per second. Default count 3, threshold 0.
-    pub pageins: Category,
+    pub pageins: Category<3>,
     /// By compressed / swapped bytes. Default count 3, threshold 0.
-    pub cmprs: Category,
+    pub cmprs: Category<3>,
     /// By context switches per second. Default count 3, threshold 0.
-    pub csw: Category,
+    pub csw: Category<3>,
     /// By system calls per second. Default count 3, threshold 0.
-    pub sysbsd: Category,
+    pub sysbsd: Category<3>,
     /// By thread count. Default count 0 (off), threshold 0.
-    pub threads: Category,
+    pub threads: Category<0>,
     /// By scheduler state.
     pub states: StateSelection,
 }
 
-/// One ranking category.
+/// One ranking category; `COUNT` is its default count, so a table that sets only
+/// `threshold` keeps the category's own default `count`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Category {
+pub struct Category<const COUNT: u32> {
     /// How many of the top processes to take; 0 turns the category off.
-    #[serde(default)]
+    #[serde(default = "default_count::<COUNT>")]
     pub count: u32,
     /// Only values strictly above this count.
     #[serde(default)]
     pub threshold: f64,
+}
+
+fn default_count<const COUNT: u32>() -> u32 {
+    COUNT
+}
+
+impl<const COUNT: u32> Default for Category<COUNT> {
+    fn default() -> Self {
+        Self { count: COUNT, threshold: 0.0 }
+    }
 }
 
 /// Selection by state.
@@ -306,30 +320,24 @@ impl Default for Divisors {
     }
 }
 
-impl Category {
-    const fn top(count: u32) -> Self {
-        Self { count, threshold: 0.0 }
-    }
-}
-
-impl Default for Rogues {
-    fn default() -> Self {
-        Self {
-            cpu: Category::top(5),
-            mem: Category::top(3),
-            pageins: Category::top(3),
-            cmprs: Category::top(3),
-            csw: Category::top(3),
-            sysbsd: Category::top(3),
-            threads: Category::top(0),
-            states: StateSelection::default(),
-        }
-    }
-}
-
 impl Default for StateSelection {
     fn default() -> Self {
         Self { count: 10, states: vec![StateName::Stuck, StateName::Zombie] }
+    }
+}
+
+impl Rogues {
+    /// Every ranking category as (name, count, threshold), in a fixed order.
+    pub fn categories(&self) -> [(&'static str, u32, f64); 7] {
+        [
+            ("cpu", self.cpu.count, self.cpu.threshold),
+            ("mem", self.mem.count, self.mem.threshold),
+            ("pageins", self.pageins.count, self.pageins.threshold),
+            ("cmprs", self.cmprs.count, self.cmprs.threshold),
+            ("csw", self.csw.count, self.csw.threshold),
+            ("sysbsd", self.sysbsd.count, self.sysbsd.threshold),
+            ("threads", self.threads.count, self.threads.threshold),
+        ]
     }
 }
 
@@ -349,6 +357,14 @@ pub enum ConfigError {
         path: String,
         /// Why.
         source: io::Error,
+    },
+    /// A file named explicitly (not the default location) does not exist.
+    #[error(
+        "config file {path} does not exist; create it, or leave out --config and $PMON_CONFIG to use the default location"
+    )]
+    Missing {
+        /// The file.
+        path: String,
     },
     /// Not valid TOML, an unknown key, or a value of the wrong type.
     #[error("{path}:{location}: {message}")]
@@ -374,7 +390,7 @@ pub enum ConfigError {
     },
 }
 
-/// A 1-based line and column, or "unknown" for a key that took its default.
+/// A 1-based line and column, or "(default)" for a key that took its default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location(pub Option<(usize, usize)>);
 
@@ -388,13 +404,16 @@ impl fmt::Display for Location {
 }
 
 impl Config {
-    /// Loads `path`; a missing file means all defaults. Returns the config and whether
-    /// the file existed.
-    pub fn load(path: &Path) -> Result<(Config, bool), ConfigError> {
+    /// Loads `path`. A missing file means all defaults, unless `explicit` (the user
+    /// named it): then it is an error, since a typo must not silently run on defaults.
+    /// Returns the config and whether the file existed.
+    pub fn load(path: &Path, explicit: bool) -> Result<(Config, bool), ConfigError> {
+        let shown = path.display().to_string();
         match fs::read_to_string(path) {
-            Ok(text) => Ok((Config::parse(&text, &path.display().to_string())?, true)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((Config::default(), false)),
-            Err(source) => Err(ConfigError::Read { path: path.display().to_string(), source }),
+            Ok(text) => Ok((Config::parse(&text, &shown)?, true)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => Ok((Config::default(), false)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ConfigError::Missing { path: shown }),
+            Err(source) => Err(ConfigError::Read { path: shown, source }),
         }
     }
 
@@ -402,14 +421,17 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
-            location: Location(e.span().map(|s| line_col(text, s.start))),
+            location: Location(e.span().map(|s| validate::line_col(text, s.start))),
             message: e.message().trim_end().to_string(),
         })?;
-        config.validate().map_err(|(key, message)| ConfigError::Invalid {
-            path: origin.to_string(),
-            location: Location(key_offset(text, &key).map(|at| line_col(text, at))),
-            key,
-            message,
+        config.check().map_err(|invalid| {
+            // Point at the first of the keys involved that the file actually writes.
+            let written = invalid.keys.iter().find_map(|k| validate::key_offset(text, k).map(|at| (k, at)));
+            let (key, location) = match written {
+                Some((k, at)) => (k.clone(), Location(Some(validate::line_col(text, at)))),
+                None => (invalid.keys[0].clone(), Location(None)),
+            };
+            ConfigError::Invalid { path: origin.to_string(), location, key, message: invalid.message }
         })?;
         Ok(config)
     }
@@ -419,187 +441,17 @@ impl Config {
         // Serialising plain structs of numbers, strings and lists cannot fail.
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
-
-    /// Checks ranges and relations between keys; `Err((key, message))`.
-    fn validate(&self) -> Result<(), (String, String)> {
-        let s = &self.sampling;
-        range("sampling.interval_seconds", s.interval_seconds, 0.05, 3600.0)?;
-        range("sampling.elevated_interval_seconds", s.elevated_interval_seconds, 0.05, s.interval_seconds)?;
-        range("sampling.ring_buffer_seconds", s.ring_buffer_seconds, 1.0, 3600.0)?;
-
-        let t = &self.tiers;
-        range("tiers.elevated_threshold", t.elevated_threshold, 0.0, 100.0)?;
-        range("tiers.critical_threshold", t.critical_threshold, 0.0, 100.0)?;
-        if t.critical_threshold <= t.elevated_threshold {
-            return Err((
-                "tiers.critical_threshold".into(),
-                format!("{} must be above tiers.elevated_threshold ({})", t.critical_threshold, t.elevated_threshold),
-            ));
-        }
-        range("tiers.hysteresis_seconds", t.hysteresis_seconds, 0.0, 3600.0)?;
-
-        let w = &self.scoring.weights;
-        let weights = [
-            ("cpu", w.cpu),
-            ("state", w.state),
-            ("pageins", w.pageins),
-            ("mem", w.mem),
-            ("cmprs", w.cmprs),
-            ("csw", w.csw),
-            ("sysbsd", w.sysbsd),
-            ("threads", w.threads),
-        ];
-        for (name, value) in weights {
-            range(&format!("scoring.weights.{name}"), value, 0.0, 100.0)?;
-        }
-        if weights.iter().map(|(_, v)| v).sum::<f64>() <= 0.0 {
-            return Err(("scoring.weights".into(), "at least one weight must be above 0".into()));
-        }
-        let d = &self.scoring.divisors;
-        for (name, value) in [
-            ("cpu_percent", d.cpu_percent),
-            ("pageins_per_sec", d.pageins_per_sec),
-            ("mem_bytes", d.mem_bytes),
-            ("cmprs_bytes", d.cmprs_bytes),
-            ("csw_per_sec", d.csw_per_sec),
-            ("sysbsd_per_sec", d.sysbsd_per_sec),
-            ("threads", d.threads),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err((format!("scoring.divisors.{name}"), format!("{value} must be a number above 0")));
-            }
-        }
-        for (name, value) in self.scoring.state_scores.entries() {
-            range(&format!("scoring.state_scores.{name}"), value, 0.0, 1.0)?;
-        }
-        for (name, value) in self.scoring.state_multipliers.entries() {
-            range(&format!("scoring.state_multipliers.{name}"), value, 0.0, 1.0)?;
-        }
-
-        let r = &self.rogues;
-        for (name, c) in [
-            ("cpu", &r.cpu),
-            ("mem", &r.mem),
-            ("pageins", &r.pageins),
-            ("cmprs", &r.cmprs),
-            ("csw", &r.csw),
-            ("sysbsd", &r.sysbsd),
-            ("threads", &r.threads),
-        ] {
-            range(&format!("rogues.{name}.count"), f64::from(c.count), 0.0, 100.0)?;
-            range(&format!("rogues.{name}.threshold"), c.threshold, 0.0, f64::MAX)?;
-        }
-        range("rogues.states.count", f64::from(r.states.count), 0.0, 100.0)?;
-        range("watchers.queue_samples", f64::from(self.watchers.queue_samples), 1.0, 65_536.0)?;
-        Ok(())
-    }
 }
 
-fn range(key: &str, value: f64, min: f64, max: f64) -> Result<(), (String, String)> {
-    if value.is_finite() && (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err((key.to_string(), format!("{value} is out of range; accepted: {min} to {max}")))
-    }
-}
+impl std::str::FromStr for SourceKind {
+    type Err = String;
 
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
-    (line, col)
-}
-
-/// Byte offset where a dotted key is written: under its `[table]` header, or as a
-/// dotted key at the top level. Good enough for a hand-written file; `None` when the
-/// key is not written (it took its default).
-fn key_offset(text: &str, dotted: &str) -> Option<usize> {
-    let (table, leaf) = dotted.rsplit_once('.').unwrap_or(("", dotted));
-    let mut current = String::new();
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        if let Some(header) = trimmed.strip_prefix('[') {
-            current = header.split(']').next().unwrap_or("").trim().to_string();
-        } else if let Some((k, _)) = trimmed.split_once('=') {
-            let k = k.trim();
-            let full = if current.is_empty() { k.to_string() } else { format!("{current}.{k}") };
-            if full == dotted || (current == table && k == leaf) {
-                return Some(offset + indent);
-            }
-        }
-        offset += line.len();
+    /// The same names as in the file, from the same definition.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use serde::de::{IntoDeserializer, value::Error};
+        SourceKind::deserialize(IntoDeserializer::<Error>::into_deserializer(s)).map_err(|e| e.to_string())
     }
-    None
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_file_is_all_defaults() {
-        assert_eq!(Config::parse("", "t").ok(), Some(Config::default()));
-    }
-
-    #[test]
-    fn the_fixture_with_every_key_written_equals_the_defaults() {
-        let text = include_str!("../../fixtures/config/defaults.toml");
-        assert_eq!(Config::parse(text, "defaults.toml").ok(), Some(Config::default()));
-    }
-
-    #[test]
-    fn rendered_defaults_parse_back_identically() {
-        let rendered = Config::default().to_toml();
-        assert_eq!(Config::parse(&rendered, "rendered").ok(), Some(Config::default()));
-    }
-
-    #[test]
-    fn partial_tables_keep_the_other_defaults() {
-        let c = Config::parse("[scoring.state_multipliers]\nidle = 0.25\n", "t").expect("valid");
-        assert_eq!(c.scoring.state_multipliers.idle, 0.25);
-        assert_eq!(c.scoring.state_multipliers.running, 0.9);
-        assert_eq!(c.scoring.state_scores.stuck, 1.0);
-    }
-
-    #[test]
-    fn unknown_key_names_line_and_accepted_keys() {
-        let err = Config::parse("[sampling]\n\ninterval = 2\n", "c.toml").expect_err("unknown key");
-        let msg = err.to_string();
-        assert!(msg.starts_with("c.toml:3:1: "), "{msg}");
-        assert!(msg.contains("interval") && msg.contains("interval_seconds"), "{msg}");
-    }
-
-    #[test]
-    fn wrong_type_names_line() {
-        let msg = Config::parse("[tiers]\nelevated_threshold = \"high\"\n", "c.toml")
-            .expect_err("string for number")
-            .to_string();
-        assert!(msg.starts_with("c.toml:2:"), "{msg}");
-    }
-
-    #[test]
-    fn out_of_range_values_name_key_line_and_range() {
-        let cases = [
-            ("[sampling]\ninterval_seconds = 0\n", "sampling.interval_seconds", "2:1"),
-            ("[tiers]\nelevated_threshold = 80\n", "tiers.critical_threshold", "(default)"),
-            ("[tiers]\ncritical_threshold = 40\n", "tiers.critical_threshold", "2:1"),
-            ("[scoring.divisors]\nmem_bytes = -1\n", "scoring.divisors.mem_bytes", "2:1"),
-            ("[scoring.weights]\n  cpu = 101\n", "scoring.weights.cpu", "2:3"),
-            ("watchers.queue_samples = 0\n", "watchers.queue_samples", "1:1"),
-        ];
-        for (text, key, location) in cases {
-            let msg = Config::parse(text, "c.toml").expect_err(text).to_string();
-            assert!(msg.starts_with(&format!("c.toml:{location}: {key}: ")), "{msg}");
-        }
-    }
-
-    #[test]
-    fn unknown_state_name_lists_accepted_ones() {
-        let msg =
-            Config::parse("[rogues.states]\nstates = [\"blocked\"]\n", "c.toml").expect_err("bad state").to_string();
-        assert!(msg.contains("stuck") && msg.contains("zombie"), "{msg}");
-    }
-}
+mod tests;

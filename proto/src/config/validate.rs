@@ -1,0 +1,145 @@
+//! Range and relation checks, and finding where a key is written in a file so errors
+//! can name its line.
+
+use super::Config;
+
+/// A value out of range. `keys` names the setting at fault first, then any other
+/// setting the rule relates it to.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {message}", keys[0])]
+pub struct Invalid {
+    /// Dotted keys, e.g. `tiers.critical_threshold`.
+    pub keys: Vec<String>,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+impl Config {
+    /// Checks every range and the relations between keys. Also used after command-line
+    /// overrides, so flags and the file follow the same rules.
+    pub fn check(&self) -> Result<(), Invalid> {
+        let s = &self.sampling;
+        range("sampling.interval_seconds", s.interval_seconds, 0.05, 3600.0)?;
+        range("sampling.elevated_interval_seconds", s.elevated_interval_seconds, 0.05, 3600.0)?;
+        if s.elevated_interval_seconds > s.interval_seconds {
+            return Err(Invalid {
+                keys: vec!["sampling.elevated_interval_seconds".into(), "sampling.interval_seconds".into()],
+                message: format!(
+                    "elevated_interval_seconds ({}) must not be longer than interval_seconds ({}): \
+                     sampling speeds up under stress, never slows down",
+                    s.elevated_interval_seconds, s.interval_seconds
+                ),
+            });
+        }
+        range("sampling.ring_buffer_seconds", s.ring_buffer_seconds, 1.0, 3600.0)?;
+
+        let t = &self.tiers;
+        range("tiers.elevated_threshold", t.elevated_threshold, 0.0, 100.0)?;
+        range("tiers.critical_threshold", t.critical_threshold, 0.0, 100.0)?;
+        if t.critical_threshold <= t.elevated_threshold {
+            return Err(Invalid {
+                keys: vec!["tiers.critical_threshold".into(), "tiers.elevated_threshold".into()],
+                message: format!(
+                    "critical_threshold ({}) must be above elevated_threshold ({})",
+                    t.critical_threshold, t.elevated_threshold
+                ),
+            });
+        }
+        range("tiers.hysteresis_seconds", t.hysteresis_seconds, 0.0, 3600.0)?;
+
+        let w = &self.scoring.weights;
+        let weights = [
+            ("cpu", w.cpu),
+            ("state", w.state),
+            ("pageins", w.pageins),
+            ("mem", w.mem),
+            ("cmprs", w.cmprs),
+            ("csw", w.csw),
+            ("sysbsd", w.sysbsd),
+            ("threads", w.threads),
+        ];
+        for (name, value) in weights {
+            range(&format!("scoring.weights.{name}"), value, 0.0, 100.0)?;
+        }
+        if weights.iter().map(|(_, v)| v).sum::<f64>() <= 0.0 {
+            return Err(Invalid {
+                keys: vec!["scoring.weights".into()],
+                message: "at least one weight must be above 0".into(),
+            });
+        }
+        let d = &self.scoring.divisors;
+        for (name, value) in [
+            ("cpu_percent", d.cpu_percent),
+            ("pageins_per_sec", d.pageins_per_sec),
+            ("mem_bytes", d.mem_bytes),
+            ("cmprs_bytes", d.cmprs_bytes),
+            ("csw_per_sec", d.csw_per_sec),
+            ("sysbsd_per_sec", d.sysbsd_per_sec),
+            ("threads", d.threads),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(Invalid {
+                    keys: vec![format!("scoring.divisors.{name}")],
+                    message: format!("{value} must be a number above 0"),
+                });
+            }
+        }
+        for (name, value) in self.scoring.state_scores.entries() {
+            range(&format!("scoring.state_scores.{name}"), value, 0.0, 1.0)?;
+        }
+        for (name, value) in self.scoring.state_multipliers.entries() {
+            range(&format!("scoring.state_multipliers.{name}"), value, 0.0, 1.0)?;
+        }
+
+        for (name, count, threshold) in self.rogues.categories() {
+            range(&format!("rogues.{name}.count"), f64::from(count), 0.0, 100.0)?;
+            range(&format!("rogues.{name}.threshold"), threshold, 0.0, f64::MAX)?;
+        }
+        range("rogues.states.count", f64::from(self.rogues.states.count), 0.0, 100.0)?;
+        range("watchers.queue_samples", f64::from(self.watchers.queue_samples), 1.0, 65_536.0)?;
+        Ok(())
+    }
+}
+
+fn range(key: &str, value: f64, min: f64, max: f64) -> Result<(), Invalid> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(Invalid {
+            keys: vec![key.to_string()],
+            message: format!("{value} is out of range; accepted: {min} to {max}"),
+        })
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, col)
+}
+
+/// Byte offset where a dotted key is written: under its `[table]` header, or as a
+/// dotted key at the top level. Good enough for a hand-written file; `None` when the
+/// key is not written (it took its default).
+pub(super) fn key_offset(text: &str, dotted: &str) -> Option<usize> {
+    let (table, leaf) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let mut current = String::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            current = header.split(']').next().unwrap_or("").trim().to_string();
+        } else if let Some((k, _)) = trimmed.split_once('=') {
+            let k = k.trim();
+            let full = if current.is_empty() { k.to_string() } else { format!("{current}.{k}") };
+            if full == dotted || (current == table && k == leaf) {
+                return Some(offset + indent);
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
