@@ -11,7 +11,10 @@
 //! output is the proto3 JSON mapping, the same shape grpcurl prints.
 
 mod config;
-mod format;
+mod events;
+mod history;
+mod lines;
+mod prune;
 mod status;
 mod watch;
 
@@ -61,6 +64,22 @@ enum Command {
     /// The configuration: what the server runs with, and where the file is.
     #[command(subcommand)]
     Config(config::Command),
+    /// Recorded pauses and escalations: list them, show one, mark it reviewed.
+    ///
+    /// Examples: pmon events --status unreviewed --since "yesterday"
+    ///           pmon events show 12
+    ///           pmon events mark 12 pinned --notes "the nightly backup"
+    Events(events::Args),
+    /// What was happening at a moment, or over a span.
+    ///
+    /// Examples: pmon history --at "10 min ago"
+    ///           pmon history --hours 24 --format csv > day.csv
+    History(history::Args),
+    /// Apply retention now: old history and reviewed/dismissed events go; pinned and
+    /// unreviewed events stay.
+    ///
+    /// Example: pmon prune --dry-run
+    Prune(prune::Args),
 }
 
 /// An error that carries its own exit code.
@@ -126,6 +145,9 @@ fn main() -> ExitCode {
             Command::Config(c) => config::run(c, cli.connect, cli.data_dir).await,
             Command::Status(a) => status::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::Watch(a) => watch::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
+            Command::Events(a) => events::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
+            Command::History(a) => history::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
+            Command::Prune(a) => prune::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
         }
     });
     match result {

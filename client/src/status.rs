@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::Context;
 use pmon_proto::{endpoint::Endpoint, time::system_time, v1::GetStatusRequest};
 
-use crate::{Failure, connect, format};
+use pmon_proto::format;
+
+use crate::{Failure, connect};
 
 /// `pmon status` options.
 #[derive(Debug, clap::Args)]

@@ -8,7 +8,7 @@ use pmon_proto::{
     v1::{WatchSamplesRequest, watch_samples_response::Item},
 };
 
-use crate::{Failure, connect, format};
+use crate::{Failure, connect, lines};
 
 /// `pmon watch` options.
 #[derive(Debug, clap::Args)]
@@ -51,7 +51,7 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
             serde_json::to_string(&item).context("cannot render a sample as JSON")?
         } else {
             match &item.item {
-                Some(Item::Sample(s)) => format::sample(s),
+                Some(Item::Sample(s)) => lines::sample(s),
                 Some(Item::Missed(m)) => format!(
                     "... missed {} sample{} (#{}-#{}): this client read too slowly or resumed too late",
                     m.count,

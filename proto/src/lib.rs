@@ -12,8 +12,10 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod format;
 pub mod paths;
 pub mod time;
+pub mod when;
 
 /// Generated code for proto package `pmon.v1`: messages, `PauseMonitorClient`,
 /// `PauseMonitorServer`, and serde impls that follow the proto3 JSON mapping (the

@@ -106,6 +106,11 @@ impl Hub {
         Some(Subscription { backlog, rx, baseline })
     }
 
+    /// A copy of the ring as it is now, oldest first: what a pause freezes.
+    pub fn frozen(&self) -> Vec<Arc<Sample>> {
+        self.lock().ring.iter().cloned().collect()
+    }
+
     /// Watchers connected now.
     pub fn watchers(&self) -> usize {
         self.lock().tx.as_ref().map_or(0, broadcast::Sender::receiver_count)

@@ -15,9 +15,13 @@
 pub mod collect;
 pub mod cost;
 pub mod engine;
+pub mod forensics;
 pub mod hub;
 pub mod listen;
+pub mod notify;
+pub mod pause;
 pub mod service;
+pub mod store;
 
 use std::{
     future::Future,
@@ -29,11 +33,21 @@ use std::{
 use pmon_proto::{config::Config, v1::pause_monitor_server::PauseMonitorServer};
 use tokio_stream::wrappers::UnixListenerStream;
 
-use crate::{engine::Engine, hub::Hub, service::ServerInfo};
+use crate::{
+    engine::{Engine, Parts},
+    forensics::Forensics,
+    hub::Hub,
+    notify::Notifier,
+    pause::Sentinel,
+    service::ServerInfo,
+    store::{PrunePolicy, Store},
+};
 
 /// How long watchers get to finish after shutdown begins before the server closes
 /// anyway (a watcher that stopped reading would otherwise hold it open).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long the writer gets to finish queued writes at shutdown.
+const WRITER_GRACE: Duration = Duration::from_secs(3);
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -57,9 +71,12 @@ pub enum ServerError {
     /// The configured source cannot run here.
     #[error(transparent)]
     Collect(#[from] collect::CollectError),
-    /// The sampler thread could not be started.
-    #[error("cannot start the sampler thread: {0}")]
+    /// The sampler or sentinel thread could not be started.
+    #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     /// Reflection could not be built from the descriptor sets.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -83,12 +100,28 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         options.config.watchers.queue_samples as usize,
         instance,
     ));
-    let (engine, status) =
-        Engine::spawn(collector, options.config.clone(), Arc::clone(&hub)).map_err(ServerError::Thread)?;
+    let (store, writer, next_event_id) = Store::open(&options.data_dir)?;
+    let notifier = Notifier::new(options.config.alerts.clone(), store.clone());
+    let forensics = Forensics::new(
+        options.data_dir.clone(),
+        store.clone(),
+        Duration::from_secs_f64(options.config.pause.step_timeout_seconds),
+        notifier,
+    );
+    let parts = Parts { hub: Arc::clone(&hub), store: store.clone(), next_event_id, forensics };
+    let (engine, status) = Engine::spawn(collector, options.config.clone(), parts).map_err(ServerError::Thread)?;
+    let sentinel = Sentinel::spawn(
+        Duration::from_millis(u64::from(options.config.pause.sentinel_interval_ms)),
+        engine.threshold_ms(),
+        engine.messages(),
+    )
+    .map_err(ServerError::Thread)?;
+    let pruning = tokio::spawn(prune_periodically(store.clone(), options.config.retention.clone()));
 
     let service = service::Service::new(
         Arc::clone(&hub),
         status,
+        store,
         ServerInfo {
             started_at,
             source,
@@ -138,11 +171,40 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         }
     };
 
-    // Joining waits for at most the sample in progress.
-    if tokio::task::spawn_blocking(move || engine.stop()).await.is_err() {
-        tracing::error!("the sampler could not be stopped cleanly");
+    pruning.abort();
+    // Joining waits for at most the sample in progress and one sentinel tick; then the
+    // writer finishes what is queued (bounded: forensics still running hold the store).
+    let stopped = tokio::task::spawn_blocking(move || {
+        sentinel.stop();
+        engine.stop();
+        writer.join_within(WRITER_GRACE)
+    });
+    match stopped.await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("database writes still queued after {WRITER_GRACE:?} were not waited for"),
+        Err(_) => tracing::error!("the sampler could not be stopped cleanly"),
     }
     drop(claim);
     tracing::info!("pmon-server stopped");
     result
+}
+
+/// Applies retention every `prune_interval_hours`, starting one interval after start.
+async fn prune_periodically(store: Store, retention: pmon_proto::config::Retention) {
+    let every = Duration::from_secs_f64(retention.prune_interval_hours * 3600.0);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        ticks.tick().await;
+        let (store, policy) = (store.clone(), PrunePolicy::from_config(&retention, SystemTime::now()));
+        match tokio::task::spawn_blocking(move || store.prune(policy, false)).await {
+            Ok(Ok(r)) => tracing::info!(
+                events = r.removed_event_ids.len(),
+                history_rows = r.history_rows_removed,
+                bytes = r.bytes_freed,
+                "pruned"
+            ),
+            Ok(Err(e)) => tracing::warn!("pruning failed: {e}"),
+            Err(_) => tracing::warn!("the pruning task failed"),
+        }
+    }
 }

@@ -8,14 +8,21 @@ use pmon_proto::{
     config::Config,
     time::timestamp,
     v1::{
-        GetConfigRequest, GetConfigResponse, GetStatusRequest, GetStatusResponse, ServerCost, WatchSamplesRequest,
-        WatchSamplesResponse, pause_monitor_server::PauseMonitor,
+        EventKind, EventStatus, GetConfigRequest, GetConfigResponse, GetEventRequest, GetEventResponse,
+        GetStatusRequest, GetStatusResponse, ListEventsRequest, ListEventsResponse, PruneRequest, PruneResponse,
+        QueryHistoryRequest, QueryHistoryResponse, ServerCost, UpdateEventRequest, UpdateEventResponse,
+        WatchSamplesRequest, WatchSamplesResponse, pause_monitor_server::PauseMonitor, query_history_request::Query,
     },
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use crate::{cost, engine::EngineStatus, hub::Hub};
+use crate::{
+    cost,
+    engine::EngineStatus,
+    hub::Hub,
+    store::{EventFilter, HistoryQuery, PrunePolicy, Store, StoreError},
+};
 
 /// Facts fixed at start.
 #[derive(Debug)]
@@ -39,13 +46,72 @@ pub struct ServerInfo {
 pub struct Service {
     hub: Arc<Hub>,
     status: watch::Receiver<EngineStatus>,
+    store: Store,
     info: Arc<ServerInfo>,
 }
 
 impl Service {
-    /// A service over a running engine's hub and status.
-    pub fn new(hub: Arc<Hub>, status: watch::Receiver<EngineStatus>, info: ServerInfo) -> Self {
-        Self { hub, status, info: Arc::new(info) }
+    /// A service over a running engine's hub, status and store.
+    pub fn new(hub: Arc<Hub>, status: watch::Receiver<EngineStatus>, store: Store, info: ServerInfo) -> Self {
+        Self { hub, status, store, info: Arc::new(info) }
+    }
+
+    /// Runs a blocking store call off the async thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store))
+            .await
+            .map_err(|_| Status::internal("the query task failed; see the pmon-server log"))?
+            .map_err(store_status)
+    }
+}
+
+/// Page sizes and lengths a request may ask for.
+const DEFAULT_EVENTS: u32 = 50;
+const MAX_EVENTS: u32 = 1000;
+const DEFAULT_ROWS: u32 = 10_000;
+const MAX_ROWS: u32 = 100_000;
+const MAX_NOTES: usize = 4096;
+
+const STATUSES: &str = "EVENT_STATUS_UNREVIEWED, EVENT_STATUS_REVIEWED, EVENT_STATUS_PINNED, EVENT_STATUS_DISMISSED";
+const KINDS: &str = "EVENT_KIND_ESCALATION, EVENT_KIND_PAUSE (or unset for both)";
+
+/// The one place store errors become gRPC statuses.
+fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::NotFound(id) => {
+            Status::not_found(format!("no event with id {id}; list the ids with ListEvents (pmon events)"))
+        }
+        StoreError::WriterGone => Status::unavailable("pmon-server is shutting down"),
+        other => {
+            tracing::error!("store: {other}");
+            Status::internal(format!("{other}; see the pmon-server log"))
+        }
+    }
+}
+
+fn status_arg(value: i32) -> Result<EventStatus, Status> {
+    EventStatus::try_from(value)
+        .map_err(|_| Status::invalid_argument(format!("unknown event status {value}; accepted: {STATUSES}")))
+}
+
+fn time_arg(ts: Option<&pbjson_types::Timestamp>, what: &str) -> Result<Option<i64>, Status> {
+    match ts {
+        None => Ok(None),
+        Some(t) if (0..1_000_000_000).contains(&t.nanos) => Ok(Some(crate::store::ms(Some(t)))),
+        Some(_) => Err(Status::invalid_argument(format!("{what}: nanos must be 0 to 999999999"))),
+    }
+}
+
+fn range_arg(start: Option<i64>, end: Option<i64>, names: (&str, &str)) -> Result<(), Status> {
+    match (start, end) {
+        (Some(s), Some(e)) if s >= e => {
+            Err(Status::invalid_argument(format!("inverted time range: {} must be before {}", names.0, names.1)))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -105,6 +171,111 @@ impl PauseMonitor for Service {
             }),
             data_dir: self.info.data_dir.display().to_string(),
             server_instance: self.hub.instance(),
+            lost_writes: self.store.lost_writes(),
+            pauses: s.pauses,
+        }))
+    }
+
+    async fn list_events(&self, request: Request<ListEventsRequest>) -> Result<Response<ListEventsResponse>, Status> {
+        let r = request.into_inner();
+        let statuses = r
+            .statuses
+            .iter()
+            .map(|s| status_arg(*s))
+            .filter(|s| !matches!(s, Ok(EventStatus::Unspecified)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let kind = match EventKind::try_from(r.kind) {
+            Ok(EventKind::Unspecified) => None,
+            Ok(k) => Some(k),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!("unknown event kind {}; accepted: {KINDS}", r.kind)));
+            }
+        };
+        let since_ms = time_arg(r.since.as_ref(), "since")?;
+        let until_ms = time_arg(r.until.as_ref(), "until")?;
+        range_arg(since_ms, until_ms, ("since", "until"))?;
+        let limit = match r.limit {
+            0 => DEFAULT_EVENTS,
+            n if n <= MAX_EVENTS => n,
+            n => return Err(Status::invalid_argument(format!("limit {n} is too large; accepted: 1 to {MAX_EVENTS}"))),
+        };
+        let filter = EventFilter { statuses, kind, since_ms, until_ms, limit, before_id: r.before_id };
+        let (events, next_before_id) =
+            self.blocking(move |s| s.read(|c, _| crate::store::read::list_events(c, &filter))).await?;
+        Ok(Response::new(ListEventsResponse { events, next_before_id }))
+    }
+
+    async fn get_event(&self, request: Request<GetEventRequest>) -> Result<Response<GetEventResponse>, Status> {
+        let id = request.into_inner().id;
+        let event = self.blocking(move |s| s.read(|c, dir| crate::store::read::get_event(c, dir, id))).await?;
+        Ok(Response::new(event))
+    }
+
+    async fn update_event(
+        &self,
+        request: Request<UpdateEventRequest>,
+    ) -> Result<Response<UpdateEventResponse>, Status> {
+        let r = request.into_inner();
+        let status = match status_arg(r.status)? {
+            EventStatus::Unspecified => None,
+            s => Some(s),
+        };
+        if let Some(notes) = &r.notes
+            && notes.len() > MAX_NOTES
+        {
+            return Err(Status::invalid_argument(format!(
+                "notes are {} bytes; accepted: at most {MAX_NOTES}",
+                notes.len()
+            )));
+        }
+        if status.is_none() && r.notes.is_none() {
+            return Err(Status::invalid_argument(format!("nothing to change: give a status ({STATUSES}) or notes")));
+        }
+        let (id, notes) = (r.id, r.notes);
+        let event = self
+            .blocking(move |s| {
+                s.update_event(id, status, notes)?;
+                s.read(|c, _| crate::store::read::event(c, id))
+            })
+            .await?;
+        Ok(Response::new(UpdateEventResponse { event: Some(event) }))
+    }
+
+    async fn query_history(
+        &self,
+        request: Request<QueryHistoryRequest>,
+    ) -> Result<Response<QueryHistoryResponse>, Status> {
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => DEFAULT_ROWS,
+            n if n <= MAX_ROWS => n,
+            n => return Err(Status::invalid_argument(format!("limit {n} is too large; accepted: 1 to {MAX_ROWS}"))),
+        };
+        let query = match r.query {
+            Some(Query::At(at)) => HistoryQuery::At(time_arg(Some(&at), "at")?.unwrap_or(0)),
+            Some(Query::Range(range)) => {
+                let start = time_arg(range.start.as_ref(), "range.start")?;
+                let end = time_arg(range.end.as_ref(), "range.end")?;
+                range_arg(start, end, ("range.start", "range.end"))?;
+                HistoryQuery::Range { start: start.unwrap_or(0), end: end.unwrap_or(i64::MAX), limit }
+            }
+            None => return Err(Status::invalid_argument("give either `at` (an instant) or `range` (start and end)")),
+        };
+        let (rows, truncated) =
+            self.blocking(move |s| s.read(|c, _| crate::store::read::query_history(c, query))).await?;
+        Ok(Response::new(QueryHistoryResponse { rows, truncated }))
+    }
+
+    async fn prune(&self, request: Request<PruneRequest>) -> Result<Response<PruneResponse>, Status> {
+        let dry_run = request.into_inner().dry_run;
+        let policy = PrunePolicy::from_config(&self.info.config.retention, SystemTime::now());
+        let report = self.blocking(move |s| s.prune(policy, dry_run)).await?;
+        Ok(Response::new(PruneResponse {
+            removed_event_ids: report.removed_event_ids,
+            history_rows_removed: report.history_rows_removed,
+            bytes_freed: report.bytes_freed,
+            events_kept_protected: report.kept_protected,
+            dry_run,
         }))
     }
 

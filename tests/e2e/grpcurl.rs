@@ -55,3 +55,37 @@ fn grpcurl_lists_the_service_calls_get_status_and_sees_health_serving() {
     let ours = call_with(&server, &["-d", r#"{"service":"pmon.v1.PauseMonitor"}"#], &["grpc.health.v1.Health/Check"]);
     assert!(ours.contains("SERVING"), "{ours}");
 }
+
+/// Runs a call that must fail; returns what grpcurl printed (it names the code).
+fn call_failing(server: &Server, data: &str, method: &str) -> String {
+    let out = Command::new(grpcurl())
+        .args(["-plaintext", "-unix", "-authority", "localhost", "-d", data])
+        .arg(server.socket())
+        .arg(method)
+        .output()
+        .expect("run grpcurl");
+    assert!(!out.status.success(), "{method} {data} should fail");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn bad_requests_get_proper_grpc_codes_and_say_what_is_accepted() {
+    let server = Server::start(FAST);
+    let m = |name: &str| format!("pmon.v1.PauseMonitor/{name}");
+    let out = call_failing(&server, r#"{"id": 999}"#, &m("GetEvent"));
+    assert!(out.contains("Code: NotFound") && out.contains("no event with id 999"), "{out}");
+    let out = call_failing(&server, r#"{"id": 1, "status": 9}"#, &m("UpdateEvent"));
+    assert!(out.contains("Code: InvalidArgument") && out.contains("EVENT_STATUS_PINNED"), "{out}");
+    let out = call_failing(
+        &server,
+        r#"{"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}"#,
+        &m("ListEvents"),
+    );
+    assert!(out.contains("Code: InvalidArgument") && out.contains("inverted time range"), "{out}");
+    let out = call_failing(&server, r#"{"limit": 5000}"#, &m("ListEvents"));
+    assert!(out.contains("Code: InvalidArgument") && out.contains("1 to 1000"), "{out}");
+    let out = call_failing(&server, r#"{}"#, &m("QueryHistory"));
+    assert!(out.contains("Code: InvalidArgument") && out.contains("`at`"), "{out}");
+    // The server is unharmed.
+    assert!(call(&server, &["pmon.v1.PauseMonitor/GetStatus"]).contains("sampleCount"));
+}

@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod cli;
+mod evidence;
 mod grpcurl;
 mod socket;
 mod stream;

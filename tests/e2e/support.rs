@@ -154,6 +154,32 @@ impl Server {
         assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill failed");
     }
 
+    /// Stops the server (SIGTERM) and starts it again on the same directory and config.
+    pub fn restart(&mut self) {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(Duration::from_secs(15));
+        assert!(status.success(), "stop before restart: {status}\n{}", self.log());
+        let config = std::fs::read_to_string(self.dir.path().join("config.toml")).expect("config");
+        self.child = spawn_server(self.dir.path(), &config);
+        self.wait_ready();
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same directory.
+    pub fn crash_and_restart(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.wait_exit(Duration::from_secs(15));
+        let config = std::fs::read_to_string(self.dir.path().join("config.toml")).expect("config");
+        self.child = spawn_server(self.dir.path(), &config);
+        self.wait_ready();
+    }
+
+    /// `pmon ARGS --json`-style output of this server, parsed.
+    pub fn pmon_json(&self, args: &[&str]) -> Value {
+        let out = self.pmon(args);
+        assert!(out.status.success(), "pmon {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("pmon {args:?} is not JSON: {e}"))
+    }
+
     /// Waits for the server to exit, at most `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         wait_exit(&mut self.child, limit)

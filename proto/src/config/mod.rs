@@ -27,6 +27,16 @@ pub struct Config {
     pub rogues: Rogues,
     /// Limits for `WatchSamples` clients.
     pub watchers: Watchers,
+    /// Escalation events.
+    pub events: Events,
+    /// Compact history rows.
+    pub history: History,
+    /// Pause detection and forensics.
+    pub pause: Pause,
+    /// How long data is kept.
+    pub retention: Retention,
+    /// Desktop notifications.
+    pub alerts: Alerts,
 }
 
 /// `[sampling]`
@@ -279,6 +289,114 @@ impl From<StateName> for ProcessState {
 pub struct Watchers {
     /// Samples queued per watcher before it is told it missed some. Default 128.
     pub queue_samples: u32,
+}
+
+/// `[events]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Events {
+    /// A new peak's sample is kept at most this often during an escalation. Default 30.
+    pub peak_tracking_seconds: f64,
+}
+
+/// `[history]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct History {
+    /// A row every this many seconds at tier SENTINEL (every sample while elevated).
+    /// Default 5.
+    pub interval_seconds: f64,
+    /// Rogues kept per row. Default 3.
+    pub top_rogues: u32,
+}
+
+/// `[pause]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pause {
+    /// A stall is recorded when the sentinel wakes this many sampling intervals late
+    /// (2 s at 1 Hz, 0.5 s at 4 Hz). Default 2.0.
+    pub threshold_ratio: f64,
+    /// How often the sentinel thread wakes, milliseconds. Default 100.
+    pub sentinel_interval_ms: u32,
+    /// Each forensic step gets at most this long. Default 10.
+    pub step_timeout_seconds: f64,
+}
+
+/// `[retention]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// History rows older than this are pruned. Default 30.
+    pub samples_days: f64,
+    /// Events older than this are pruned, unless pinned or unreviewed. Default 90.
+    pub events_days: f64,
+    /// Above this total (database + artefacts), the oldest prunable events go first,
+    /// then the oldest history. Default 1 GiB.
+    pub max_bytes: u64,
+    /// Pruning runs by itself this often. Default 1.
+    pub prune_interval_hours: f64,
+}
+
+/// `[alerts]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Alerts {
+    /// Master switch. Default true.
+    pub enabled: bool,
+    /// Announce pauses (after recovery). Default true.
+    pub pause_detected: bool,
+    /// Only pauses at least this long are announced (all are recorded). Default 2.0.
+    pub pause_min_duration_seconds: f64,
+    /// Announce sustained CRITICAL stress. Default true.
+    pub critical_stress: bool,
+    /// CRITICAL must last this long to be announced. Default 30.
+    pub critical_duration_seconds: f64,
+    /// Announce entering ELEVATED. Default false.
+    pub elevated_entered: bool,
+    /// Announce when a pause's forensics are complete. Default true.
+    pub forensics_completed: bool,
+    /// At most one notification of a kind this often. Default 60.
+    pub min_interval_seconds: f64,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self { peak_tracking_seconds: 30.0 }
+    }
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self { interval_seconds: 5.0, top_rogues: 3 }
+    }
+}
+
+impl Default for Pause {
+    fn default() -> Self {
+        Self { threshold_ratio: 2.0, sentinel_interval_ms: 100, step_timeout_seconds: 10.0 }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { samples_days: 30.0, events_days: 90.0, max_bytes: 1 << 30, prune_interval_hours: 1.0 }
+    }
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            pause_detected: true,
+            pause_min_duration_seconds: 2.0,
+            critical_stress: true,
+            critical_duration_seconds: 30.0,
+            elevated_entered: false,
+            forensics_completed: true,
+            min_interval_seconds: 60.0,
+        }
+    }
 }
 
 impl Default for Sampling {

@@ -97,6 +97,23 @@ impl Config {
         }
         range("rogues.states.count", f64::from(self.rogues.states.count), 0.0, 100.0)?;
         range("watchers.queue_samples", f64::from(self.watchers.queue_samples), 1.0, 65_536.0)?;
+
+        range("events.peak_tracking_seconds", self.events.peak_tracking_seconds, 0.0, 86_400.0)?;
+        range("history.interval_seconds", self.history.interval_seconds, 0.05, 86_400.0)?;
+        range("history.top_rogues", f64::from(self.history.top_rogues), 0.0, 50.0)?;
+        let p = &self.pause;
+        range("pause.threshold_ratio", p.threshold_ratio, 1.1, 1000.0)?;
+        range("pause.sentinel_interval_ms", f64::from(p.sentinel_interval_ms), 10.0, 10_000.0)?;
+        range("pause.step_timeout_seconds", p.step_timeout_seconds, 0.1, 600.0)?;
+        let r = &self.retention;
+        range("retention.samples_days", r.samples_days, 0.01, 36_500.0)?;
+        range("retention.events_days", r.events_days, 0.01, 36_500.0)?;
+        range("retention.max_bytes", r.max_bytes as f64, 1_048_576.0, 1e15)?;
+        range("retention.prune_interval_hours", r.prune_interval_hours, 0.01, 8760.0)?;
+        let a = &self.alerts;
+        range("alerts.pause_min_duration_seconds", a.pause_min_duration_seconds, 0.0, 86_400.0)?;
+        range("alerts.critical_duration_seconds", a.critical_duration_seconds, 0.0, 86_400.0)?;
+        range("alerts.min_interval_seconds", a.min_interval_seconds, 0.0, 86_400.0)?;
         Ok(())
     }
 }

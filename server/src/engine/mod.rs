@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! collector ──► score::evaluate ──► TierManager ──► Sample ──► hub (ring + watchers)
-//!                                                      └──────► status (watch channel)
+//!                                                      ├──────► status (watch channel)
+//!                                                      └──────► Tracker ──► store (history, events)
+//! sentinel thread ── Msg::Pause ──► freeze ring ──► Tracker ──► store (pause event) ──► forensics
 //! ```
 //!
 //! A plain thread rather than a task: collecting blocks on /proc reads, and the sampler
 //! must keep its pace whatever the async runtime is doing. It never waits on a watcher
 //! (the hub's broadcast does not block) and nothing waits on it but shutdown.
 
+pub mod events;
 pub mod ring;
 pub mod score;
 pub mod tier;
@@ -17,24 +20,41 @@ pub mod tier;
 use std::{
     sync::{
         Arc,
+        atomic::{AtomicU64, Ordering},
         mpsc::{self, RecvTimeoutError},
     },
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use pmon_proto::{
     config::Config,
     time::timestamp,
-    v1::{Sample, Tier},
+    v1::{Sample, Tier, TierAction},
 };
 use tokio::sync::watch;
 
 use crate::{
     collect::{Collector, RawSample},
     cost::{self, CostFigures, CostMeter},
+    forensics::Forensics,
     hub::Hub,
+    store::{Store, ms},
 };
+
+/// What the sampler thread is told.
+#[derive(Debug)]
+pub enum Msg {
+    /// Stop after the sample in progress.
+    Stop,
+    /// The sentinel saw the machine stall for `stall`, ending at `ended_at`.
+    Pause {
+        /// When the stall ended (when the sentinel woke).
+        ended_at: SystemTime,
+        /// How long it lasted.
+        stall: Duration,
+    },
+}
 
 /// What the engine reports after every sample, for `GetStatus`.
 #[derive(Debug, Clone)]
@@ -49,6 +69,8 @@ pub struct EngineStatus {
     pub tier: Tier,
     /// Current interval.
     pub interval: Duration,
+    /// Pauses recorded since start.
+    pub pauses: u64,
     /// The server's own cost.
     pub cost: CostFigures,
 }
@@ -57,7 +79,22 @@ pub struct EngineStatus {
 #[derive(Debug)]
 pub struct Engine {
     thread: JoinHandle<()>,
-    stop: mpsc::Sender<()>,
+    tx: mpsc::Sender<Msg>,
+    /// The stall threshold in force (it follows the sampling interval), milliseconds.
+    threshold_ms: Arc<AtomicU64>,
+}
+
+/// What the engine needs besides its collector.
+#[derive(Debug)]
+pub struct Parts {
+    /// Watchers.
+    pub hub: Arc<Hub>,
+    /// Evidence.
+    pub store: Store,
+    /// The first free event id.
+    pub next_event_id: u64,
+    /// Runs forensics on pauses.
+    pub forensics: Forensics,
 }
 
 impl Engine {
@@ -65,9 +102,9 @@ impl Engine {
     pub fn spawn(
         collector: Box<dyn Collector>,
         config: Config,
-        hub: Arc<Hub>,
+        parts: Parts,
     ) -> std::io::Result<(Engine, watch::Receiver<EngineStatus>)> {
-        let (stop, stop_rx) = mpsc::channel();
+        let (tx, rx) = mpsc::channel();
         let now = Instant::now();
         let meter = CostMeter::new(now, cost::process_cpu_time());
         let (status_tx, status_rx) = watch::channel(EngineStatus {
@@ -76,17 +113,40 @@ impl Engine {
             latest: None,
             tier: Tier::Sentinel,
             interval: Duration::from_secs_f64(config.sampling.interval_seconds),
+            pauses: 0,
             cost: meter.figures(),
         });
-        let sampler =
-            Sampler { tiers: tier::TierManager::new(&config.tiers), config, collector, hub, meter, status_tx };
-        let thread = std::thread::Builder::new().name("pmon-sampler".into()).spawn(move || sampler.run(&stop_rx))?;
-        Ok((Engine { thread, stop }, status_rx))
+        let threshold_ms = Arc::new(AtomicU64::new(0));
+        let sampler = Sampler {
+            tiers: tier::TierManager::new(&config.tiers),
+            tracker: events::Tracker::new(&config, parts.next_event_id),
+            threshold_ms: Arc::clone(&threshold_ms),
+            pauses: 0,
+            config,
+            collector,
+            hub: parts.hub,
+            store: parts.store,
+            forensics: parts.forensics,
+            meter,
+            status_tx,
+        };
+        let thread = std::thread::Builder::new().name("pmon-sampler".into()).spawn(move || sampler.run(&rx))?;
+        Ok((Engine { thread, tx, threshold_ms }, status_rx))
+    }
+
+    /// Where the pause sentinel reports stalls.
+    pub fn messages(&self) -> mpsc::Sender<Msg> {
+        self.tx.clone()
+    }
+
+    /// The stall threshold in force, kept current by the sampler, for the sentinel.
+    pub fn threshold_ms(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.threshold_ms)
     }
 
     /// Stops after the sample in progress, if any, and waits for the thread.
     pub fn stop(self) {
-        let _ = self.stop.send(());
+        let _ = self.tx.send(Msg::Stop);
         if self.thread.join().is_err() {
             tracing::error!("the sampler thread panicked");
         }
@@ -97,29 +157,44 @@ struct Sampler {
     config: Config,
     collector: Box<dyn Collector>,
     hub: Arc<Hub>,
+    store: Store,
+    forensics: Forensics,
     tiers: tier::TierManager,
+    tracker: events::Tracker,
+    threshold_ms: Arc<AtomicU64>,
+    pauses: u64,
     meter: CostMeter,
     status_tx: watch::Sender<EngineStatus>,
 }
 
 impl Sampler {
-    fn run(mut self, stop: &mpsc::Receiver<()>) {
+    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
         let normal = Duration::from_secs_f64(self.config.sampling.interval_seconds);
         let fast = Duration::from_secs_f64(self.config.sampling.elevated_interval_seconds);
+        let ratio = self.config.pause.threshold_ratio;
         let (mut sequence, mut failed) = (0u64, 0u64);
         let mut due = Instant::now();
+        self.threshold_ms.store((normal.as_secs_f64() * ratio * 1000.0) as u64, Ordering::Relaxed);
         loop {
-            match stop.recv_timeout(due.saturating_duration_since(Instant::now())) {
+            match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Msg::Pause { ended_at, stall }) => {
+                    self.pause(ended_at, stall);
+                    continue;
+                }
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             }
             let started = Instant::now();
             let cpu_before = cost::thread_cpu_time();
             let latest = match self.collector.collect() {
                 Ok(raw) => {
                     sequence += 1;
-                    let sample = Arc::new(self.evaluate(sequence, raw, started));
+                    let (sample, actions) = self.evaluate(sequence, raw, started);
+                    let sample = Arc::new(sample);
                     self.hub.publish(started, Arc::clone(&sample));
+                    for op in self.tracker.on_sample(&sample, &actions, started) {
+                        self.store.submit(op);
+                    }
                     Some(sample)
                 }
                 Err(e) => {
@@ -133,6 +208,8 @@ impl Sampler {
                 }
             };
             let interval = if self.tiers.tier() == Tier::Sentinel { normal } else { fast };
+            // A stall is a sentinel wake-up `ratio` sampling intervals late.
+            self.threshold_ms.store((interval.as_secs_f64() * ratio * 1000.0) as u64, Ordering::Relaxed);
             self.meter.record(
                 Instant::now(),
                 cost::process_cpu_time(),
@@ -148,6 +225,7 @@ impl Sampler {
                 }
                 s.tier = tier;
                 s.interval = interval;
+                s.pauses = self.pauses;
                 s.cost = cost;
             });
             // Fixed rate, not fixed delay; after a stall, carry on from now rather than
@@ -160,23 +238,38 @@ impl Sampler {
         }
     }
 
+    /// Records a stall: freezes the ring, names the culprits, starts forensics.
+    fn pause(&mut self, ended_at: SystemTime, stall: Duration) {
+        let ring = self.hub.frozen();
+        let (id, ops) = self.tracker.on_pause(&ring, ms(Some(&timestamp(ended_at))), stall);
+        for op in ops {
+            self.store.submit(op);
+        }
+        self.pauses += 1;
+        let top = ring.last().and_then(|s| s.rogues.first()).map(|r| r.command.clone());
+        tracing::warn!(event = id, stall_ms = stall.as_millis() as u64, ?top, "pause: the machine stalled");
+        self.forensics.start(id, ended_at, stall, ring);
+        self.status_tx.send_modify(|s| s.pauses = self.pauses);
+    }
+
     /// Scores a collection, steps the tiers, and builds the sample that travels.
-    fn evaluate(&mut self, sequence: u64, raw: RawSample, now: Instant) -> Sample {
+    fn evaluate(&mut self, sequence: u64, raw: RawSample, now: Instant) -> (Sample, Vec<TierAction>) {
         let scored = score::evaluate(&raw.processes, &self.config);
         let actions = self.tiers.update(scored.max_score, now);
         for action in &actions {
             tracing::info!(score = scored.max_score, top = ?scored.rogues.first().map(|r| &r.command), "{}", action.as_str_name());
         }
-        Sample {
+        let sample = Sample {
             sequence,
             time: Some(timestamp(raw.time)),
             elapsed_ms: raw.elapsed.map(|e| e.as_secs_f64() * 1000.0),
             tier: self.tiers.tier() as i32,
-            tier_actions: actions.into_iter().map(|a| a as i32).collect(),
+            tier_actions: actions.iter().map(|a| *a as i32).collect(),
             max_score: scored.max_score,
             process_count: u32::try_from(raw.processes.len()).unwrap_or(u32::MAX),
             system: Some(raw.system),
             rogues: scored.rogues,
-        }
+        };
+        (sample, actions)
     }
 }

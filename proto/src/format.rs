@@ -1,7 +1,9 @@
-//! Human-readable rendering shared by the subcommands: units, factors, rogues, samples.
+//! Human-readable rendering shared by the server (culprit explanations, notifications)
+//! and the clients: tiers, units, factors, rogues.
 
 use chrono::{DateTime, Local};
-use pmon_proto::v1::{Factor, ProcessFactors, Rogue, Sample, Tier, TierAction};
+
+use crate::v1::{Factor, ProcessFactors, Rogue, Tier};
 
 /// `SENTINEL`, `ELEVATED`, `CRITICAL`.
 pub fn tier(value: i32) -> &'static str {
@@ -18,6 +20,13 @@ pub fn clock(ts: Option<&pbjson_types::Timestamp>) -> String {
     ts.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
         .map(|t| t.with_timezone(&Local).format("%H:%M:%S%.3f").to_string())
         .unwrap_or_else(|| "--:--:--.---".into())
+}
+
+/// Local date and time to the second, `2026-11-21 14:05:09`.
+pub fn date_time(ts: Option<&pbjson_types::Timestamp>) -> String {
+    ts.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+        .map(|t| t.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Bytes in binary units: `812 KiB`, `11.2 MiB`, `3.0 GiB`.
@@ -79,7 +88,7 @@ pub fn factor_value(f: i32, factors: &ProcessFactors, state: i32) -> String {
 }
 
 fn state_name(state: i32) -> &'static str {
-    use pmon_proto::v1::ProcessState as S;
+    use crate::v1::ProcessState as S;
     match S::try_from(state) {
         Ok(S::Running) => "running",
         Ok(S::Sleeping) => "sleeping",
@@ -95,39 +104,24 @@ fn state_name(state: i32) -> &'static str {
 /// `name[pid] 22.5: cpu 99.8% (100% of it)`: a rogue, its score and its main factor.
 pub fn rogue(r: &Rogue) -> String {
     let head = format!("{}[{}] {:.1}", r.command, r.pid, r.score);
-    match (r.explanation.first(), &r.factors) {
-        (Some(top), Some(factors)) if r.score > 0.0 => format!(
-            "{head}: {} {} ({:.0}% of it)",
-            factor_name(top.factor),
-            factor_value(top.factor, factors, r.state),
-            top.points / r.score * 100.0
-        ),
-        _ => head,
+    match main_factor(r) {
+        Some(why) => format!("{head}: {why}"),
+        None => head,
     }
 }
 
-/// One line per sample.
-pub fn sample(s: &Sample) -> String {
-    let mut line = format!(
-        "{} #{} {:<8} score {:5.1}  {} procs",
-        clock(s.time.as_ref()),
-        s.sequence,
-        tier(s.tier),
-        s.max_score,
-        s.process_count
-    );
-    if let Some(top) = s.rogues.first() {
-        line.push_str("  top ");
-        line.push_str(&rogue(top));
+/// `cpu 99.8% (100% of it)`: the factor that weighs most in a rogue's score, its raw
+/// value, and its share of the score.
+pub fn main_factor(r: &Rogue) -> Option<String> {
+    match (r.explanation.first(), &r.factors) {
+        (Some(top), Some(factors)) if r.score > 0.0 => Some(format!(
+            "{} {} ({:.0}% of it)",
+            factor_name(top.factor),
+            factor_value(top.factor, factors, r.state),
+            top.points / r.score * 100.0
+        )),
+        _ => None,
     }
-    for a in &s.tier_actions {
-        if let Ok(action) = TierAction::try_from(*a) {
-            line.push_str("  [");
-            line.push_str(action.as_str_name().trim_start_matches("TIER_ACTION_"));
-            line.push(']');
-        }
-    }
-    line
 }
 
 #[cfg(test)]
@@ -146,12 +140,12 @@ mod tests {
 
     #[test]
     fn rogue_names_its_main_factor_and_share() {
-        use pmon_proto::v1::FactorShare;
+        use crate::v1::FactorShare;
         let r = Rogue {
             pid: 42,
             command: "stress".into(),
             score: 20.0,
-            state: pmon_proto::v1::ProcessState::Running as i32,
+            state: crate::v1::ProcessState::Running as i32,
             factors: Some(ProcessFactors { cpu_percent: Some(99.84), ..Default::default() }),
             explanation: vec![FactorShare { factor: Factor::Cpu as i32, normalized: 1.0, weight: 25.0, points: 15.0 }],
             ..Default::default()

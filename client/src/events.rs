@@ -1,0 +1,290 @@
+//! `pmon events`: list recorded pauses and escalations, show one as an incident report,
+//! mark it reviewed / pinned / dismissed.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use pmon_proto::{
+    endpoint::Endpoint,
+    format,
+    time::timestamp,
+    v1::{
+        Event, EventKind, EventStatus, FindingOutcome, GetEventRequest, GetEventResponse, ListEventsRequest,
+        UpdateEventRequest,
+    },
+    when::parse_time_now,
+};
+
+use crate::{Failure, connect};
+
+/// `pmon events` options.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    list: ListArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One event as an incident report: what happened, the culprits and why, the
+    /// forensic findings and where the raw artefacts are.
+    ///
+    /// Example: pmon events show 12
+    Show {
+        /// Event id (from `pmon events`).
+        id: u64,
+        /// The full event as JSON (proto3 JSON mapping).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sets an event's review status, and optionally its notes.
+    ///
+    /// Example: pmon events mark 12 reviewed --notes "backup job; rescheduled"
+    Mark {
+        /// Event id.
+        id: u64,
+        /// New status. Pruning never removes pinned or unreviewed events.
+        status: Status,
+        /// Notes to keep with the event (replaces earlier notes).
+        #[arg(long, value_name = "TEXT")]
+        notes: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// Only events with this status (repeatable).
+    #[arg(long, value_name = "STATUS")]
+    status: Vec<Status>,
+    /// Only this kind.
+    #[arg(long, value_name = "KIND")]
+    kind: Option<Kind>,
+    /// Only events that started at or after this time: ISO-8601, "10 min ago",
+    /// "yesterday 14:05", "today", …
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only events that started before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    limit: u32,
+    /// Print the response as JSON (proto3 JSON mapping).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Review statuses, as typed.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Status {
+    /// Not looked at yet.
+    Unreviewed,
+    /// Looked at.
+    Reviewed,
+    /// Kept for good.
+    Pinned,
+    /// Not interesting; pruned first.
+    Dismissed,
+}
+
+impl From<Status> for EventStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Unreviewed => EventStatus::Unreviewed,
+            Status::Reviewed => EventStatus::Reviewed,
+            Status::Pinned => EventStatus::Pinned,
+            Status::Dismissed => EventStatus::Dismissed,
+        }
+    }
+}
+
+/// Event kinds, as typed.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Kind {
+    /// The machine stalled.
+    Pause,
+    /// Stress above the elevated threshold.
+    Escalation,
+}
+
+pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
+    let mut client = connect(endpoint).await?;
+    match args.command {
+        None => list(args.list, &mut client).await,
+        Some(Command::Show { id, json }) => {
+            let event = client.get_event(GetEventRequest { id }).await?.into_inner();
+            if json {
+                println!("{}", serde_json::to_string(&event).context("cannot render as JSON")?);
+            } else {
+                print!("{}", report(&event));
+            }
+            Ok(())
+        }
+        Some(Command::Mark { id, status, notes }) => {
+            let request = UpdateEventRequest { id, status: EventStatus::from(status) as i32, notes };
+            let event = client.update_event(request).await?.into_inner().event.unwrap_or_default();
+            println!("{}", row(&event));
+            Ok(())
+        }
+    }
+}
+
+async fn list(
+    a: ListArgs,
+    client: &mut pmon_proto::v1::pause_monitor_client::PauseMonitorClient<tonic::transport::Channel>,
+) -> Result<(), Failure> {
+    let time = |t: Option<String>, flag: &str| -> Result<_, Failure> {
+        t.map(|t| parse_time_now(&t).map(timestamp).with_context(|| format!("--{flag}")))
+            .transpose()
+            .map_err(Failure::from)
+    };
+    let request = ListEventsRequest {
+        statuses: a.status.iter().map(|s| EventStatus::from(*s) as i32).collect(),
+        kind: a.kind.map_or(EventKind::Unspecified, |k| match k {
+            Kind::Pause => EventKind::Pause,
+            Kind::Escalation => EventKind::Escalation,
+        }) as i32,
+        since: time(a.since, "since")?,
+        until: time(a.until, "until")?,
+        limit: a.limit,
+        before_id: None,
+    };
+    let page = client.list_events(request).await?.into_inner();
+    if a.json {
+        println!("{}", serde_json::to_string(&page).context("cannot render as JSON")?);
+        return Ok(());
+    }
+    if page.events.is_empty() {
+        println!("no events match");
+        return Ok(());
+    }
+    println!(
+        "{:>5}  {:<10}  {:<10}  {:<19}  {:>9}  {:>5}  top culprit",
+        "id", "kind", "status", "started", "length", "peak"
+    );
+    for e in &page.events {
+        println!("{}", row(e));
+    }
+    if page.next_before_id.is_some() {
+        println!("(more: raise --limit, or narrow with --since / --status)");
+    }
+    Ok(())
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match EventKind::try_from(kind) {
+        Ok(EventKind::Pause) => "pause",
+        _ => "escalation",
+    }
+}
+
+fn status_name(status: i32) -> &'static str {
+    match EventStatus::try_from(status) {
+        Ok(EventStatus::Reviewed) => "reviewed",
+        Ok(EventStatus::Pinned) => "pinned",
+        Ok(EventStatus::Dismissed) => "dismissed",
+        _ => "unreviewed",
+    }
+}
+
+/// How long an event lasted: the stall for a pause, start to end for an escalation.
+fn length(e: &Event) -> String {
+    if let Some(stall) = e.stall_ms {
+        return format!("{:.2} s", stall / 1000.0);
+    }
+    match (&e.started_at, &e.ended_at) {
+        (Some(s), Some(end)) => {
+            format!("{:.0} s", (end.seconds - s.seconds) as f64 + f64::from(end.nanos - s.nanos) / 1e9)
+        }
+        _ => "open".into(),
+    }
+}
+
+/// One line per event.
+fn row(e: &Event) -> String {
+    let culprit = e.culprits.first().and_then(|c| c.rogue.as_ref()).map_or_else(|| "-".into(), format::rogue);
+    format!(
+        "{:>5}  {:<10}  {:<10}  {:<19}  {:>9}  {:>5.1}  {culprit}",
+        e.id,
+        kind_name(e.kind),
+        status_name(e.status),
+        format::date_time(e.started_at.as_ref()),
+        length(e),
+        e.peak_score
+    )
+}
+
+/// An event as a short incident report.
+fn report(r: &GetEventResponse) -> String {
+    let mut out = String::new();
+    let Some(e) = &r.event else { return "empty answer from the server\n".into() };
+    let what = if e.kind == EventKind::Pause as i32 { "Pause" } else { "Escalation" };
+    let _ = writeln!(out, "{what} {} ({})", e.id, status_name(e.status));
+    let ended = e.ended_at.as_ref().map_or_else(|| "still open".into(), |t| format::date_time(Some(t)));
+    let _ = writeln!(out, "  {} to {ended}, {}", format::date_time(e.started_at.as_ref()), length(e));
+    let _ = writeln!(out, "  peak score {:.1}, tier {}", e.peak_score, format::tier(e.peak_tier));
+    if !e.notes.is_empty() {
+        let _ = writeln!(out, "  notes: {}", e.notes);
+    }
+    let _ = writeln!(out, "\nCulprits");
+    if e.culprits.is_empty() {
+        let _ = writeln!(out, "  none: no process stood out");
+    }
+    for (i, c) in e.culprits.iter().enumerate() {
+        let Some(rogue) = &c.rogue else { continue };
+        let _ = writeln!(
+            out,
+            "  {}. {}[{}] score {:.1}: {} (a rogue in {} samples)",
+            i + 1,
+            rogue.command,
+            rogue.pid,
+            rogue.score,
+            c.why,
+            c.samples_seen
+        );
+        let factors = rogue.factors.unwrap_or_default();
+        let shares: Vec<String> = rogue
+            .explanation
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} = {:.1}",
+                    format::factor_name(s.factor),
+                    format::factor_value(s.factor, &factors, rogue.state),
+                    s.points
+                )
+            })
+            .collect();
+        if !shares.is_empty() {
+            let _ = writeln!(out, "     {}", shares.join(" · "));
+        }
+    }
+    if !r.findings.is_empty() {
+        let _ = writeln!(out, "\nForensics");
+        for f in &r.findings {
+            let outcome = match FindingOutcome::try_from(f.outcome) {
+                Ok(FindingOutcome::Ok) => "ok",
+                Ok(FindingOutcome::TimedOut) => "timeout",
+                _ => "failed",
+            };
+            let _ = writeln!(out, "  {outcome:<7} {:<16} {}", f.step, f.summary);
+            for line in f.detail.lines().take(8).filter(|l| !l.trim().is_empty() && *l != f.summary) {
+                let _ = writeln!(out, "          {line}");
+            }
+        }
+    }
+    if !e.artefact_dir.is_empty() {
+        let _ = writeln!(out, "\nArtefacts in <data dir>/{}", e.artefact_dir);
+        let _ = writeln!(out, "  {}", r.artefacts.join("  "));
+    }
+    let _ = writeln!(out, "\nSamples kept: {}", r.samples.len());
+    for n in &r.notifications {
+        let delivered = if n.delivered { "sent".to_string() } else { format!("not delivered: {}", n.error) };
+        let _ = writeln!(out, "Notification: {}: {} ({delivered})", n.title, n.body);
+    }
+    out
+}

@@ -1,0 +1,105 @@
+use pmon_proto::v1::{FactorShare, ProcessFactors};
+
+use super::*;
+
+fn rogue(pid: u32, command: &str, score: f64) -> Rogue {
+    Rogue {
+        pid,
+        command: command.into(),
+        score,
+        factors: Some(ProcessFactors { cpu_percent: Some(score * 4.0), ..Default::default() }),
+        explanation: vec![FactorShare {
+            factor: pmon_proto::v1::Factor::Cpu as i32,
+            normalized: 1.0,
+            weight: 25.0,
+            points: score,
+        }],
+        ..Default::default()
+    }
+}
+
+fn sample(sequence: u64, tier: Tier, rogues: Vec<Rogue>) -> Arc<Sample> {
+    let max_score = rogues.first().map_or(0.0, |r| r.score);
+    Arc::new(Sample {
+        sequence,
+        time: Some(crate::store::timestamp_ms(1_000_000 + sequence as i64 * 1000)),
+        tier: tier as i32,
+        max_score,
+        rogues,
+        ..Default::default()
+    })
+}
+
+/// Ops as short words, in order.
+fn names(ops: &[Op]) -> Vec<String> {
+    ops.iter()
+        .map(|op| match op {
+            Op::History(s, _) => format!("history#{}", s.sequence),
+            Op::OpenEvent(e) => format!("open{}:{:?}", e.id, e.kind),
+            Op::EventSample { event_id, reason, sample } => format!("keep{event_id}:{reason}#{}", sample.sequence),
+            Op::Peak { event_id, peak_score, .. } => format!("peak{event_id}:{peak_score}"),
+            Op::CloseEvent { event_id, culprits, .. } => {
+                format!(
+                    "close{event_id}:{}",
+                    culprits.first().and_then(|c| c.rogue.as_ref()).map_or("", |r| &r.command)
+                )
+            }
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn an_escalation_keeps_entry_peaks_critical_and_exit_then_closes_with_culprits() {
+    use TierAction::*;
+    let mut config = Config::default();
+    config.events.peak_tracking_seconds = 10.0;
+    let mut t = Tracker::new(&config, 7);
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let hog = |score| vec![rogue(42, "hog", score), rogue(9, "bystander", 1.0)];
+    let steps: Vec<(Arc<Sample>, Vec<TierAction>, u64)> = vec![
+        (sample(1, Tier::Sentinel, vec![]), vec![], 0),
+        (sample(2, Tier::Sentinel, vec![]), vec![], 1), // no history: within 5 s
+        (sample(3, Tier::Elevated, hog(55.0)), vec![ElevatedEntry], 2),
+        (sample(4, Tier::Elevated, hog(60.0)), vec![ElevatedPeak], 3), // peak within 10 s: not kept
+        (sample(5, Tier::Critical, hog(80.0)), vec![ElevatedPeak, CriticalEntry], 13),
+        (sample(6, Tier::Critical, hog(79.0)), vec![], 14),
+        (sample(7, Tier::Elevated, hog(60.0)), vec![CriticalExit], 19),
+        (sample(8, Tier::Sentinel, hog(10.0)), vec![ElevatedExit], 25),
+        (sample(9, Tier::Sentinel, vec![]), vec![], 26),
+    ];
+    let got: Vec<Vec<String>> = steps.iter().map(|(s, a, sec)| names(&t.on_sample(s, a, at(*sec)))).collect();
+    let want: Vec<Vec<&str>> = vec![
+        vec!["history#1"],
+        vec![],
+        vec!["history#3", "open7:Escalation", "keep7:entry#3"],
+        vec!["history#4", "peak7:60"],
+        vec!["history#5", "peak7:80", "keep7:peak#5"],
+        vec!["history#6", "keep7:critical#6"],
+        vec!["history#7"],
+        vec!["history#8", "keep7:exit#8", "close7:hog"],
+        vec![],
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_pause_records_the_frozen_ring_and_ranks_its_culprits() {
+    let mut t = Tracker::new(&Config::default(), 3);
+    let ring = vec![
+        sample(10, Tier::Sentinel, vec![rogue(5, "pager", 30.0), rogue(6, "idle", 2.0)]),
+        sample(11, Tier::Sentinel, vec![rogue(6, "idle", 2.0), rogue(5, "pager", 40.0)]),
+    ];
+    let (id, ops) = t.on_pause(&ring, 50_000, Duration::from_millis(3100));
+    assert_eq!(id, 3);
+    let Some(Op::OpenEvent(e)) = ops.first() else { panic!("open first: {ops:?}") };
+    assert_eq!((e.started_at_ms, e.ended_at_ms, e.stall_ms), (46_900, Some(50_000), Some(3100.0)));
+    let culprit = &e.culprits[0];
+    let r = culprit.rogue.as_ref().expect("rogue");
+    assert_eq!((r.command.as_str(), r.score, culprit.samples_seen), ("pager", 40.0, 2));
+    assert_eq!(culprit.why, "cpu 160.0% (100% of it)");
+    assert_eq!(names(&ops[1..]), vec!["keep3:ring#10", "keep3:ring#11"]);
+    // Ids keep counting across kinds.
+    assert_eq!(t.on_pause(&[], 60_000, Duration::from_secs(3)).0, 4);
+}

@@ -1,0 +1,166 @@
+//! Forensics (SPEC §3.7): what a pause leaves behind, captured right after it.
+//!
+//! ```text
+//! pause ──► Forensics::start ──► thread: notify ─► each platform step (own thread, timeout)
+//!                                          │            └─► Finding ─► store
+//!                                          └─► artefacts ─► events/<UTC time>-<id>/ ─► store
+//! ```
+//!
+//! A step that fails or runs out of time is recorded as such and the others go on; the
+//! engine never waits for any of it. The ring buffer itself is not dumped to disk: its
+//! samples are already in the database with the event.
+
+pub mod kmsg;
+#[cfg_attr(target_os = "linux", path = "linux.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "other.rs")]
+mod platform;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, mpsc},
+    time::{Duration, Instant, SystemTime},
+};
+
+use pmon_proto::v1::{Finding, FindingOutcome, Sample};
+
+use crate::{
+    notify::Notifier,
+    store::{Op, Store},
+};
+
+/// What a step produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// One line for a person.
+    pub summary: String,
+    /// The evidence.
+    pub detail: String,
+    /// Raw files to keep: (file name, contents).
+    pub artefacts: Vec<(String, Vec<u8>)>,
+}
+
+/// A forensic step: a name and the work, which may block.
+pub type Step = (&'static str, Box<dyn FnOnce() -> Result<Output, String> + Send>);
+
+/// What the steps know about the pause.
+#[derive(Debug, Clone)]
+pub struct Pause {
+    /// When the stall ended.
+    pub ended_at: SystemTime,
+    /// How long it lasted.
+    pub stall: Duration,
+    /// The ring as it was frozen (oldest first).
+    pub ring: Vec<Arc<Sample>>,
+}
+
+/// Starts forensics for pauses.
+#[derive(Debug, Clone)]
+pub struct Forensics {
+    data_dir: PathBuf,
+    store: Store,
+    step_timeout: Duration,
+    notifier: Notifier,
+}
+
+impl Forensics {
+    /// Forensics writing under `data_dir/events/`.
+    pub fn new(data_dir: PathBuf, store: Store, step_timeout: Duration, notifier: Notifier) -> Self {
+        Self { data_dir, store, step_timeout, notifier }
+    }
+
+    /// Runs every step for event `id` in the background.
+    pub fn start(&self, id: u64, ended_at: SystemTime, stall: Duration, ring: Vec<Arc<Sample>>) {
+        let this = self.clone();
+        let pause = Pause { ended_at, stall, ring };
+        let spawned = std::thread::Builder::new().name("pmon-forensics".into()).spawn(move || this.run(id, &pause));
+        if let Err(e) = spawned {
+            tracing::error!(event = id, "cannot start forensics: {e}");
+        }
+    }
+
+    fn run(&self, id: u64, pause: &Pause) {
+        self.notifier.pause(id, pause);
+        let name = dir_name(pause.ended_at, id);
+        let dir = self.data_dir.join("events").join(&name);
+        let mut bytes = 0u64;
+        let mut failed_steps = 0;
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(event = id, "cannot create {}: {e}", dir.display());
+        }
+        for (step, work) in platform::steps(pause) {
+            let started = Instant::now();
+            let (outcome, output) = match run_with_timeout(work, self.step_timeout) {
+                Some(Ok(out)) => (FindingOutcome::Ok, out),
+                Some(Err(why)) => {
+                    (FindingOutcome::Failed, Output { summary: why.clone(), detail: why, ..Output::default() })
+                }
+                None => (
+                    FindingOutcome::TimedOut,
+                    Output { summary: format!("no result within {:?}", self.step_timeout), ..Output::default() },
+                ),
+            };
+            if outcome != FindingOutcome::Ok {
+                failed_steps += 1;
+            }
+            for (file, contents) in &output.artefacts {
+                match std::fs::write(dir.join(file), contents) {
+                    Ok(()) => bytes += contents.len() as u64,
+                    Err(e) => tracing::warn!(event = id, file, "cannot write artefact: {e}"),
+                }
+            }
+            let finding = Finding {
+                step: step.to_string(),
+                outcome: outcome as i32,
+                summary: output.summary,
+                detail: output.detail,
+                elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+            };
+            self.store.submit(Op::Finding { event_id: id, finding });
+        }
+        self.store.submit(Op::Artefacts { event_id: id, dir: format!("events/{name}"), bytes });
+        tracing::info!(event = id, failed_steps, "forensics complete");
+        self.notifier.forensics_done(id, failed_steps);
+    }
+}
+
+/// `20261121T201405Z-42`: sorts by time, names the event.
+fn dir_name(at: SystemTime, id: u64) -> String {
+    let secs = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let stamp = chrono::DateTime::from_timestamp(secs, 0)
+        .map_or_else(|| "unknown".into(), |t| t.format("%Y%m%dT%H%M%SZ").to_string());
+    format!("{stamp}-{id}")
+}
+
+/// Runs `work` on its own thread; `None` if it is not done within `limit` (the thread
+/// is left to finish on its own: a step stuck in the kernel cannot be cancelled).
+fn run_with_timeout<T: Send + 'static>(work: Box<dyn FnOnce() -> T + Send>, limit: Duration) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new().name("pmon-forensic-step".into()).spawn(move || {
+        let _ = tx.send(work());
+    });
+    if spawned.is_err() {
+        return None;
+    }
+    rx.recv_timeout(limit).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_past_its_time_is_abandoned_and_one_in_time_returns() {
+        let slow: Box<dyn FnOnce() -> u32 + Send> = Box::new(|| {
+            std::thread::sleep(Duration::from_secs(2));
+            1
+        });
+        assert_eq!(run_with_timeout(slow, Duration::from_millis(50)), None);
+        assert_eq!(run_with_timeout(Box::new(|| 7), Duration::from_secs(5)), Some(7));
+    }
+
+    #[test]
+    fn directory_names_sort_by_time() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_755_445);
+        assert_eq!(dir_name(at, 42), "20251121T200405Z-42");
+    }
+}

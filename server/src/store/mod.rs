@@ -1,0 +1,325 @@
+//! The evidence store: SQLite (bundled) through diesel, in WAL mode, with the schema
+//! managed by embedded migrations so users keep their data across upgrades.
+//!
+//! ```text
+//! engine / forensics ── try_send(Op) ──► [bounded queue] ──► writer thread ── batches in one transaction
+//! RPC updates ───────── send(Op + reply) ─┘                      (the only writer)
+//! RPC queries ───────── reader connection (WAL: reads never wait for the writer)
+//! ```
+//!
+//! The engine never waits on the disk: if the queue is full, the op is dropped and
+//! counted (`GetStatus` reports it).
+
+mod prune;
+pub mod read;
+mod schema;
+mod write;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, SyncSender, TrySendError},
+    },
+    thread::JoinHandle,
+};
+
+use diesel::{Connection, SqliteConnection, connection::SimpleConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use pmon_proto::v1::{Culprit, EventKind, EventStatus, Finding, Sample};
+use prost::Message;
+
+pub use prune::{PrunePolicy, PruneReport};
+pub use read::{EventFilter, HistoryQuery};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Ops queued before the engine starts dropping them (a few minutes of 4 Hz samples).
+const QUEUE: usize = 1024;
+
+/// The database file inside the data directory.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("data.db")
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        source: diesel::ConnectionError,
+    },
+    /// Migrating the schema failed.
+    #[error("cannot bring the database schema up to date: {0}")]
+    Migrate(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// No event with that id.
+    #[error("no event with id {0}")]
+    NotFound(u64),
+    /// The writer is gone (shutting down, or it failed).
+    #[error("the database writer has stopped")]
+    WriterGone,
+    /// A stored blob could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(#[from] prost::DecodeError),
+    /// Artefact files could not be listed or removed.
+    #[error("artefact files: {0}")]
+    Files(#[from] std::io::Error),
+}
+
+/// What an escalation or pause event is when it is first written.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Id allocated by the engine.
+    pub id: u64,
+    /// Pause or escalation.
+    pub kind: EventKind,
+    /// When it began, ms since the epoch.
+    pub started_at_ms: i64,
+    /// When it ended (pauses are written once over).
+    pub ended_at_ms: Option<i64>,
+    /// Peak score so far.
+    pub peak_score: f64,
+    /// Peak tier so far.
+    pub peak_tier: i32,
+    /// Pause: the stall.
+    pub stall_ms: Option<f64>,
+    /// Culprits so far.
+    pub culprits: Vec<Culprit>,
+}
+
+/// A write. The engine's ops are fire-and-forget; RPC ops carry a reply channel.
+#[derive(Debug)]
+pub enum Op {
+    /// A compact history row for a sample.
+    History(Arc<Sample>, u32),
+    /// A new event.
+    OpenEvent(NewEvent),
+    /// A sample kept with an event.
+    EventSample { event_id: u64, reason: &'static str, sample: Arc<Sample> },
+    /// A higher peak.
+    Peak { event_id: u64, peak_score: f64, peak_tier: i32 },
+    /// An escalation ended.
+    CloseEvent { event_id: u64, ended_at_ms: i64, culprits: Vec<Culprit> },
+    /// A forensic step's result.
+    Finding { event_id: u64, finding: Finding },
+    /// Where an event's artefacts are and their size.
+    Artefacts { event_id: u64, dir: String, bytes: u64 },
+    /// A notification was sent (or not).
+    Notification { event_id: Option<u64>, sent_at_ms: i64, title: String, body: String, error: Option<String> },
+    /// A person's review of an event.
+    Update { id: u64, status: Option<EventStatus>, notes: Option<String>, reply: mpsc::Sender<Result<(), StoreError>> },
+    /// Retention.
+    Prune { policy: PrunePolicy, dry_run: bool, reply: mpsc::Sender<Result<PruneReport, StoreError>> },
+}
+
+/// A handle to the store, shared by the engine, forensics and the gRPC service.
+#[derive(Clone)]
+pub struct Store {
+    tx: SyncSender<Op>,
+    dropped: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    reader: Arc<Mutex<SqliteConnection>>,
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("data_dir", &self.data_dir).field("lost_writes", &self.lost_writes()).finish()
+    }
+}
+
+/// The writer thread; dropping every [`Store`] handle ends it after the queue drains.
+#[derive(Debug)]
+pub struct Writer(JoinHandle<()>);
+
+impl Writer {
+    /// Waits until everything queued is written and every handle is gone, at most
+    /// `limit`; true if it finished.
+    pub fn join_within(self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while !self.0.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if self.0.join().is_err() {
+            tracing::error!("the database writer panicked");
+        }
+        true
+    }
+}
+
+fn connect(path: &Path) -> Result<SqliteConnection, StoreError> {
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+        .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+    // WAL: readers never block the writer nor each other. NORMAL: a crash can lose the
+    // last transactions but never corrupts the database. Foreign keys: deleting an event
+    // deletes its samples and findings.
+    conn.batch_execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+    )?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating or upgrading) `data.db` in the data directory, closes events a
+    /// crash left open, and starts the writer. Returns the store, the writer, and the
+    /// next free event id.
+    pub fn open(data_dir: &Path) -> Result<(Store, Writer, u64), StoreError> {
+        let path = db_path(data_dir);
+        let mut conn = connect(&path)?;
+        conn.run_pending_migrations(MIGRATIONS).map_err(|e| StoreError::Migrate(e.to_string()))?;
+        let recovered = write::close_dangling(&mut conn)?;
+        if recovered > 0 {
+            tracing::info!(recovered, "closed events left open by an unclean stop");
+        }
+        let next_id = read::max_event_id(&mut conn)? + 1;
+        let reader = connect(&path)?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let failed = Arc::new(AtomicU64::new(0));
+        let writer_failed = Arc::clone(&failed);
+        let dir = data_dir.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("pmon-store".into())
+            .spawn(move || write::run(conn, &rx, &dir, &writer_failed))
+            .map_err(StoreError::Files)?;
+        let store = Store {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            failed,
+            reader: Arc::new(Mutex::new(reader)),
+            data_dir: data_dir.to_path_buf(),
+        };
+        Ok((store, Writer(thread), next_id))
+    }
+
+    /// Queues a write without waiting; a full queue drops it and counts it.
+    pub fn submit(&self, op: Op) {
+        match self.tx.try_send(op) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Writes that were dropped (queue full) or failed since start.
+    pub fn lost_writes(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Sends an op that carries a reply and waits for it (blocking: call from a
+    /// blocking context).
+    fn request<T>(&self, make: impl FnOnce(mpsc::Sender<Result<T, StoreError>>) -> Op) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::channel();
+        self.tx.send(make(reply)).map_err(|_| StoreError::WriterGone)?;
+        answer.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Sets an event's status and/or notes. Blocking.
+    pub fn update_event(&self, id: u64, status: Option<EventStatus>, notes: Option<String>) -> Result<(), StoreError> {
+        self.request(|reply| Op::Update { id, status, notes, reply })
+    }
+
+    /// Applies retention. Blocking.
+    pub fn prune(&self, policy: PrunePolicy, dry_run: bool) -> Result<PruneReport, StoreError> {
+        self.request(|reply| Op::Prune { policy, dry_run, reply })
+    }
+
+    /// Runs a read query on the reader connection. Blocking.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection, &Path) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut conn, &self.data_dir)
+    }
+}
+
+/// The database spelling of a kind.
+pub(crate) fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Pause => "pause",
+        EventKind::Escalation | EventKind::Unspecified => "escalation",
+    }
+}
+
+/// The database spelling of a status (the CLI and config use the same words).
+pub fn status_name(status: EventStatus) -> &'static str {
+    match status {
+        EventStatus::Reviewed => "reviewed",
+        EventStatus::Pinned => "pinned",
+        EventStatus::Dismissed => "dismissed",
+        EventStatus::Unreviewed | EventStatus::Unspecified => "unreviewed",
+    }
+}
+
+fn parse_status(s: &str) -> EventStatus {
+    match s {
+        "reviewed" => EventStatus::Reviewed,
+        "pinned" => EventStatus::Pinned,
+        "dismissed" => EventStatus::Dismissed,
+        _ => EventStatus::Unreviewed,
+    }
+}
+
+fn outcome_name(outcome: i32) -> &'static str {
+    use pmon_proto::v1::FindingOutcome;
+    match FindingOutcome::try_from(outcome) {
+        Ok(FindingOutcome::Ok) => "ok",
+        Ok(FindingOutcome::TimedOut) => "timed_out",
+        _ => "failed",
+    }
+}
+
+fn parse_outcome(s: &str) -> i32 {
+    use pmon_proto::v1::FindingOutcome;
+    (match s {
+        "ok" => FindingOutcome::Ok,
+        "timed_out" => FindingOutcome::TimedOut,
+        _ => FindingOutcome::Failed,
+    }) as i32
+}
+
+/// Culprits as consecutive length-delimited messages (a list without a wrapper type).
+fn encode_culprits(culprits: &[Culprit]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for c in culprits {
+        // Encoding into a Vec cannot run out of room.
+        let _ = c.encode_length_delimited(&mut buf);
+    }
+    buf
+}
+
+fn decode_culprits(mut bytes: &[u8]) -> Result<Vec<Culprit>, StoreError> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        out.push(Culprit::decode_length_delimited(&mut bytes)?);
+    }
+    Ok(out)
+}
+
+/// Milliseconds since the epoch of a protobuf timestamp (0 for none).
+pub fn ms(ts: Option<&pbjson_types::Timestamp>) -> i64 {
+    ts.map_or(0, |t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos / 1_000_000)))
+}
+
+/// The protobuf timestamp of milliseconds since the epoch.
+pub fn timestamp_ms(ms: i64) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+//! The writer thread: the only connection that writes.
+
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc::Receiver,
+    },
+};
+
+use diesel::{
+    Connection, ExpressionMethods, OptionalExtension, QueryDsl, RunQueryDsl, SqliteConnection,
+    sql_types::{BigInt, Double, Integer},
+};
+use pmon_proto::v1::{HistoryRow, Sample};
+use prost::Message;
+
+use super::{
+    NewEvent, Op, StoreError, kind_name, ms, prune,
+    schema::{event_samples, events, findings, history, notifications},
+    status_name,
+};
+
+/// Ops written per transaction at most: a burst after a stall is written in a few
+/// transactions rather than one per op (one fsync each in WAL mode is what costs).
+const BATCH: usize = 256;
+
+/// Writes ops until every sender is gone.
+pub(super) fn run(mut conn: SqliteConnection, rx: &Receiver<Op>, data_dir: &Path, failed: &AtomicU64) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut plain = Vec::with_capacity(batch.len());
+        for op in batch {
+            match op {
+                // Ops with a reply run on their own, so the answer is theirs alone; what
+                // was queued before them is written first.
+                Op::Update { id, status, notes, reply } => {
+                    write_batch(&mut conn, std::mem::take(&mut plain), failed);
+                    let _ = reply.send(update(&mut conn, id, status, notes));
+                }
+                Op::Prune { policy, dry_run, reply } => {
+                    write_batch(&mut conn, std::mem::take(&mut plain), failed);
+                    let _ = reply.send(prune::run(&mut conn, data_dir, &policy, dry_run));
+                }
+                other => plain.push(other),
+            }
+        }
+        write_batch(&mut conn, plain, failed);
+    }
+}
+
+/// Writes fire-and-forget ops in one transaction. One op failing (say, a constraint)
+/// is counted and logged; the others are still committed.
+fn write_batch(conn: &mut SqliteConnection, ops: Vec<Op>, failed: &AtomicU64) {
+    if ops.is_empty() {
+        return;
+    }
+    let count = ops.len() as u64;
+    let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
+        for op in ops {
+            if let Err(e) = apply(c, op) {
+                let total = failed.fetch_add(1, Ordering::Relaxed) + 1;
+                // A full disk fails every write: log the first and then one in a hundred.
+                if total % 100 == 1 {
+                    tracing::warn!(failed = total, "database write failed: {e}");
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        failed.fetch_add(count, Ordering::Relaxed);
+        tracing::warn!("database transaction failed, {count} writes lost: {e}");
+    }
+}
+
+fn apply(c: &mut SqliteConnection, op: Op) -> Result<(), StoreError> {
+    match op {
+        Op::History(sample, top) => insert_history(c, &sample, top),
+        Op::OpenEvent(e) => open_event(c, e),
+        Op::EventSample { event_id, reason, sample } => {
+            diesel::insert_into(event_samples::table)
+                .values((
+                    event_samples::event_id.eq(id(event_id)),
+                    event_samples::reason.eq(reason),
+                    event_samples::sequence.eq(i64::try_from(sample.sequence).unwrap_or(i64::MAX)),
+                    event_samples::taken_at_ms.eq(ms(sample.time.as_ref())),
+                    event_samples::sample.eq(sample.encode_to_vec()),
+                ))
+                .execute(c)?;
+            Ok(())
+        }
+        Op::Peak { event_id, peak_score, peak_tier } => {
+            // Never lower a peak, whatever order ops arrive in.
+            diesel::sql_query(
+                "UPDATE events SET peak_score = MAX(peak_score, ?), peak_tier = MAX(peak_tier, ?) WHERE id = ?",
+            )
+            .bind::<Double, _>(peak_score)
+            .bind::<Integer, _>(peak_tier)
+            .bind::<BigInt, _>(id(event_id))
+            .execute(c)?;
+            Ok(())
+        }
+        Op::CloseEvent { event_id, ended_at_ms, culprits } => {
+            diesel::update(events::table.find(id(event_id)))
+                .set((events::ended_at_ms.eq(ended_at_ms), events::culprits.eq(super::encode_culprits(&culprits))))
+                .execute(c)?;
+            Ok(())
+        }
+        Op::Finding { event_id, finding } => {
+            diesel::insert_into(findings::table)
+                .values((
+                    findings::event_id.eq(id(event_id)),
+                    findings::step.eq(finding.step),
+                    findings::outcome.eq(super::outcome_name(finding.outcome)),
+                    findings::summary.eq(finding.summary),
+                    findings::detail.eq(finding.detail),
+                    findings::elapsed_ms.eq(finding.elapsed_ms),
+                ))
+                .execute(c)?;
+            Ok(())
+        }
+        Op::Artefacts { event_id, dir, bytes } => {
+            diesel::update(events::table.find(id(event_id)))
+                .set((
+                    events::artefact_dir.eq(dir),
+                    events::artefact_bytes.eq(i64::try_from(bytes).unwrap_or(i64::MAX)),
+                ))
+                .execute(c)?;
+            Ok(())
+        }
+        Op::Notification { event_id, sent_at_ms, title, body, error } => {
+            diesel::insert_into(notifications::table)
+                .values((
+                    notifications::event_id.eq(event_id.map(id)),
+                    notifications::sent_at_ms.eq(sent_at_ms),
+                    notifications::title.eq(title),
+                    notifications::body.eq(body),
+                    notifications::delivered.eq(error.is_none()),
+                    notifications::error.eq(error.unwrap_or_default()),
+                ))
+                .execute(c)?;
+            Ok(())
+        }
+        // Handled by `run` with their reply channels.
+        Op::Update { .. } | Op::Prune { .. } => Ok(()),
+    }
+}
+
+fn id(event_id: u64) -> i64 {
+    i64::try_from(event_id).unwrap_or(i64::MAX)
+}
+
+fn insert_history(c: &mut SqliteConnection, sample: &Sample, top: u32) -> Result<(), StoreError> {
+    let row = HistoryRow {
+        time: sample.time,
+        tier: sample.tier,
+        max_score: sample.max_score,
+        process_count: sample.process_count,
+        top_rogues: sample.rogues.iter().take(top as usize).cloned().collect(),
+        system: sample.system,
+    };
+    // Two samples in the same millisecond cannot happen at the sampling rates allowed;
+    // replacing keeps a clock step from failing the write.
+    diesel::replace_into(history::table)
+        .values((
+            history::taken_at_ms.eq(ms(sample.time.as_ref())),
+            history::tier.eq(sample.tier),
+            history::max_score.eq(sample.max_score),
+            history::process_count.eq(i32::try_from(sample.process_count).unwrap_or(i32::MAX)),
+            history::row.eq(row.encode_to_vec()),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+fn open_event(c: &mut SqliteConnection, e: NewEvent) -> Result<(), StoreError> {
+    diesel::insert_into(events::table)
+        .values((
+            events::id.eq(id(e.id)),
+            events::kind.eq(kind_name(e.kind)),
+            events::started_at_ms.eq(e.started_at_ms),
+            events::ended_at_ms.eq(e.ended_at_ms),
+            events::peak_score.eq(e.peak_score),
+            events::peak_tier.eq(e.peak_tier),
+            events::stall_ms.eq(e.stall_ms),
+            events::culprits.eq(super::encode_culprits(&e.culprits)),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+fn update(
+    c: &mut SqliteConnection,
+    event_id: u64,
+    status: Option<pmon_proto::v1::EventStatus>,
+    notes: Option<String>,
+) -> Result<(), StoreError> {
+    let target = events::table.find(id(event_id));
+    let exists = target.select(events::id).first::<i64>(c).optional()?.is_some();
+    if !exists {
+        return Err(StoreError::NotFound(event_id));
+    }
+    if let Some(status) = status {
+        diesel::update(target).set(events::status.eq(status_name(status))).execute(c)?;
+    }
+    if let Some(notes) = notes {
+        diesel::update(target).set(events::notes.eq(notes)).execute(c)?;
+    }
+    Ok(())
+}
+
+/// Events a crash left open end at their last kept sample (or their start).
+pub(super) fn close_dangling(c: &mut SqliteConnection) -> Result<usize, StoreError> {
+    Ok(diesel::sql_query(
+        "UPDATE events SET ended_at_ms = COALESCE( \
+             (SELECT MAX(taken_at_ms) FROM event_samples WHERE event_id = events.id), started_at_ms) \
+         WHERE ended_at_ms IS NULL",
+    )
+    .execute(c)?)
+}

@@ -1,0 +1,188 @@
+//! Pauses, escalations and the evidence store, end to end.
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::support::{Server, json_u64};
+
+/// Waits up to `limit` for `f` to return something.
+fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn events(server: &Server, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["events", "--json"];
+    all.extend_from_slice(args);
+    server.pmon_json(&all)["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn show(server: &Server, id: u64) -> Value {
+    server.pmon_json(&["events", "show", &id.to_string(), "--json"])
+}
+
+/// Stops the server process for `stop`; returns how long it really was stopped.
+fn stall(server: &Server, stop: Duration) -> Duration {
+    server.signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    std::thread::sleep(stop);
+    server.signal(libc::SIGCONT);
+    stopped.elapsed()
+}
+
+#[test]
+fn a_3_s_sigstop_becomes_a_pause_event_with_culprits_forensics_and_artefacts() {
+    let server = Server::start("");
+    server.wait_samples(2);
+    let real = stall(&server, Duration::from_secs(3));
+    let resumed = Instant::now();
+    let event = eventually(Duration::from_secs(2), || events(&server, &["--kind", "pause"]).into_iter().next())
+        .unwrap_or_else(|| panic!("no pause event within 2 s:\n{}", server.log()));
+    assert!(resumed.elapsed() <= Duration::from_secs(3));
+    let recorded = Duration::from_secs_f64(event["stallMs"].as_f64().expect("stallMs") / 1000.0);
+    let error = recorded.as_secs_f64() - real.as_secs_f64();
+    assert!(error.abs() <= 0.3, "recorded {recorded:?} for a {real:?} stop");
+    assert_eq!(event["kind"], "EVENT_KIND_PAUSE");
+    assert_eq!(event["status"], "EVENT_STATUS_UNREVIEWED");
+
+    // Forensics run in the background: wait for all five Linux steps.
+    let id = json_u64(&event["id"]);
+    let full = eventually(Duration::from_secs(30), || {
+        let full = show(&server, id);
+        (full["findings"].as_array().map_or(0, Vec::len) >= 5).then_some(full)
+    })
+    .unwrap_or_else(|| panic!("forensics incomplete: {}", show(&server, id)));
+    let steps: Vec<&str> =
+        full["findings"].as_array().expect("findings").iter().filter_map(|f| f["step"].as_str()).collect();
+    assert_eq!(steps, ["psi", "kernel-log", "stuck-processes", "memory", "processes"]);
+    assert!(full["event"]["culprits"].as_array().is_some_and(|c| !c.is_empty()), "{full}");
+    assert!(full["event"]["culprits"][0]["why"].as_str().is_some_and(|w| w.contains("% of it")), "{full}");
+    assert!(full["samples"].as_array().is_some_and(|s| s.iter().all(|s| s["reason"] == "ring")));
+    let dir = full["event"]["artefactDir"].as_str().expect("artefact dir");
+    assert!(server.data_dir().join(dir).join("processes.tsv").is_file(), "{dir}");
+    assert!(full["artefacts"].as_array().is_some_and(|a| a.iter().any(|f| f == "processes.tsv")));
+
+    let report = server.pmon(&["events", "show", &id.to_string()]);
+    let text = String::from_utf8_lossy(&report.stdout);
+    for part in ["Pause", "Culprits", "Forensics", "psi", "processes", "Artefacts in"] {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn a_quiet_minute_records_no_pause() {
+    let server = Server::start("");
+    std::thread::sleep(Duration::from_secs(60));
+    let pauses = events(&server, &["--kind", "pause"]);
+    assert!(pauses.is_empty(), "{pauses:?}\n{}", server.log());
+    assert_eq!(json_u64(&server.status()["pauses"]), 0);
+}
+
+/// A hog that burns CPU and keeps touching 256 MiB, under a distinctive name.
+fn hog() -> std::process::Child {
+    let script = "b = bytearray(256 << 20)\nwhile True:\n    for i in range(0, len(b), 4096):\n        b[i] = (b[i] + 1) & 255\n";
+    Command::new("python3").args(["-c", script]).stdin(Stdio::null()).spawn().expect("start python3 hog")
+}
+
+#[test]
+fn a_hog_opens_an_escalation_that_names_it_and_closes_after_the_hysteresis() {
+    let server = Server::start(
+        "[sampling]\ninterval_seconds = 0.25\nelevated_interval_seconds = 0.25\n\
+         [tiers]\nelevated_threshold = 15\ncritical_threshold = 90\nhysteresis_seconds = 1\n\
+         [events]\npeak_tracking_seconds = 0\n",
+    );
+    let mut hog = hog();
+    let pid = u64::from(hog.id());
+    let open = eventually(Duration::from_secs(20), || events(&server, &["--kind", "escalation"]).into_iter().next());
+    let open = open.unwrap_or_else(|| panic!("no escalation opened:\n{}", server.log()));
+    let id = json_u64(&open["id"]);
+    // Let it run a little so a peak can be recorded, then stop the hog.
+    std::thread::sleep(Duration::from_secs(2));
+    hog.kill().expect("kill hog");
+    hog.wait().expect("reap hog");
+    let closed = eventually(Duration::from_secs(20), || {
+        let full = show(&server, id);
+        full["event"]["endedAt"].is_string().then_some(full)
+    })
+    .unwrap_or_else(|| panic!("escalation {id} never closed: {}", show(&server, id)));
+    let event = &closed["event"];
+    let top = &event["culprits"][0]["rogue"];
+    assert_eq!(json_u64(&top["pid"]), pid, "{event}");
+    assert!(top["factors"]["cpuPercent"].as_f64().is_some_and(|c| c > 30.0), "{top}");
+    assert!(top["factors"]["memBytes"].is_string(), "{top}");
+    let reasons: Vec<&str> =
+        closed["samples"].as_array().expect("samples").iter().filter_map(|s| s["reason"].as_str()).collect();
+    assert_eq!(reasons.first(), Some(&"entry"), "{reasons:?}");
+    assert_eq!(reasons.last(), Some(&"exit"), "{reasons:?}");
+    let entry_score = closed["samples"][0]["sample"]["maxScore"].as_f64().expect("entry score");
+    assert!(event["peakScore"].as_f64().is_some_and(|p| p >= entry_score && p >= 15.0), "{event}");
+}
+
+#[test]
+fn a_mark_survives_a_restart_and_a_kill_leaves_a_sound_database() {
+    let mut server = Server::start("[sampling]\ninterval_seconds = 0.25\nelevated_interval_seconds = 0.25\n");
+    server.wait_samples(2);
+    stall(&server, Duration::from_secs(1));
+    let event = eventually(Duration::from_secs(5), || events(&server, &["--kind", "pause"]).into_iter().next())
+        .unwrap_or_else(|| panic!("no pause:\n{}", server.log()));
+    let id = json_u64(&event["id"]).to_string();
+    let out = server.pmon(&["events", "mark", &id, "pinned", "--notes", "the backup job"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    server.restart();
+    let e = &show(&server, id.parse().expect("id"))["event"];
+    assert_eq!((e["status"].as_str(), e["notes"].as_str()), (Some("EVENT_STATUS_PINNED"), Some("the backup job")));
+
+    // Kill -9 while samples and history are being written.
+    server.wait_samples(4);
+    server.crash_and_restart();
+    let db = server.data_dir().join("data.db");
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])",
+        ])
+        .arg(&db)
+        .output()
+        .expect("python3 sqlite3");
+    assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "ok", "{}", String::from_utf8_lossy(&check.stderr));
+    let e = &show(&server, id.parse().expect("id"))["event"];
+    assert_eq!(e["status"], "EVENT_STATUS_PINNED", "the closed event survived");
+}
+
+#[test]
+fn bad_requests_get_clear_codes_from_the_cli() {
+    let server = Server::start("");
+    let out = server.pmon(&["events", "show", "999"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("NotFound") && err.contains("no event with id 999"), "{err}");
+
+    let out = server.pmon(&["events", "mark", "1", "bogus"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("unreviewed") && err.contains("pinned") && err.contains("dismissed"), "{err}");
+
+    let out = server.pmon(&["events", "--since", "tomorow"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("tomorow") && err.contains("min ago"), "{err}");
+
+    let out = server.pmon(&["events", "--since", "1 min ago", "--until", "1 hour ago"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("InvalidArgument") && err.contains("inverted time range"), "{err}");
+
+    let dry = server.pmon_json(&["prune", "--dry-run", "--json"]);
+    assert_eq!(dry["dryRun"], true);
+}
