@@ -118,6 +118,8 @@ pub enum Op {
     Update { id: u64, status: Option<EventStatus>, notes: Option<String>, reply: mpsc::Sender<Result<(), StoreError>> },
     /// Retention.
     Prune { policy: PrunePolicy, dry_run: bool, reply: mpsc::Sender<Result<PruneReport, StoreError>> },
+    /// Replies once everything queued before it is written.
+    Flush(mpsc::Sender<Result<(), StoreError>>),
 }
 
 /// A handle to the store, shared by the engine, forensics and the gRPC service.
@@ -233,6 +235,11 @@ impl Store {
     /// Applies retention. Blocking.
     pub fn prune(&self, policy: PrunePolicy, dry_run: bool) -> Result<PruneReport, StoreError> {
         self.request(|reply| Op::Prune { policy, dry_run, reply })
+    }
+
+    /// Waits until every op submitted before this call is written. Blocking.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.request(Op::Flush)
     }
 
     /// Runs a read query on the reader connection. Blocking.

@@ -34,10 +34,13 @@ fn event(id: u64, kind: EventKind, started_at_ms: i64) -> Op {
     })
 }
 
-/// Opens a store, runs `write` on it, waits until everything is written, reopens.
+/// Opens a store, runs `write` on it, waits until everything is written, and reopens
+/// it (so start-up recovery runs too).
 fn written(dir: &Path, write: impl FnOnce(&Store)) -> (Store, Writer, u64) {
     let (store, writer, _) = Store::open(dir).expect("open");
     write(&store);
+    store.flush().expect("flush");
+    assert_eq!(store.lost_writes(), 0, "nothing dropped or failed");
     drop(store);
     assert!(writer.join_within(Duration::from_secs(10)), "writer finished");
     Store::open(dir).expect("reopen")

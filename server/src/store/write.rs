@@ -48,6 +48,10 @@ pub(super) fn run(mut conn: SqliteConnection, rx: &Receiver<Op>, data_dir: &Path
                     write_batch(&mut conn, std::mem::take(&mut plain), failed);
                     let _ = reply.send(prune::run(&mut conn, data_dir, &policy, dry_run));
                 }
+                Op::Flush(reply) => {
+                    write_batch(&mut conn, std::mem::take(&mut plain), failed);
+                    let _ = reply.send(Ok(()));
+                }
                 other => plain.push(other),
             }
         }
@@ -149,7 +153,7 @@ fn apply(c: &mut SqliteConnection, op: Op) -> Result<(), StoreError> {
             Ok(())
         }
         // Handled by `run` with their reply channels.
-        Op::Update { .. } | Op::Prune { .. } => Ok(()),
+        Op::Update { .. } | Op::Prune { .. } | Op::Flush(_) => Ok(()),
     }
 }
 
