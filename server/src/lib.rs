@@ -13,6 +13,7 @@
 //! temporary directory and `main` passes SIGINT/SIGTERM.
 
 pub mod collect;
+pub mod command;
 pub mod cost;
 pub mod engine;
 pub mod forensics;
@@ -106,9 +107,9 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         options.data_dir.clone(),
         store.clone(),
         Duration::from_secs_f64(options.config.pause.step_timeout_seconds),
-        notifier,
+        notifier.clone(),
     );
-    let parts = Parts { hub: Arc::clone(&hub), store: store.clone(), next_event_id, forensics };
+    let parts = Parts { hub: Arc::clone(&hub), store: store.clone(), next_event_id, forensics, notifier };
     let (engine, status) = Engine::spawn(collector, options.config.clone(), parts).map_err(ServerError::Thread)?;
     let sentinel = Sentinel::spawn(
         Duration::from_millis(u64::from(options.config.pause.sentinel_interval_ms)),

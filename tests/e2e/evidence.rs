@@ -101,7 +101,7 @@ fn a_hog_opens_an_escalation_that_names_it_and_closes_after_the_hysteresis() {
     let server = Server::start(
         "[sampling]\ninterval_seconds = 0.25\nelevated_interval_seconds = 0.25\n\
          [tiers]\nelevated_threshold = 15\ncritical_threshold = 90\nhysteresis_seconds = 1\n\
-         [events]\npeak_tracking_seconds = 0\n",
+         [events]\npeak_tracking_seconds = 0\n[alerts]\nelevated_entered = true\n",
     );
     let mut hog = hog();
     let pid = u64::from(hog.id());
@@ -126,6 +126,9 @@ fn a_hog_opens_an_escalation_that_names_it_and_closes_after_the_hysteresis() {
         closed["samples"].as_array().expect("samples").iter().filter_map(|s| s["reason"].as_str()).collect();
     assert_eq!(reasons.first(), Some(&"entry"), "{reasons:?}");
     assert_eq!(reasons.last(), Some(&"exit"), "{reasons:?}");
+    // Announced (delivered or not, on this machine) and stored with the event.
+    let notes = closed["notifications"].as_array().cloned().unwrap_or_default();
+    assert!(notes.iter().any(|n| n["title"].as_str().is_some_and(|t| t.contains("stress rising"))), "{closed}");
     let entry_score = closed["samples"][0]["sample"]["maxScore"].as_f64().expect("entry score");
     assert!(event["peakScore"].as_f64().is_some_and(|p| p >= entry_score && p >= 15.0), "{event}");
 }

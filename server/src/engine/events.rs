@@ -89,6 +89,11 @@ impl Tracker {
         }
     }
 
+    /// The escalation open now, if any.
+    pub fn open_event(&self) -> Option<u64> {
+        self.open.as_ref().map(|o| o.id)
+    }
+
     fn alloc(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;

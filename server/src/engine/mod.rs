@@ -39,6 +39,7 @@ use crate::{
     cost::{self, CostFigures, CostMeter},
     forensics::Forensics,
     hub::Hub,
+    notify::Notifier,
     store::{Store, ms},
 };
 
@@ -95,6 +96,8 @@ pub struct Parts {
     pub next_event_id: u64,
     /// Runs forensics on pauses.
     pub forensics: Forensics,
+    /// Announces stress.
+    pub notifier: Notifier,
 }
 
 impl Engine {
@@ -120,6 +123,8 @@ impl Engine {
         let sampler = Sampler {
             tiers: tier::TierManager::new(&config.tiers),
             tracker: events::Tracker::new(&config, parts.next_event_id),
+            notifier: parts.notifier,
+            critical_since: None,
             threshold_ms: Arc::clone(&threshold_ms),
             pauses: 0,
             config,
@@ -161,6 +166,9 @@ struct Sampler {
     forensics: Forensics,
     tiers: tier::TierManager,
     tracker: events::Tracker,
+    notifier: Notifier,
+    /// When the current CRITICAL stretch began, and whether it was announced.
+    critical_since: Option<(Instant, bool)>,
     threshold_ms: Arc<AtomicU64>,
     pauses: u64,
     meter: CostMeter,
@@ -195,6 +203,7 @@ impl Sampler {
                     for op in self.tracker.on_sample(&sample, &actions, started) {
                         self.store.submit(op);
                     }
+                    self.announce(&sample, &actions, started);
                     Some(sample)
                 }
                 Err(e) => {
@@ -235,6 +244,25 @@ impl Sampler {
             if due < now {
                 due = now;
             }
+        }
+    }
+
+    /// Notifications about stress: ELEVATED entry, and CRITICAL once it has lasted
+    /// `critical_duration_seconds` (once per stretch).
+    fn announce(&mut self, sample: &Sample, actions: &[TierAction], now: Instant) {
+        let event = self.tracker.open_event();
+        if actions.contains(&TierAction::ElevatedEntry) {
+            self.notifier.elevated(event, sample);
+        }
+        if sample.tier != Tier::Critical as i32 {
+            self.critical_since = None;
+            return;
+        }
+        let (since, announced) = self.critical_since.get_or_insert((now, false));
+        let lasted = now.saturating_duration_since(*since);
+        if !*announced && lasted.as_secs_f64() >= self.config.alerts.critical_duration_seconds {
+            *announced = true;
+            self.notifier.critical(event, sample, lasted);
         }
     }
 

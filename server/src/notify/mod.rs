@@ -9,7 +9,6 @@ mod os;
 
 use std::{
     collections::HashMap,
-    process::Stdio,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -48,17 +47,39 @@ impl Notifier {
         if !self.cfg.pause_detected || secs < self.cfg.pause_min_duration_seconds {
             return;
         }
-        let suspect =
-            pause.ring.iter().rev().find_map(|s| s.rogues.first()).map_or_else(
-                || "no suspect in the last samples".into(),
-                |r| format!("top suspect {}", format::rogue(r)),
-            );
+        let suspect = pause
+            .ring
+            .iter()
+            .rev()
+            .find(|s| !s.rogues.is_empty())
+            .map_or_else(|| "no suspect in the last samples".into(), |s| suspect(s));
         self.send(
             "pause",
             Some(id),
             &format!("pmon: the machine stalled {secs:.1} s"),
             &format!("{suspect} (pmon events show {id})"),
         );
+    }
+
+    /// Announces entering ELEVATED (off by default).
+    pub fn elevated(&self, event_id: Option<u64>, sample: &pmon_proto::v1::Sample) {
+        if self.cfg.elevated_entered {
+            self.send(
+                "elevated",
+                event_id,
+                &format!("pmon: stress rising (score {:.0})", sample.max_score),
+                &suspect(sample),
+            );
+        }
+    }
+
+    /// Announces CRITICAL stress that has lasted `lasted`.
+    pub fn critical(&self, event_id: Option<u64>, sample: &pmon_proto::v1::Sample, lasted: Duration) {
+        if self.cfg.critical_stress {
+            let title =
+                format!("pmon: critical stress for {:.0} s (score {:.0})", lasted.as_secs_f64(), sample.max_score);
+            self.send("critical", event_id, &title, &suspect(sample));
+        }
     }
 
     /// Announces that a pause's evidence is in.
@@ -75,6 +96,8 @@ impl Notifier {
         );
     }
 
+    /// Rate-limits, then delivers on a thread of its own (a notification command may
+    /// take seconds; no caller waits for it) and records the outcome.
     fn send(&self, kind: &'static str, event_id: Option<u64>, title: &str, body: &str) {
         if !self.cfg.enabled {
             return;
@@ -88,52 +111,32 @@ impl Notifier {
             }
             last.insert(kind, now);
         }
-        let error = deliver(title, body).err();
-        if let Some(e) = &error
-            && !self.warned.swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!(
-                "no desktop notification service reachable ({e}); notifications are still recorded with their events"
-            );
-        }
-        self.store.submit(Op::Notification {
-            event_id,
-            sent_at_ms: ms(Some(&pmon_proto::time::timestamp(SystemTime::now()))),
-            title: title.to_string(),
-            body: body.to_string(),
-            error,
+        let (this, title, body) = (self.clone(), title.to_string(), body.to_string());
+        let sent_at_ms = ms(Some(&pmon_proto::time::timestamp(SystemTime::now())));
+        let spawned = std::thread::Builder::new().name("pmon-notify".into()).spawn(move || {
+            let error = deliver(&title, &body).err();
+            if let Some(e) = &error
+                && !this.warned.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "no desktop notification service reachable ({e}); notifications are still recorded with their events"
+                );
+            }
+            this.store.submit(Op::Notification { event_id, sent_at_ms, title, body, error });
         });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start a notification: {e}");
+        }
     }
 }
 
-/// Runs the platform's notification command and waits (bounded) for it.
+/// "top suspect name[pid] 22.5: cpu 99.8% (100% of it)".
+fn suspect(sample: &pmon_proto::v1::Sample) -> String {
+    sample.rogues.first().map_or_else(|| "no suspect".into(), |r| format!("top suspect {}", format::rogue(r)))
+}
+
+/// Runs the platform's notification command, bounded.
 fn deliver(title: &str, body: &str) -> Result<(), String> {
     let (program, args) = os::command(title, body);
-    let mut child = std::process::Command::new(program)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                return Err(format!("{program} failed ({status}): {}", err.trim()));
-            }
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program} did not finish within {COMMAND_TIMEOUT:?}"));
-            }
-            Err(e) => return Err(format!("waiting for {program}: {e}")),
-        }
-    }
+    crate::command::run(program, &args, COMMAND_TIMEOUT).map(drop)
 }

@@ -11,6 +11,9 @@
 //! A plain OS thread, not a task: a busy async runtime must not look like a pause.
 
 pub mod pmset;
+#[cfg_attr(target_os = "macos", path = "power_macos.rs")]
+#[cfg_attr(not(target_os = "macos"), path = "power_other.rs")]
+mod power;
 pub mod sleep;
 
 use std::{
@@ -69,7 +72,15 @@ fn run(interval: Duration, threshold_ms: &AtomicU64, engine: &mpsc::Sender<Msg>,
         std::thread::sleep(interval);
         let Ok(end) = sleep::now() else { continue };
         let threshold = Duration::from_millis(threshold_ms.load(Ordering::Relaxed));
-        match sleep::classify(start, end, interval, threshold) {
+        let mut gap = sleep::classify(start, end, interval, threshold);
+        if let sleep::Gap::Stall { duration } = gap {
+            // Where the clocks alone cannot tell (macOS), the power log can: a stall
+            // that overlaps a sleep or wake there is a sleep.
+            let now = SystemTime::now();
+            let events = power::recent_events();
+            gap = sleep::classify_with_pmset(start, end, interval, threshold, &events, (now - duration, now));
+        }
+        match gap {
             sleep::Gap::OnTime => {}
             sleep::Gap::Stall { duration } => {
                 if engine.send(Msg::Pause { ended_at: SystemTime::now(), stall: duration }).is_err() {
