@@ -175,22 +175,6 @@ async fn list(
     Ok(())
 }
 
-fn kind_name(kind: i32) -> &'static str {
-    match EventKind::try_from(kind) {
-        Ok(EventKind::Pause) => "pause",
-        _ => "escalation",
-    }
-}
-
-fn status_name(status: i32) -> &'static str {
-    match EventStatus::try_from(status) {
-        Ok(EventStatus::Reviewed) => "reviewed",
-        Ok(EventStatus::Pinned) => "pinned",
-        Ok(EventStatus::Dismissed) => "dismissed",
-        _ => "unreviewed",
-    }
-}
-
 /// How long an event lasted: the stall for a pause, start to end for an escalation.
 fn length(e: &Event) -> String {
     if let Some(stall) = e.stall_ms {
@@ -210,8 +194,8 @@ fn row(e: &Event) -> String {
     format!(
         "{:>5}  {:<10}  {:<10}  {:<19}  {:>9}  {:>5.1}  {culprit}",
         e.id,
-        kind_name(e.kind),
-        status_name(e.status),
+        format::event_kind(e.kind),
+        format::event_status(e.status),
         format::date_time(e.started_at.as_ref()),
         length(e),
         e.peak_score
@@ -223,7 +207,7 @@ fn report(r: &GetEventResponse) -> String {
     let mut out = String::new();
     let Some(e) = &r.event else { return "empty answer from the server\n".into() };
     let what = if e.kind == EventKind::Pause as i32 { "Pause" } else { "Escalation" };
-    let _ = writeln!(out, "{what} {} ({})", e.id, status_name(e.status));
+    let _ = writeln!(out, "{what} {} ({})", e.id, format::event_status(e.status));
     let ended = e.ended_at.as_ref().map_or_else(|| "still open".into(), |t| format::date_time(Some(t)));
     let _ = writeln!(out, "  {} to {ended}, {}", format::date_time(e.started_at.as_ref()), length(e));
     let _ = writeln!(out, "  peak score {:.1}, tier {}", e.peak_score, format::tier(e.peak_tier));

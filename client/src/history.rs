@@ -33,8 +33,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// At most this many rows (1 to 100000).
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    /// At most this many rows (1 to 100000; a day at defaults is 17 280).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
     limit: u32,
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Local};
 
-use crate::v1::{Factor, ProcessFactors, Rogue, Tier};
+use crate::v1::{EventKind, EventStatus, Factor, ProcessFactors, Rogue, Tier};
 
 /// `SENTINEL`, `ELEVATED`, `CRITICAL`.
 pub fn tier(value: i32) -> &'static str {
@@ -12,6 +12,26 @@ pub fn tier(value: i32) -> &'static str {
         Ok(Tier::Elevated) => "ELEVATED",
         Ok(Tier::Critical) => "CRITICAL",
         _ => "UNKNOWN",
+    }
+}
+
+/// `pause` or `escalation`.
+pub fn event_kind(kind: i32) -> &'static str {
+    match EventKind::try_from(kind) {
+        Ok(EventKind::Pause) => "pause",
+        Ok(EventKind::Escalation) => "escalation",
+        _ => "unknown",
+    }
+}
+
+/// `unreviewed`, `reviewed`, `pinned` or `dismissed`: the words `pmon events mark` takes.
+pub fn event_status(status: i32) -> &'static str {
+    match EventStatus::try_from(status) {
+        Ok(EventStatus::Unreviewed) => "unreviewed",
+        Ok(EventStatus::Reviewed) => "reviewed",
+        Ok(EventStatus::Pinned) => "pinned",
+        Ok(EventStatus::Dismissed) => "dismissed",
+        _ => "unknown",
     }
 }
 

@@ -110,6 +110,7 @@ fn event(id: u64, kind: EventKind, at_ms: i64) -> NewEvent {
         peak_tier: Tier::Elevated as i32,
         stall_ms: (kind == EventKind::Pause).then_some(3000.0),
         culprits,
+        artefact_dir: String::new(),
     }
 }
 

@@ -4,8 +4,10 @@
 //! ```text
 //!  ┌───────────── sampler thread (engine) ─────────────┐
 //!  │ collect ─► score ─► tiers ─► Sample ──────────────┼─► hub: ring + broadcast ─► WatchSamples streams
-//!  └───────────────────────────────────────┬───────────┘
-//!                                          └─► status (watch) ─► GetStatus
+//!  │                              └─► Tracker ─────────┼─► store writer (SQLite) ◄─ event/history RPCs
+//!  └──────▲────────────────────────────────┬──────────┘
+//!         │ Msg::Pause                     └─► status (watch) ─► GetStatus
+//!  sentinel thread (pause)      forensics + notify threads ─► store, events/<time>-<id>/
 //!  listen: data dir 0700, lock, socket 0600 ─► tonic server (+ reflection, health)
 //! ```
 //!
@@ -53,7 +55,7 @@ const WRITER_GRACE: Duration = Duration::from_secs(3);
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Data directory (socket, lock).
+    /// Data directory (socket, lock, database, event artefacts).
     pub data_dir: PathBuf,
     /// Configuration in force.
     pub config: Config,

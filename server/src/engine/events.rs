@@ -124,6 +124,7 @@ impl Tracker {
                 peak_tier: sample.tier,
                 stall_ms: None,
                 culprits: tally.top(CULPRITS),
+                artefact_dir: String::new(),
             }));
             self.open = Some(Open { id, peak_kept_at: now, tally });
             kept = Some("entry");
@@ -161,8 +162,15 @@ impl Tracker {
     }
 
     /// The ops for a stall of `stall` that ended at `ended_at_ms`, with the ring as it
-    /// was (frozen) when the stall was noticed. Returns the new event's id too.
-    pub fn on_pause(&mut self, ring: &[Arc<Sample>], ended_at_ms: i64, stall: Duration) -> (u64, Vec<Op>) {
+    /// was (frozen) when the stall was noticed; `artefact_dir(id)` names where its
+    /// forensics go. Returns the new event's id too.
+    pub fn on_pause(
+        &mut self,
+        ring: &[Arc<Sample>],
+        ended_at_ms: i64,
+        stall: Duration,
+        artefact_dir: impl FnOnce(u64) -> String,
+    ) -> (u64, Vec<Op>) {
         let id = self.alloc();
         let mut tally = CulpritTally::default();
         for s in ring {
@@ -178,6 +186,7 @@ impl Tracker {
             peak_tier: ring.iter().map(|s| s.tier).max().unwrap_or(Tier::Sentinel as i32),
             stall_ms: Some(stall_ms),
             culprits: tally.top(CULPRITS),
+            artefact_dir: artefact_dir(id),
         })];
         ops.extend(ring.iter().map(|s| Op::EventSample { event_id: id, reason: "ring", sample: Arc::clone(s) }));
         (id, ops)

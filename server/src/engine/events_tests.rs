@@ -91,15 +91,16 @@ fn a_pause_records_the_frozen_ring_and_ranks_its_culprits() {
         sample(10, Tier::Sentinel, vec![rogue(5, "pager", 30.0), rogue(6, "idle", 2.0)]),
         sample(11, Tier::Sentinel, vec![rogue(6, "idle", 2.0), rogue(5, "pager", 40.0)]),
     ];
-    let (id, ops) = t.on_pause(&ring, 50_000, Duration::from_millis(3100));
+    let (id, ops) = t.on_pause(&ring, 50_000, Duration::from_millis(3100), |id| format!("events/x-{id}"));
     assert_eq!(id, 3);
     let Some(Op::OpenEvent(e)) = ops.first() else { panic!("open first: {ops:?}") };
     assert_eq!((e.started_at_ms, e.ended_at_ms, e.stall_ms), (46_900, Some(50_000), Some(3100.0)));
+    assert_eq!(e.artefact_dir, "events/x-3");
     let culprit = &e.culprits[0];
     let r = culprit.rogue.as_ref().expect("rogue");
     assert_eq!((r.command.as_str(), r.score, culprit.samples_seen), ("pager", 40.0, 2));
     assert_eq!(culprit.why, "cpu 160.0% (100% of it)");
     assert_eq!(names(&ops[1..]), vec!["keep3:ring#10", "keep3:ring#11"]);
     // Ids keep counting across kinds.
-    assert_eq!(t.on_pause(&[], 60_000, Duration::from_secs(3)).0, 4);
+    assert_eq!(t.on_pause(&[], 60_000, Duration::from_secs(3), |_| String::new()).0, 4);
 }

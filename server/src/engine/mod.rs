@@ -119,7 +119,9 @@ impl Engine {
             pauses: 0,
             cost: meter.figures(),
         });
-        let threshold_ms = Arc::new(AtomicU64::new(0));
+        // Set before the sentinel starts: a threshold of 0 would make its first tick a stall.
+        let threshold_ms =
+            Arc::new(AtomicU64::new((config.sampling.interval_seconds * config.pause.threshold_ratio * 1000.0) as u64));
         let sampler = Sampler {
             tiers: tier::TierManager::new(&config.tiers),
             tracker: events::Tracker::new(&config, parts.next_event_id),
@@ -269,7 +271,9 @@ impl Sampler {
     /// Records a stall: freezes the ring, names the culprits, starts forensics.
     fn pause(&mut self, ended_at: SystemTime, stall: Duration) {
         let ring = self.hub.frozen();
-        let (id, ops) = self.tracker.on_pause(&ring, ms(Some(&timestamp(ended_at))), stall);
+        let (id, ops) = self.tracker.on_pause(&ring, ms(Some(&timestamp(ended_at))), stall, |id| {
+            format!("events/{}", crate::forensics::dir_name(ended_at, id))
+        });
         for op in ops {
             self.store.submit(op);
         }

@@ -87,7 +87,9 @@ fn kernel_log(window: Duration) -> Result<Output, String> {
         .custom_flags(libc::O_NONBLOCK)
         .open("/dev/kmsg")
         .map_err(|e| format!("cannot read the kernel log (/dev/kmsg): {e}; it needs root or CAP_SYSLOG"))?;
-    let now_us = monotonic_us().ok_or("cannot read CLOCK_MONOTONIC")?;
+    // kmsg stamps records on the monotonic clock, which `sleep::now` reads on Linux.
+    let now = crate::pause::sleep::now().map_err(|e| e.to_string())?.monotonic;
+    let now_us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
     let since_us = now_us.saturating_sub(u64::try_from(window.as_micros()).unwrap_or(u64::MAX));
     // Each read returns one record; EAGAIN means the end of the buffer.
     let mut buf = vec![0u8; 8192];
@@ -123,15 +125,6 @@ fn kernel_log(window: Duration) -> Result<Output, String> {
     };
     let detail = shown.into_iter().map(String::as_str).collect::<Vec<_>>().join("\n");
     Ok(Output { summary, detail, artefacts: vec![("kernel-log.txt".into(), lines.join("\n").into_bytes())] })
-}
-
-fn monotonic_us() -> Option<u64> {
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    let ts = unsafe {
-        let mut ts: libc::timespec = std::mem::zeroed();
-        (libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) == 0).then_some(ts)?
-    };
-    Some(u64::try_from(ts.tv_sec).ok()? * 1_000_000 + u64::try_from(ts.tv_nsec).ok()? / 1000)
 }
 
 /// Processes in D state now: where in the kernel they wait (wchan, stack) and how long

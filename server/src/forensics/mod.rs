@@ -11,9 +11,13 @@
 //! samples are already in the database with the event.
 
 pub mod kmsg;
+pub mod oslog;
 #[cfg_attr(target_os = "linux", path = "linux.rs")]
-#[cfg_attr(not(target_os = "linux"), path = "other.rs")]
+#[cfg_attr(target_os = "macos", path = "macos.rs")]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), path = "other.rs")]
 mod platform;
+pub mod reports;
+pub mod spindump;
 
 use std::{
     path::PathBuf,
@@ -51,11 +55,18 @@ pub struct Pause {
     pub stall: Duration,
     /// The ring as it was frozen (oldest first).
     pub ring: Vec<Arc<Sample>>,
+    /// The event's artefact directory, for tools that write their own files.
+    pub dir: PathBuf,
+    /// How long a step may take: tools a step runs are killed after this.
+    pub limit: Duration,
 }
 
 /// Starts forensics for pauses.
 #[derive(Debug, Clone)]
 pub struct Forensics {
+    /// Held while a capture runs: one at a time, so a burst of pauses does not pile
+    /// /proc scans and tools onto a machine that is already struggling.
+    busy: Arc<std::sync::Mutex<()>>,
     data_dir: PathBuf,
     store: Store,
     step_timeout: Duration,
@@ -65,13 +76,14 @@ pub struct Forensics {
 impl Forensics {
     /// Forensics writing under `data_dir/events/`.
     pub fn new(data_dir: PathBuf, store: Store, step_timeout: Duration, notifier: Notifier) -> Self {
-        Self { data_dir, store, step_timeout, notifier }
+        Self { busy: Arc::default(), data_dir, store, step_timeout, notifier }
     }
 
     /// Runs every step for event `id` in the background.
     pub fn start(&self, id: u64, ended_at: SystemTime, stall: Duration, ring: Vec<Arc<Sample>>) {
         let this = self.clone();
-        let pause = Pause { ended_at, stall, ring };
+        let dir = self.data_dir.join("events").join(dir_name(ended_at, id));
+        let pause = Pause { ended_at, stall, ring, dir, limit: self.step_timeout };
         let spawned = std::thread::Builder::new().name("pmon-forensics".into()).spawn(move || this.run(id, &pause));
         if let Err(e) = spawned {
             tracing::error!(event = id, "cannot start forensics: {e}");
@@ -80,11 +92,20 @@ impl Forensics {
 
     fn run(&self, id: u64, pause: &Pause) {
         self.notifier.pause(id, pause);
-        let name = dir_name(pause.ended_at, id);
-        let dir = self.data_dir.join("events").join(&name);
-        let mut bytes = 0u64;
+        let Ok(_capture) = self.busy.try_lock() else {
+            let finding = Finding {
+                step: "forensics".into(),
+                outcome: FindingOutcome::Failed as i32,
+                summary: "skipped: the capture of an earlier pause was still running".into(),
+                detail: String::new(),
+                elapsed_ms: 0.0,
+            };
+            self.store.submit(Op::Finding { event_id: id, finding });
+            return;
+        };
+        let dir = &pause.dir;
         let mut failed_steps = 0;
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
             tracing::warn!(event = id, "cannot create {}: {e}", dir.display());
         }
         for (step, work) in platform::steps(pause) {
@@ -103,9 +124,8 @@ impl Forensics {
                 failed_steps += 1;
             }
             for (file, contents) in &output.artefacts {
-                match std::fs::write(dir.join(file), contents) {
-                    Ok(()) => bytes += contents.len() as u64,
-                    Err(e) => tracing::warn!(event = id, file, "cannot write artefact: {e}"),
+                if let Err(e) = std::fs::write(dir.join(file), contents) {
+                    tracing::warn!(event = id, file, "cannot write artefact: {e}");
                 }
             }
             let finding = Finding {
@@ -117,14 +137,18 @@ impl Forensics {
             };
             self.store.submit(Op::Finding { event_id: id, finding });
         }
-        self.store.submit(Op::Artefacts { event_id: id, dir: format!("events/{name}"), bytes });
+        // Tools write files of their own too: count what is actually there.
+        let bytes = std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0);
+        self.store.submit(Op::Artefacts { event_id: id, bytes });
         tracing::info!(event = id, failed_steps, "forensics complete");
         self.notifier.forensics_done(id, failed_steps);
     }
 }
 
 /// `20261121T201405Z-42`: sorts by time, names the event.
-fn dir_name(at: SystemTime, id: u64) -> String {
+pub fn dir_name(at: SystemTime, id: u64) -> String {
     let secs = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
     let stamp = chrono::DateTime::from_timestamp(secs, 0)
         .map_or_else(|| "unknown".into(), |t| t.format("%Y%m%dT%H%M%SZ").to_string());

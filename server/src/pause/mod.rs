@@ -72,18 +72,19 @@ fn run(interval: Duration, threshold_ms: &AtomicU64, engine: &mpsc::Sender<Msg>,
         std::thread::sleep(interval);
         let Ok(end) = sleep::now() else { continue };
         let threshold = Duration::from_millis(threshold_ms.load(Ordering::Relaxed));
+        // When the stall ended: read now, before consulting the (slow) power log.
+        let now = SystemTime::now();
         let mut gap = sleep::classify(start, end, interval, threshold);
         if let sleep::Gap::Stall { duration } = gap {
             // Where the clocks alone cannot tell (macOS), the power log can: a stall
             // that overlaps a sleep or wake there is a sleep.
-            let now = SystemTime::now();
             let events = power::recent_events();
             gap = sleep::classify_with_pmset(start, end, interval, threshold, &events, (now - duration, now));
         }
         match gap {
             sleep::Gap::OnTime => {}
             sleep::Gap::Stall { duration } => {
-                if engine.send(Msg::Pause { ended_at: SystemTime::now(), stall: duration }).is_err() {
+                if engine.send(Msg::Pause { ended_at: now, stall: duration }).is_err() {
                     return;
                 }
             }

@@ -93,6 +93,9 @@ pub struct NewEvent {
     pub stall_ms: Option<f64>,
     /// Culprits so far.
     pub culprits: Vec<Culprit>,
+    /// Artefact directory relative to the data directory (pauses), set from the start
+    /// so pruning finds it even if forensics never finish.
+    pub artefact_dir: String,
 }
 
 /// A write. The engine's ops are fire-and-forget; RPC ops carry a reply channel.
@@ -110,8 +113,8 @@ pub enum Op {
     CloseEvent { event_id: u64, ended_at_ms: i64, culprits: Vec<Culprit> },
     /// A forensic step's result.
     Finding { event_id: u64, finding: Finding },
-    /// Where an event's artefacts are and their size.
-    Artefacts { event_id: u64, dir: String, bytes: u64 },
+    /// The size of an event's artefacts once forensics are done.
+    Artefacts { event_id: u64, bytes: u64 },
     /// A notification was sent (or not).
     Notification { event_id: Option<u64>, sent_at_ms: i64, title: String, body: String, error: Option<String> },
     /// A person's review of an event.
@@ -260,7 +263,8 @@ pub(crate) fn kind_name(kind: EventKind) -> &'static str {
     }
 }
 
-/// The database spelling of a status (the CLI and config use the same words).
+/// The database spelling of a status. Kept apart from the display words
+/// (`pmon_proto::format`) on purpose: stored values must never change with wording.
 pub fn status_name(status: EventStatus) -> &'static str {
     match status {
         EventStatus::Reviewed => "reviewed",

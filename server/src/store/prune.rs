@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use diesel::{ExpressionMethods, QueryDsl, QueryableByName, RunQueryDsl, SqliteConnection, sql_types::BigInt};
+use diesel::{
+    Connection, ExpressionMethods, QueryDsl, QueryableByName, RunQueryDsl, SqliteConnection, sql_types::BigInt,
+};
 
 use super::{
     StoreError,
@@ -130,9 +132,14 @@ pub(super) fn run(
     }
 
     let ids: Vec<i64> = remove.iter().map(|e| e.id).collect();
-    let dirs: Vec<String> = events::table.filter(events::id.eq_any(&ids)).select(events::artefact_dir).load(c)?;
-    diesel::delete(events::table.filter(events::id.eq_any(&ids))).execute(c)?;
-    diesel::delete(history::table.filter(history::taken_at_ms.lt(history_until))).execute(c)?;
+    // Rows go in one transaction; files only once it is committed.
+    let dirs = c.transaction::<_, diesel::result::Error, _>(|c| {
+        let dirs: Vec<String> = events::table.filter(events::id.eq_any(&ids)).select(events::artefact_dir).load(c)?;
+        diesel::delete(events::table.filter(events::id.eq_any(&ids))).execute(c)?;
+        diesel::delete(history::table.filter(history::taken_at_ms.lt(history_until))).execute(c)?;
+        Ok(dirs)
+    })?;
+    remove_orphans(c, data_dir)?;
     for dir in dirs.iter().filter(|d| !d.is_empty()) {
         match std::fs::remove_dir_all(data_dir.join(dir)) {
             Ok(()) => {}
@@ -141,6 +148,26 @@ pub(super) fn run(
         }
     }
     Ok(report)
+}
+
+/// Removes artefact directories (`events/<time>-<id>`) whose event no longer exists,
+/// e.g. left by a capture cut short by a crash.
+fn remove_orphans(c: &mut SqliteConnection, data_dir: &Path) -> Result<(), StoreError> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("events")) else { return Ok(()) };
+    let known: std::collections::HashSet<String> = events::table
+        .filter(events::artefact_dir.ne(""))
+        .select(events::artefact_dir)
+        .load::<String>(c)?
+        .into_iter()
+        .collect();
+    for entry in entries.flatten() {
+        let name = format!("events/{}", entry.file_name().to_string_lossy());
+        if entry.path().is_dir() && !known.contains(&name) {
+            tracing::info!(dir = name, "removing artefacts that belong to no event");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// (time, approximate bytes) of history rows, oldest first; only those before

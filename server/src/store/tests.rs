@@ -31,6 +31,7 @@ fn event(id: u64, kind: EventKind, started_at_ms: i64) -> Op {
         peak_tier: Tier::Elevated as i32,
         stall_ms: (kind == EventKind::Pause).then_some(3000.0),
         culprits: vec![],
+        artefact_dir: String::new(),
     })
 }
 
@@ -87,6 +88,7 @@ fn an_event_left_open_by_a_crash_is_closed_at_its_last_sample() {
             peak_tier: 2,
             stall_ms: None,
             culprits: vec![],
+            artefact_dir: String::new(),
         }));
         s.submit(Op::EventSample { event_id: 5, reason: "critical", sample: sample(3, NOW + 7000) });
     });
@@ -107,11 +109,12 @@ fn pruning_keeps_pinned_and_unreviewed_removes_artefacts_and_dry_run_changes_not
     let old = NOW - 100 * DAY;
     let (store, _w, _) = written(dir.path(), |s| {
         for (id, status) in [(1, None), (2, Some("pinned")), (3, Some("reviewed")), (4, Some("dismissed"))] {
-            s.submit(event(id, EventKind::Pause, old));
             let artefacts = format!("events/old-{id}");
             std::fs::create_dir_all(dir.path().join(&artefacts)).expect("mkdir");
             std::fs::write(dir.path().join(&artefacts).join("kernel-log.txt"), "x").expect("write");
-            s.submit(Op::Artefacts { event_id: id, dir: artefacts, bytes: 1 });
+            let Op::OpenEvent(e) = event(id, EventKind::Pause, old) else { unreachable!() };
+            s.submit(Op::OpenEvent(NewEvent { artefact_dir: artefacts, ..e }));
+            s.submit(Op::Artefacts { event_id: id, bytes: 1 });
             if let Some(st) = status {
                 let parsed = parse_status(st);
                 let (tx, _rx) = mpsc::channel();
@@ -138,6 +141,12 @@ fn pruning_keeps_pinned_and_unreviewed_removes_artefacts_and_dry_run_changes_not
     assert_eq!(listed(&store), vec![5, 2, 1]);
     assert!(!dir.path().join("events/old-3").exists() && !dir.path().join("events/old-4").exists());
     assert!(dir.path().join("events/old-1").exists() && dir.path().join("events/old-2").exists());
+
+    // A directory no event points to (a capture cut short by a crash) goes too.
+    std::fs::create_dir_all(dir.path().join("events/20260101T000000Z-77")).expect("mkdir");
+    store.prune(policy, false).expect("prune");
+    assert!(!dir.path().join("events/20260101T000000Z-77").exists());
+    assert!(dir.path().join("events/old-1").exists());
 }
 
 #[test]

@@ -66,9 +66,11 @@ fn write_batch(conn: &mut SqliteConnection, ops: Vec<Op>, failed: &AtomicU64) {
         return;
     }
     let count = ops.len() as u64;
+    let mut failed_here = 0;
     let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
         for op in ops {
             if let Err(e) = apply(c, op) {
+                failed_here += 1;
                 let total = failed.fetch_add(1, Ordering::Relaxed) + 1;
                 // A full disk fails every write: log the first and then one in a hundred.
                 if total % 100 == 1 {
@@ -79,7 +81,8 @@ fn write_batch(conn: &mut SqliteConnection, ops: Vec<Op>, failed: &AtomicU64) {
         Ok(())
     });
     if let Err(e) = result {
-        failed.fetch_add(count, Ordering::Relaxed);
+        // Those that failed on their own are counted already.
+        failed.fetch_add(count - failed_here, Ordering::Relaxed);
         tracing::warn!("database transaction failed, {count} writes lost: {e}");
     }
 }
@@ -130,12 +133,9 @@ fn apply(c: &mut SqliteConnection, op: Op) -> Result<(), StoreError> {
                 .execute(c)?;
             Ok(())
         }
-        Op::Artefacts { event_id, dir, bytes } => {
+        Op::Artefacts { event_id, bytes } => {
             diesel::update(events::table.find(id(event_id)))
-                .set((
-                    events::artefact_dir.eq(dir),
-                    events::artefact_bytes.eq(i64::try_from(bytes).unwrap_or(i64::MAX)),
-                ))
+                .set(events::artefact_bytes.eq(i64::try_from(bytes).unwrap_or(i64::MAX)))
                 .execute(c)?;
             Ok(())
         }
@@ -195,6 +195,7 @@ fn open_event(c: &mut SqliteConnection, e: NewEvent) -> Result<(), StoreError> {
             events::peak_tier.eq(e.peak_tier),
             events::stall_ms.eq(e.stall_ms),
             events::culprits.eq(super::encode_culprits(&e.culprits)),
+            events::artefact_dir.eq(e.artefact_dir),
         ))
         .execute(c)?;
     Ok(())

@@ -1,0 +1,125 @@
+//! macOS forensic steps: a tailspin trace (it still holds the seconds before the
+//! stall), spindump's reading of it (the most-blocked threads), the unified log's
+//! errors and faults around the pause, and new DiagnosticReports.
+//!
+//! tailspin needs root: it runs through `sudo -n`, for which `pmon install --forensics`
+//! sets up a narrow sudoers rule; without it the step is recorded as failed, saying so.
+
+use std::{fmt::Write as _, time::Duration};
+
+use super::{Output, Pause, Step, oslog, reports, spindump};
+use crate::command;
+
+/// Log entries this long before the stall began still count.
+const LOG_LEAD: Duration = Duration::from_secs(20);
+/// Diagnostic reports are written a little after the hang they describe began.
+const REPORT_LEAD: Duration = Duration::from_secs(60);
+/// Reports larger than this are listed, not copied.
+const MAX_REPORT_BYTES: u64 = 2 << 20;
+/// Blocked threads shown in the finding.
+const SHOWN: usize = 8;
+
+/// The steps, in order: tailspin first, since spindump reads what it saved.
+pub(super) fn steps(pause: &Pause) -> Vec<Step> {
+    let trace = pause.dir.join("pause.tailspin");
+    let (limit, stall, ended_at) = (pause.limit, pause.stall, pause.ended_at);
+    let trace_for_spindump = trace.clone();
+    vec![
+        ("tailspin", Box::new(move || tailspin(&trace, limit))),
+        ("spindump", Box::new(move || decode(&trace_for_spindump, limit))),
+        ("system-log", Box::new(move || system_log(stall, limit))),
+        ("diagnostic-reports", Box::new(move || diagnostic_reports(ended_at - stall - REPORT_LEAD))),
+    ]
+}
+
+fn tailspin(trace: &std::path::Path, limit: Duration) -> Result<Output, String> {
+    let args = ["-n", "tailspin", "save", "-o"].iter().map(|s| s.to_string()).chain([trace.display().to_string()]);
+    command::run("sudo", &args.collect::<Vec<_>>(), limit)
+        .map_err(|e| format!("{e} (tailspin needs root: `pmon install --forensics` adds a narrow sudoers rule)"))?;
+    let size = std::fs::metadata(trace).map(|m| m.len()).unwrap_or(0);
+    Ok(Output {
+        summary: format!("kernel trace of the seconds before the stall saved ({:.1} MB)", size as f64 / 1e6),
+        detail: trace.display().to_string(),
+        artefacts: vec![],
+    })
+}
+
+fn decode(trace: &std::path::Path, limit: Duration) -> Result<Output, String> {
+    if !trace.exists() {
+        return Err("no tailspin trace to read (the tailspin step did not save one)".into());
+    }
+    let args = vec!["-i".to_string(), trace.display().to_string(), "-stdout".to_string()];
+    let text = String::from_utf8_lossy(&command::run("spindump", &args, limit)?).into_owned();
+    let blocked = spindump::blocked_threads(&text);
+    let mut detail = String::new();
+    for b in blocked.iter().take(SHOWN) {
+        let main = if b.main { " (main thread)" } else { "" };
+        let _ = writeln!(
+            detail,
+            "{} thread {}{main}: {} samples in {}, {}; via {}",
+            b.process,
+            b.thread,
+            b.samples,
+            b.leaf,
+            b.reason,
+            b.via.join(" < ")
+        );
+    }
+    let summary = match blocked.first() {
+        None => "no thread was blocked in the trace".to_string(),
+        Some(b) => {
+            format!("{} blocked threads; most: {} ({} samples, {})", blocked.len(), b.process, b.samples, b.reason)
+        }
+    };
+    Ok(Output { summary, detail, artefacts: vec![("spindump.txt".into(), text.into_bytes())] })
+}
+
+fn system_log(stall: Duration, limit: Duration) -> Result<Output, String> {
+    let last = (stall + LOG_LEAD).as_secs().max(1).to_string();
+    let args: Vec<String> =
+        ["show", "--last", &last, "--style", "ndjson", "--predicate", "messageType == error OR messageType == fault"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let out = command::run("log", &args, limit)?;
+    let entries = oslog::parse(&String::from_utf8_lossy(&out));
+    let telling: Vec<String> = entries.iter().filter(|e| e.is_telling()).map(oslog::Entry::line).collect();
+    let summary = format!(
+        "{} errors and faults in the last {last} s, {} about hangs, watchdogs or stalls",
+        entries.len(),
+        telling.len()
+    );
+    let detail = if telling.is_empty() {
+        entries.iter().rev().take(SHOWN).map(oslog::Entry::line).collect::<Vec<_>>().join("\n")
+    } else {
+        telling.join("\n")
+    };
+    Ok(Output { summary, detail, artefacts: vec![("system-log.ndjson".into(), out)] })
+}
+
+fn diagnostic_reports(since: std::time::SystemTime) -> Result<Output, String> {
+    let mut dirs = vec![std::path::PathBuf::from("/Library/Logs/DiagnosticReports")];
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(std::path::PathBuf::from(home).join("Library/Logs/DiagnosticReports"));
+    }
+    let (mut names, mut artefacts) = (Vec::new(), Vec::new());
+    for dir in &dirs {
+        for path in reports::recent(dir, since).map_err(|e| format!("cannot list {}: {e}", dir.display()))? {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() <= MAX_REPORT_BYTES)
+                && let Ok(bytes) = std::fs::read(&path)
+            {
+                artefacts.push((name.clone(), bytes));
+            }
+            names.push(path.display().to_string());
+        }
+    }
+    let summary = match names.len() {
+        0 => "no new spin, hang or crash reports around the pause".to_string(),
+        n => format!(
+            "{n} new reports: {}",
+            names.iter().filter_map(|p| p.rsplit('/').next()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Ok(Output { summary, detail: names.join("\n"), artefacts })
+}
