@@ -27,6 +27,8 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// The path of the local configuration file ($PMON_CONFIG, or the XDG default).
+    ///
+    /// Example: $EDITOR "$(pmon config path)"
     Path,
 }
 

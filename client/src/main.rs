@@ -15,6 +15,7 @@ mod events;
 mod history;
 mod lines;
 mod prune;
+mod shell;
 mod status;
 mod watch;
 
@@ -35,8 +36,13 @@ use tonic::transport::Channel;
 ///
 /// Exit codes: 0 success, 1 error, 2 usage error, 3 server not reachable.
 #[derive(Debug, Parser)]
-#[command(name = "pmon", version, verbatim_doc_comment)]
-struct Cli {
+#[command(
+    name = "pmon",
+    version,
+    verbatim_doc_comment,
+    after_help = "Examples:\n  pmon status\n  pmon watch --json --count 10\n  pmon events --status unreviewed\n  pmon --connect unix:///tmp/pmon/daemon.sock history --at \"10 min ago\""
+)]
+pub struct Cli {
     /// Server address: unix:///path/daemon.sock or http://host:port
     /// [default: unix://<data dir>/daemon.sock]. Takes precedence over --data-dir.
     #[arg(long, global = true, value_name = "URL")]
@@ -62,6 +68,8 @@ enum Command {
     /// Example: pmon watch --count 5 --json
     Watch(watch::Args),
     /// The configuration: what the server runs with, and where the file is.
+    ///
+    /// Example: pmon config show --file
     #[command(subcommand)]
     Config(config::Command),
     /// Recorded pauses and escalations: list them, show one, mark it reviewed.
@@ -80,6 +88,10 @@ enum Command {
     ///
     /// Example: pmon prune --dry-run
     Prune(prune::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(shell::CompletionsArgs),
+    /// Print the man page, or write one page per command into a directory.
+    Man(shell::ManArgs),
 }
 
 /// An error that carries its own exit code.
@@ -143,6 +155,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Config(c) => config::run(c, cli.connect, cli.data_dir).await,
+            Command::Completions(a) => {
+                shell::completions(&a);
+                Ok(())
+            }
+            Command::Man(a) => shell::man(&a),
             Command::Status(a) => status::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::Watch(a) => watch::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::Events(a) => events::run(a, &endpoint(cli.connect, cli.data_dir)?).await,

@@ -10,6 +10,7 @@
 mod cli;
 mod evidence;
 mod grpcurl;
+mod help;
 mod socket;
 mod stream;
 mod support;
