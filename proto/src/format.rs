@@ -123,7 +123,8 @@ fn state_name(state: i32) -> &'static str {
 
 /// `name[pid] 22.5: cpu 99.8% (100% of it)`: a rogue, its score and its main factor.
 pub fn rogue(r: &Rogue) -> String {
-    let head = format!("{}[{}] {:.1}", r.command, r.pid, r.score);
+    let suspect = if r.suspect { " [known suspect]" } else { "" };
+    let head = format!("{}[{}]{suspect} {:.1}", r.command, r.pid, r.score);
     match main_factor(r) {
         Some(why) => format!("{head}: {why}"),
         None => head,

@@ -104,7 +104,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         instance,
     ));
     let (store, writer, next_event_id) = Store::open(&options.data_dir)?;
-    let notifier = Notifier::new(options.config.alerts.clone(), store.clone());
+    let notifier = Notifier::new(options.config.alerts.clone(), options.config.learning_mode, store.clone());
     let forensics = Forensics::new(
         options.data_dir.clone(),
         store.clone(),

@@ -208,3 +208,42 @@ fn bad_requests_get_clear_codes_from_the_cli() {
     let dry = server.pmon_json(&["prune", "--dry-run", "--json"]);
     assert_eq!(dry["dryRun"], true);
 }
+
+#[test]
+fn a_rogue_matching_a_suspects_pattern_is_flagged_in_watch_and_in_events() {
+    let server = Server::start(
+        "[sampling]\ninterval_seconds = 0.25\nelevated_interval_seconds = 0.25\n\
+         [tiers]\nelevated_threshold = 15\ncritical_threshold = 90\nhysteresis_seconds = 1\n\
+         [suspects]\npatterns = [\"pmon-susp*\"]\n",
+    );
+    // A busy loop under a name of its own: comm is the executable's file name (cut to 15).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("pmon-suspect-hog");
+    std::fs::copy("/bin/sh", &exe).expect("copy sh");
+    let mut hog = Command::new(&exe).args(["-c", "while :; do :; done"]).stdin(Stdio::null()).spawn().expect("hog");
+    let pid = u64::from(hog.id());
+
+    let watch = crate::support::Watch::start(&server, &[]);
+    let flagged = (0..20).find_map(|_| {
+        let sample = watch.next_sample(Duration::from_secs(10));
+        sample["rogues"].as_array()?.iter().find(|r| r["pid"].as_u64() == Some(pid)).cloned()
+    });
+    let rogue = flagged.unwrap_or_else(|| panic!("hog {pid} never a rogue"));
+    assert_eq!(rogue["command"], "pmon-suspect-ho");
+    assert_eq!(rogue["suspect"], true, "{rogue}");
+
+    let event = eventually(Duration::from_secs(20), || {
+        events(&server, &["--kind", "escalation"]).into_iter().find(|e| {
+            show(&server, json_u64(&e["id"]))["event"]["culprits"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["rogue"]["pid"].as_u64() == Some(pid)))
+        })
+    })
+    .unwrap_or_else(|| panic!("no escalation names the hog:\n{}", server.log()));
+    let report = server.pmon(&["events", "show", &json_u64(&event["id"]).to_string()]);
+    let text = String::from_utf8_lossy(&report.stdout);
+    let line = text.lines().find(|l| l.contains("pmon-suspect-ho")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("known suspect"), "{line}");
+    hog.kill().expect("kill");
+    hog.wait().expect("reap");
+}

@@ -37,6 +37,11 @@ pub struct Config {
     pub retention: Retention,
     /// Desktop notifications.
     pub alerts: Alerts,
+    /// Processes already known to cause trouble.
+    pub suspects: Suspects,
+    /// Record everything but send no notifications, while `pmon calibrate` learns this
+    /// machine's normal. Default false.
+    pub learning_mode: bool,
 }
 
 /// `[sampling]`
@@ -358,6 +363,52 @@ pub struct Alerts {
     pub forensics_completed: bool,
     /// At most one notification of a kind this often. Default 60.
     pub min_interval_seconds: f64,
+}
+
+/// `[suspects]`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Suspects {
+    /// Command names or globs (`*` any run, `?` one character; case-insensitive) that
+    /// mark a rogue as a known suspect. Default none.
+    pub patterns: Vec<String>,
+}
+
+impl Suspects {
+    /// Whether a command name matches any pattern.
+    pub fn matches(&self, command: &str) -> bool {
+        let name = command.to_lowercase();
+        self.patterns.iter().any(|p| glob(p.to_lowercase().as_bytes(), name.as_bytes()))
+    }
+}
+
+/// `*` matches any run of bytes, `?` any one; everything else itself.
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    // Where the last `*` was, and how much of the name it had swallowed.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                // Let the last `*` swallow one more byte and retry.
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|c| *c == b'*')
 }
 
 impl Default for Events {

@@ -97,3 +97,23 @@ fn check_applies_to_overridden_values_too() {
     assert_eq!(e.keys[0], "sampling.interval_seconds");
     assert!(e.to_string().contains("accepted: 0.05 to 3600"), "{e}");
 }
+
+#[test]
+fn suspect_patterns_are_names_or_globs_without_case() {
+    let s = Suspects { patterns: vec!["mds_stores".into(), "backup*".into(), "?sync".into(), "*helper*".into()] };
+    for (name, want) in [
+        ("mds_stores", true),
+        ("MDS_Stores", true),
+        ("mds_stores2", false),
+        ("backupd", true),
+        ("backup", true),
+        ("rsync", true),
+        ("rsyncd", false),
+        ("Chrome Helper (GPU)", true),
+        ("kernel_task", false),
+    ] {
+        assert_eq!(s.matches(name), want, "{name}");
+    }
+    assert!(!Suspects::default().matches("anything"));
+    assert!(glob(b"a*b*c", b"aXXbYYc") && !glob(b"a*b*c", b"aXXbYY") && glob(b"**", b""));
+}

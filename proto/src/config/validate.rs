@@ -114,6 +114,13 @@ impl Config {
         range("alerts.pause_min_duration_seconds", a.pause_min_duration_seconds, 0.0, 86_400.0)?;
         range("alerts.critical_duration_seconds", a.critical_duration_seconds, 0.0, 86_400.0)?;
         range("alerts.min_interval_seconds", a.min_interval_seconds, 0.0, 86_400.0)?;
+        let patterns = &self.suspects.patterns;
+        if patterns.len() > 200 || patterns.iter().any(|p| p.is_empty() || p.len() > 256) {
+            return Err(Invalid {
+                keys: vec!["suspects.patterns".into()],
+                message: "accepted: at most 200 patterns, each 1 to 256 characters".into(),
+            });
+        }
         Ok(())
     }
 }

@@ -50,7 +50,10 @@ impl CulpritTally {
         all.into_iter()
             .take(n)
             .map(|(rogue, seen)| Culprit {
-                why: format::main_factor(rogue).unwrap_or_else(|| format!("score {:.1}", rogue.score)),
+                why: {
+                    let why = format::main_factor(rogue).unwrap_or_else(|| format!("score {:.1}", rogue.score));
+                    if rogue.suspect { format!("known suspect; {why}") } else { why }
+                },
                 rogue: Some(rogue.clone()),
                 samples_seen: *seen,
             })

@@ -135,6 +135,7 @@ pub fn evaluate(processes: &[ProcessRecord], config: &Config) -> Scored {
                 selected_by: by.into_iter().map(|f| f as i32).collect(),
                 factors: Some(p.factors),
                 explanation,
+                suspect: config.suspects.matches(&p.command),
             }
         })
         .collect();

@@ -188,3 +188,12 @@ fn rankings_line_up_with_the_configured_categories() {
         assert_eq!(factor.as_str_name().trim_start_matches("FACTOR_").to_lowercase(), name);
     }
 }
+
+#[test]
+fn rogues_matching_a_suspect_pattern_are_flagged() {
+    let mut c = Config::default();
+    c.suspects.patterns = vec!["p1*".into()];
+    let scored = evaluate(&[hog(1, 50.0), hog(2, 60.0)], &c);
+    let flags: Vec<(u32, bool)> = scored.rogues.iter().map(|r| (r.pid, r.suspect)).collect();
+    assert_eq!(flags, vec![(2, false), (1, true)]);
+}

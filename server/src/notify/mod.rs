@@ -30,35 +30,25 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Notifier {
     cfg: Alerts,
+    /// `learning_mode`: record everything, announce nothing.
+    quiet: bool,
     store: Store,
     last: Arc<Mutex<HashMap<&'static str, Instant>>>,
     warned: Arc<AtomicBool>,
 }
 
 impl Notifier {
-    /// A notifier following `[alerts]`.
-    pub fn new(cfg: Alerts, store: Store) -> Self {
-        Self { cfg, store, last: Arc::default(), warned: Arc::default() }
+    /// A notifier following `[alerts]`; `learning_mode` silences it.
+    pub fn new(cfg: Alerts, learning_mode: bool, store: Store) -> Self {
+        Self { cfg, quiet: learning_mode, store, last: Arc::default(), warned: Arc::default() }
     }
 
     /// Announces a pause, after recovery: how long, and the top suspect with why.
     pub fn pause(&self, id: u64, pause: &Pause) {
-        let secs = pause.stall.as_secs_f64();
-        if !self.cfg.pause_detected || secs < self.cfg.pause_min_duration_seconds {
-            return;
+        if self.cfg.pause_detected && pause.stall.as_secs_f64() >= self.cfg.pause_min_duration_seconds {
+            let (title, body) = pause_message(id, pause);
+            self.send("pause", Some(id), &title, &body);
         }
-        let suspect = pause
-            .ring
-            .iter()
-            .rev()
-            .find(|s| !s.rogues.is_empty())
-            .map_or_else(|| "no suspect in the last samples".into(), |s| suspect(s));
-        self.send(
-            "pause",
-            Some(id),
-            &format!("pmon: the machine stalled {secs:.1} s"),
-            &format!("{suspect} (pmon events show {id})"),
-        );
     }
 
     /// Announces entering ELEVATED (off by default).
@@ -99,7 +89,7 @@ impl Notifier {
     /// Rate-limits, then delivers on a thread of its own (a notification command may
     /// take seconds; no caller waits for it) and records the outcome.
     fn send(&self, kind: &'static str, event_id: Option<u64>, title: &str, body: &str) {
-        if !self.cfg.enabled {
+        if !self.cfg.enabled || self.quiet {
             return;
         }
         {
@@ -130,6 +120,22 @@ impl Notifier {
     }
 }
 
+/// "pmon: the machine stalled 3.1 s" / "top suspect name[pid] 22.5: …
+/// (pmon events show 12)": the newest sample before the stall that had rogues names
+/// the suspect.
+fn pause_message(id: u64, pause: &Pause) -> (String, String) {
+    let suspect = pause
+        .ring
+        .iter()
+        .rev()
+        .find(|s| !s.rogues.is_empty())
+        .map_or_else(|| "no suspect in the last samples".into(), |s| suspect(s));
+    (
+        format!("pmon: the machine stalled {:.1} s", pause.stall.as_secs_f64()),
+        format!("{suspect} (pmon events show {id})"),
+    )
+}
+
 /// "top suspect name[pid] 22.5: cpu 99.8% (100% of it)".
 fn suspect(sample: &pmon_proto::v1::Sample) -> String {
     sample.rogues.first().map_or_else(|| "no suspect".into(), |r| format!("top suspect {}", format::rogue(r)))
@@ -139,4 +145,44 @@ fn suspect(sample: &pmon_proto::v1::Sample) -> String {
 fn deliver(title: &str, body: &str) -> Result<(), String> {
     let (program, args) = os::command(title, body);
     crate::command::run(program, &args, COMMAND_TIMEOUT).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pmon_proto::v1::{Factor, FactorShare, ProcessFactors, Rogue, Sample};
+
+    use super::*;
+
+    #[test]
+    fn a_pause_names_its_top_suspect_and_flags_a_known_one() {
+        let rogue = Rogue {
+            pid: 42,
+            command: "backupd".into(),
+            score: 30.0,
+            suspect: true,
+            factors: Some(ProcessFactors { pageins_per_sec: Some(48_000.0), ..Default::default() }),
+            explanation: vec![FactorShare {
+                factor: Factor::Pageins as i32,
+                normalized: 1.0,
+                weight: 15.0,
+                points: 21.0,
+            }],
+            ..Default::default()
+        };
+        let pause = Pause {
+            ended_at: SystemTime::UNIX_EPOCH,
+            stall: Duration::from_millis(4200),
+            ring: vec![Arc::new(Sample { rogues: vec![rogue], ..Default::default() }), Arc::new(Sample::default())],
+            dir: std::path::PathBuf::new(),
+            limit: Duration::from_secs(1),
+        };
+        let (title, body) = pause_message(7, &pause);
+        assert_eq!(title, "pmon: the machine stalled 4.2 s");
+        assert_eq!(
+            body,
+            "top suspect backupd[42] [known suspect] 30.0: pageins 48.0k/s (70% of it) (pmon events show 7)"
+        );
+    }
 }
