@@ -60,6 +60,7 @@ fn rogue(i: u32) -> Rogue {
             threads: Some(12),
         }),
         explanation: vec![share(Factor::Cpu, 9.5), share(Factor::Mem, 0.9), share(Factor::Csw, 0.1)],
+        suspect: false,
     }
 }
 
