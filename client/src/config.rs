@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use pmon_proto::{config::Config, endpoint::Endpoint, paths, v1::GetConfigRequest};
 
-use crate::{Failure, connect, endpoint};
+use crate::{Failure, config_file, connect, endpoint};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -30,10 +30,62 @@ pub enum Command {
     ///
     /// Example: $EDITOR "$(pmon config path)"
     Path,
+    /// One setting's value: from the file, or its default.
+    ///
+    /// Example: pmon config get tiers.elevated_threshold
+    Get {
+        /// Dotted key, e.g. sampling.interval_seconds.
+        key: String,
+    },
+    /// Changes one setting in the file, keeping its comments and layout, and has the
+    /// running server reload. Nothing invalid is written.
+    ///
+    /// Example: pmon config set tiers.elevated_threshold 60
+    Set {
+        /// Dotted key, e.g. sampling.interval_seconds.
+        key: String,
+        /// The value, as in TOML: 60, 0.5, true, "text", ["a", "b*"].
+        value: String,
+    },
+    /// Opens the file in $VISUAL or $EDITOR; an invalid result is refused with the line
+    /// and the reason, and the server reloads a valid one.
+    ///
+    /// Example: EDITOR=nano pmon config edit
+    Edit,
+    /// Writes the default file with a comment on every key (an existing file is kept as
+    /// config.toml.bak), and has the server reload.
+    ///
+    /// Example: pmon config reset
+    Reset,
 }
 
 pub async fn run(command: Command, connect_to: Option<Endpoint>, data_dir: Option<PathBuf>) -> Result<(), Failure> {
     match command {
+        Command::Get { key } => {
+            println!("{}", config_file::get(&local_path(None)?, &key)?);
+            Ok(())
+        }
+        Command::Set { key, value } => {
+            let path = local_path(None)?;
+            config_file::set(&path, &key, &value)?;
+            println!("{key} = {value} in {}", path.display());
+            reload(data_dir)
+        }
+        Command::Edit => {
+            let path = local_path(None)?;
+            config_file::edit(&path)?;
+            println!("saved {}", path.display());
+            reload(data_dir)
+        }
+        Command::Reset => {
+            let path = local_path(None)?;
+            let kept = config_file::reset(&path)?;
+            println!("wrote the defaults to {}", path.display());
+            if let Some(backup) = kept {
+                println!("the previous file is kept as {}", backup.display());
+            }
+            reload(data_dir)
+        }
         Command::Path => {
             println!("{}", local_path(None)?.display());
             Ok(())
@@ -58,6 +110,21 @@ pub async fn run(command: Command, connect_to: Option<Endpoint>, data_dir: Optio
             Ok(())
         }
     }
+}
+
+/// Has the local server reload, and says whether there was one.
+fn reload(data_dir: Option<PathBuf>) -> Result<(), Failure> {
+    let dir = match data_dir {
+        Some(d) => d,
+        None => paths::default_data_dir().map_err(anyhow::Error::from)?,
+    };
+    match config_file::reload(&dir)? {
+        Some(pid) => {
+            println!("pmon-server (pid {pid}) is reloading its configuration; `pmon status` shows any problem")
+        }
+        None => println!("no pmon-server is running on {}; it will read the file when it starts", dir.display()),
+    }
+    Ok(())
 }
 
 fn local_path(given: Option<PathBuf>) -> Result<PathBuf, Failure> {

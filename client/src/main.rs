@@ -11,6 +11,7 @@
 //! output is the proto3 JSON mapping, the same shape grpcurl prints.
 
 mod config;
+mod config_file;
 mod events;
 mod history;
 mod lines;

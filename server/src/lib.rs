@@ -63,6 +63,50 @@ pub struct Options {
     pub config_path: PathBuf,
     /// Whether that file existed.
     pub config_file_exists: bool,
+    /// Whether the path was named (flag or environment): then it must exist.
+    pub config_explicit: bool,
+    /// Command-line settings that win over the file, at start and on every reload.
+    pub overrides: Overrides,
+}
+
+/// Settings given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--interval`.
+    pub interval_seconds: Option<f64>,
+    /// `--source`.
+    pub source: Option<pmon_proto::config::SourceKind>,
+}
+
+/// Loads the configuration file, applies the overrides and checks the result: what
+/// happens at start and on every reload. Returns it and whether the file existed.
+pub fn load_config(path: &std::path::Path, explicit: bool, overrides: &Overrides) -> Result<(Config, bool), String> {
+    let (mut config, exists) = Config::load(path, explicit).map_err(|e| e.to_string())?;
+    if let Some(interval) = overrides.interval_seconds {
+        config.sampling.interval_seconds = interval;
+        // Elevated sampling is never slower than normal sampling.
+        config.sampling.elevated_interval_seconds = config.sampling.elevated_interval_seconds.min(interval);
+    }
+    if let Some(source) = overrides.source {
+        config.sampling.source = source;
+    }
+    config.check().map_err(|e| format!("invalid command-line setting: {e}"))?;
+    Ok((config, exists))
+}
+
+/// Settings that are read once at start: a reload that changes them says so.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    [
+        ("sampling.source", old.sampling.source != new.sampling.source),
+        ("sampling.ring_buffer_seconds", old.sampling.ring_buffer_seconds != new.sampling.ring_buffer_seconds),
+        ("watchers.queue_samples", old.watchers.queue_samples != new.watchers.queue_samples),
+        ("pause.sentinel_interval_ms", old.pause.sentinel_interval_ms != new.pause.sentinel_interval_ms),
+        ("pause.step_timeout_seconds", old.pause.step_timeout_seconds != new.pause.step_timeout_seconds),
+        ("retention.prune_interval_hours", old.retention.prune_interval_hours != new.retention.prune_interval_hours),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
 }
 
 /// Why the server could not start or stopped with an error.
@@ -89,8 +133,13 @@ pub enum ServerError {
 }
 
 /// Runs the server until `shutdown` completes, then stops cleanly: new watchers are
-/// refused, streams end, the sampler stops, and the socket is removed.
-pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+/// refused, streams end, the sampler stops, and the socket is removed. Each item of
+/// `reloads` (SIGHUP in production) reloads the configuration file.
+pub async fn run(
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+    reloads: impl futures_util::Stream<Item = ()> + Send + Unpin + 'static,
+) -> Result<(), ServerError> {
     let (claim, listener) = listen::claim(&options.data_dir)?;
     let collector = collect::open(options.config.sampling.source)?;
     let source = collector.name();
@@ -111,6 +160,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         Duration::from_secs_f64(options.config.pause.step_timeout_seconds),
         notifier.clone(),
     );
+    let notifier_handle = notifier.clone();
     let parts = Parts { hub: Arc::clone(&hub), store: store.clone(), next_event_id, forensics, notifier };
     let (engine, status) = Engine::spawn(collector, options.config.clone(), parts).map_err(ServerError::Thread)?;
     let sentinel = Sentinel::spawn(
@@ -120,6 +170,13 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     )
     .map_err(ServerError::Thread)?;
     let pruning = tokio::spawn(prune_periodically(store.clone(), options.config.retention.clone()));
+    let live: service::LiveConfig = Arc::new(std::sync::RwLock::new(service::Live {
+        config: options.config.clone(),
+        error: None,
+        loaded_at: SystemTime::now(),
+    }));
+    let reloading =
+        tokio::spawn(reload_on(reloads, options.clone(), Arc::clone(&live), engine.messages(), notifier_handle));
 
     let service = service::Service::new(
         Arc::clone(&hub),
@@ -129,7 +186,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
             started_at,
             source,
             data_dir: options.data_dir.clone(),
-            config: options.config,
+            live,
             config_path: options.config_path,
             config_file_exists: options.config_file_exists,
         },
@@ -175,6 +232,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     };
 
     pruning.abort();
+    reloading.abort();
     // Joining waits for at most the sample in progress and one sentinel tick; then the
     // writer finishes what is queued (bounded: forensics still running hold the store).
     let stopped = tokio::task::spawn_blocking(move || {
@@ -208,6 +266,45 @@ async fn prune_periodically(store: Store, retention: pmon_proto::config::Retenti
             ),
             Ok(Err(e)) => tracing::warn!("pruning failed: {e}"),
             Err(_) => tracing::warn!("the pruning task failed"),
+        }
+    }
+}
+
+/// Reloads the configuration on each request. A valid one goes to the engine (from its
+/// next sample), the notifier and the service; an invalid one changes nothing and its
+/// reason is logged and reported by `GetStatus`.
+async fn reload_on(
+    mut reloads: impl futures_util::Stream<Item = ()> + Unpin,
+    options: Options,
+    live: service::LiveConfig,
+    engine: std::sync::mpsc::Sender<engine::Msg>,
+    notifier: Notifier,
+) {
+    use futures_util::StreamExt;
+    while reloads.next().await.is_some() {
+        let (path, explicit, overrides) =
+            (options.config_path.clone(), options.config_explicit, options.overrides.clone());
+        let loaded = tokio::task::spawn_blocking(move || load_config(&path, explicit, &overrides))
+            .await
+            .unwrap_or_else(|_| Err("the reload task failed".into()));
+        let mut live = live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match loaded {
+            Ok((config, _)) => {
+                let restart = needs_restart(&live.config, &config);
+                if !restart.is_empty() {
+                    tracing::warn!("changed settings that take effect only after a restart: {}", restart.join(", "));
+                }
+                notifier.reconfigure(config.alerts.clone(), config.learning_mode);
+                if engine.send(engine::Msg::Reconfigure(Box::new(config.clone()))).is_err() {
+                    return;
+                }
+                *live = service::Live { config, error: None, loaded_at: SystemTime::now() };
+                tracing::info!(path = %options.config_path.display(), "configuration reloaded");
+            }
+            Err(e) => {
+                tracing::error!("configuration not reloaded, the previous one stays in force: {e}");
+                live.error = Some(e);
+            }
         }
     }
 }

@@ -4,10 +4,7 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
-use pmon_proto::{
-    config::{Config, SourceKind},
-    paths,
-};
+use pmon_proto::{config::SourceKind, paths};
 use tracing_subscriber::EnvFilter;
 
 /// The pause-monitor daemon: samples every process, scores stress, and serves it over
@@ -80,18 +77,18 @@ fn start(args: Args) -> anyhow::Result<()> {
         Some(d) => d,
         None => paths::default_data_dir()?,
     };
-    let (mut config, config_file_exists) = Config::load(&config_path, explicit)?;
-    if let Some(interval) = args.interval {
-        config.sampling.interval_seconds = interval;
-        // Elevated sampling is never slower than normal sampling.
-        config.sampling.elevated_interval_seconds = config.sampling.elevated_interval_seconds.min(interval);
-    }
-    if let Some(source) = args.source {
-        config.sampling.source = source;
-    }
-    config.check().map_err(|e| anyhow::anyhow!("invalid command-line setting: {e}"))?;
+    let overrides = pmon_server::Overrides { interval_seconds: args.interval, source: args.source };
+    let (config, config_file_exists) =
+        pmon_server::load_config(&config_path, explicit, &overrides).map_err(anyhow::Error::msg)?;
     pmon_server::collect::proc::raise_open_file_limit();
-    let options = pmon_server::Options { data_dir, config, config_path, config_file_exists };
+    let options = pmon_server::Options {
+        data_dir,
+        config,
+        config_path,
+        config_file_exists,
+        config_explicit: explicit,
+        overrides,
+    };
 
     // One thread serves every client; the sampler has its own. A monitor stays small.
     let runtime =
@@ -100,7 +97,10 @@ fn start(args: Args) -> anyhow::Result<()> {
         // Handlers are registered before anything else, so a signal during start-up
         // still ends in a clean stop rather than the default kill.
         let shutdown = shutdown_signal()?;
-        pmon_server::run(options, shutdown).await.map_err(anyhow::Error::from)
+        let hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        let reloads = tokio_stream::wrappers::SignalStream::new(hangups);
+        pmon_server::run(options, shutdown, reloads).await.map_err(anyhow::Error::from)
     })
 }
 

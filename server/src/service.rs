@@ -24,6 +24,20 @@ use crate::{
     store::{EventFilter, HistoryQuery, PrunePolicy, Store, StoreError},
 };
 
+/// The configuration in force, replaced by a reload (SIGHUP).
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// The configuration.
+    pub config: Config,
+    /// Why the last reload was refused, if it was.
+    pub error: Option<String>,
+    /// When `config` was loaded.
+    pub loaded_at: SystemTime,
+}
+
+/// Shared between the reloader and the service.
+pub type LiveConfig = Arc<std::sync::RwLock<Live>>;
+
 /// Facts fixed at start.
 #[derive(Debug)]
 pub struct ServerInfo {
@@ -34,7 +48,7 @@ pub struct ServerInfo {
     /// The data directory.
     pub data_dir: PathBuf,
     /// The configuration in force.
-    pub config: Config,
+    pub live: LiveConfig,
     /// Where it was read from.
     pub config_path: PathBuf,
     /// Whether that file existed.
@@ -54,6 +68,10 @@ impl Service {
     /// A service over a running engine's hub, status and store.
     pub fn new(hub: Arc<Hub>, status: watch::Receiver<EngineStatus>, store: Store, info: ServerInfo) -> Self {
         Self { hub, status, store, info: Arc::new(info) }
+    }
+
+    fn live(&self) -> Live {
+        self.info.live.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Runs a blocking store call off the async thread.
@@ -141,6 +159,7 @@ impl PauseMonitor for Service {
             return Err(Status::unavailable("the sampler stopped; see the pmon-server log and restart the server"));
         }
         let s = self.status.borrow().clone();
+        let live = self.live();
         let memory = cost::memory();
         let latest = s.latest.as_deref();
         Ok(Response::new(GetStatusResponse {
@@ -173,6 +192,8 @@ impl PauseMonitor for Service {
             server_instance: self.hub.instance(),
             lost_writes: self.store.lost_writes(),
             pauses: s.pauses,
+            config_error: live.error.unwrap_or_default(),
+            config_loaded_at: Some(timestamp(live.loaded_at)),
         }))
     }
 
@@ -268,7 +289,8 @@ impl PauseMonitor for Service {
 
     async fn prune(&self, request: Request<PruneRequest>) -> Result<Response<PruneResponse>, Status> {
         let dry_run = request.into_inner().dry_run;
-        let policy = PrunePolicy::from_config(&self.info.config.retention, SystemTime::now());
+        let retention = self.live().config.retention;
+        let policy = PrunePolicy::from_config(&retention, SystemTime::now());
         let report = self.blocking(move |s| s.prune(policy, dry_run)).await?;
         Ok(Response::new(PruneResponse {
             removed_event_ids: report.removed_event_ids,
@@ -281,7 +303,7 @@ impl PauseMonitor for Service {
 
     async fn get_config(&self, _: Request<GetConfigRequest>) -> Result<Response<GetConfigResponse>, Status> {
         Ok(Response::new(GetConfigResponse {
-            config_toml: self.info.config.to_toml(),
+            config_toml: self.live().config.to_toml(),
             config_path: self.info.config_path.display().to_string(),
             config_file_exists: self.info.config_file_exists,
         }))

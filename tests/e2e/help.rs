@@ -9,7 +9,7 @@ use std::{path::Path, process::Command};
 use crate::support::bin;
 
 /// Every command path, as `pmon` arguments.
-const PMON: [&[&str]; 13] = [
+const PMON: [&[&str]; 17] = [
     &[],
     &["status"],
     &["watch"],
@@ -21,6 +21,10 @@ const PMON: [&[&str]; 13] = [
     &["config"],
     &["config", "show"],
     &["config", "path"],
+    &["config", "get"],
+    &["config", "set"],
+    &["config", "edit"],
+    &["config", "reset"],
     &["completions"],
     &["man"],
 ];

@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod cli;
+mod config;
 mod evidence;
 mod grpcurl;
 mod help;

@@ -13,6 +13,10 @@ use crate::v1::ProcessState;
 mod validate;
 pub use validate::Invalid;
 
+/// The configuration file `pmon config reset` writes: every key at its default, each
+/// with a comment saying what it does (tests check it parses to exactly the defaults).
+pub const DEFAULT_FILE: &str = include_str!("../../../fixtures/config/defaults.toml");
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

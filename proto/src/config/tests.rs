@@ -7,8 +7,7 @@ fn empty_file_is_all_defaults() {
 
 #[test]
 fn the_fixture_with_every_key_written_equals_the_defaults() {
-    let text = include_str!("../../../fixtures/config/defaults.toml");
-    assert_eq!(Config::parse(text, "defaults.toml").ok(), Some(Config::default()));
+    assert_eq!(Config::parse(DEFAULT_FILE, "defaults.toml").ok(), Some(Config::default()));
 }
 
 #[test]

@@ -92,6 +92,13 @@ impl Tracker {
         }
     }
 
+    /// New history and peak settings; open events and ids carry on.
+    pub fn reconfigure(&mut self, config: &Config) {
+        self.history_every = Duration::from_secs_f64(config.history.interval_seconds);
+        self.top_rogues = config.history.top_rogues;
+        self.peak_every = Duration::from_secs_f64(config.events.peak_tracking_seconds);
+    }
+
     /// The escalation open now, if any.
     pub fn open_event(&self) -> Option<u64> {
         self.open.as_ref().map(|o| o.id)

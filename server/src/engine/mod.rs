@@ -48,6 +48,8 @@ use crate::{
 pub enum Msg {
     /// Stop after the sample in progress.
     Stop,
+    /// A reloaded configuration, in force from the next sample.
+    Reconfigure(Box<Config>),
     /// The sentinel saw the machine stall for `stall`, ending at `ended_at`.
     Pause {
         /// When the stall ended (when the sentinel woke).
@@ -179,17 +181,19 @@ struct Sampler {
 
 impl Sampler {
     fn run(mut self, rx: &mpsc::Receiver<Msg>) {
-        let normal = Duration::from_secs_f64(self.config.sampling.interval_seconds);
-        let fast = Duration::from_secs_f64(self.config.sampling.elevated_interval_seconds);
-        let ratio = self.config.pause.threshold_ratio;
         let (mut sequence, mut failed) = (0u64, 0u64);
         let mut due = Instant::now();
-        self.threshold_ms.store((normal.as_secs_f64() * ratio * 1000.0) as u64, Ordering::Relaxed);
         loop {
             match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(Msg::Pause { ended_at, stall }) => {
                     self.pause(ended_at, stall);
+                    continue;
+                }
+                Ok(Msg::Reconfigure(config)) => {
+                    self.tiers.reconfigure(&config.tiers);
+                    self.tracker.reconfigure(&config);
+                    self.config = *config;
                     continue;
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
@@ -218,7 +222,13 @@ impl Sampler {
                     None
                 }
             };
-            let interval = if self.tiers.tier() == Tier::Sentinel { normal } else { fast };
+            let sampling = &self.config.sampling;
+            let interval = Duration::from_secs_f64(if self.tiers.tier() == Tier::Sentinel {
+                sampling.interval_seconds
+            } else {
+                sampling.elevated_interval_seconds
+            });
+            let ratio = self.config.pause.threshold_ratio;
             // A stall is a sentinel wake-up `ratio` sampling intervals late.
             self.threshold_ms.store((interval.as_secs_f64() * ratio * 1000.0) as u64, Ordering::Relaxed);
             self.meter.record(

@@ -43,6 +43,13 @@ impl TierManager {
         }
     }
 
+    /// New thresholds and hysteresis; the current tier, peak and timers are kept.
+    pub fn reconfigure(&mut self, cfg: &Tiers) {
+        self.elevated = cfg.elevated_threshold;
+        self.critical = cfg.critical_threshold;
+        self.hysteresis = Duration::from_secs_f64(cfg.hysteresis_seconds);
+    }
+
     /// The current tier.
     pub fn tier(&self) -> Tier {
         self.tier

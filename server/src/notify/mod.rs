@@ -29,9 +29,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Sends and records notifications.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    cfg: Alerts,
-    /// `learning_mode`: record everything, announce nothing.
-    quiet: bool,
+    /// `[alerts]` and `learning_mode` (record everything, announce nothing), shared by
+    /// every clone so a reload reaches them all.
+    settings: Arc<std::sync::RwLock<(Alerts, bool)>>,
     store: Store,
     last: Arc<Mutex<HashMap<&'static str, Instant>>>,
     warned: Arc<AtomicBool>,
@@ -40,12 +40,27 @@ pub struct Notifier {
 impl Notifier {
     /// A notifier following `[alerts]`; `learning_mode` silences it.
     pub fn new(cfg: Alerts, learning_mode: bool, store: Store) -> Self {
-        Self { cfg, quiet: learning_mode, store, last: Arc::default(), warned: Arc::default() }
+        Self {
+            settings: Arc::new(std::sync::RwLock::new((cfg, learning_mode))),
+            store,
+            last: Arc::default(),
+            warned: Arc::default(),
+        }
+    }
+
+    /// Takes a reloaded `[alerts]` and `learning_mode`.
+    pub fn reconfigure(&self, cfg: Alerts, learning_mode: bool) {
+        *self.settings.write().unwrap_or_else(PoisonError::into_inner) = (cfg, learning_mode);
+    }
+
+    fn cfg(&self) -> (Alerts, bool) {
+        self.settings.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Announces a pause, after recovery: how long, and the top suspect with why.
     pub fn pause(&self, id: u64, pause: &Pause) {
-        if self.cfg.pause_detected && pause.stall.as_secs_f64() >= self.cfg.pause_min_duration_seconds {
+        let (cfg, _) = self.cfg();
+        if cfg.pause_detected && pause.stall.as_secs_f64() >= cfg.pause_min_duration_seconds {
             let (title, body) = pause_message(id, pause);
             self.send("pause", Some(id), &title, &body);
         }
@@ -53,7 +68,7 @@ impl Notifier {
 
     /// Announces entering ELEVATED (off by default).
     pub fn elevated(&self, event_id: Option<u64>, sample: &pmon_proto::v1::Sample) {
-        if self.cfg.elevated_entered {
+        if self.cfg().0.elevated_entered {
             self.send(
                 "elevated",
                 event_id,
@@ -65,7 +80,7 @@ impl Notifier {
 
     /// Announces CRITICAL stress that has lasted `lasted`.
     pub fn critical(&self, event_id: Option<u64>, sample: &pmon_proto::v1::Sample, lasted: Duration) {
-        if self.cfg.critical_stress {
+        if self.cfg().0.critical_stress {
             let title =
                 format!("pmon: critical stress for {:.0} s (score {:.0})", lasted.as_secs_f64(), sample.max_score);
             self.send("critical", event_id, &title, &suspect(sample));
@@ -74,7 +89,7 @@ impl Notifier {
 
     /// Announces that a pause's evidence is in.
     pub fn forensics_done(&self, id: u64, failed_steps: usize) {
-        if !self.cfg.forensics_completed {
+        if !self.cfg().0.forensics_completed {
             return;
         }
         let failed = if failed_steps == 0 { String::new() } else { format!(", {failed_steps} steps failed") };
@@ -89,13 +104,14 @@ impl Notifier {
     /// Rate-limits, then delivers on a thread of its own (a notification command may
     /// take seconds; no caller waits for it) and records the outcome.
     fn send(&self, kind: &'static str, event_id: Option<u64>, title: &str, body: &str) {
-        if !self.cfg.enabled || self.quiet {
+        let (cfg, quiet) = self.cfg();
+        if !cfg.enabled || quiet {
             return;
         }
         {
             let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
-            let min = Duration::from_secs_f64(self.cfg.min_interval_seconds);
+            let min = Duration::from_secs_f64(cfg.min_interval_seconds);
             if last.get(kind).is_some_and(|at| now.saturating_duration_since(*at) < min) {
                 return;
             }
