@@ -113,7 +113,7 @@ pub async fn run(command: Command, connect_to: Option<Endpoint>, data_dir: Optio
 }
 
 /// Has the local server reload, and says whether there was one.
-fn reload(data_dir: Option<PathBuf>) -> Result<(), Failure> {
+pub fn reload(data_dir: Option<PathBuf>) -> Result<(), Failure> {
     let dir = match data_dir {
         Some(d) => d,
         None => paths::default_data_dir().map_err(anyhow::Error::from)?,

@@ -37,6 +37,12 @@ pub fn get(path: &Path, key: &str) -> anyhow::Result<String> {
 
 /// Sets one dotted key, keeping everything else in the file as it was.
 pub fn set(path: &Path, key: &str, value: &str) -> anyhow::Result<()> {
+    set_many(path, &[(key, value)])
+}
+
+/// Sets several dotted keys at once (checked together, so related values such as two
+/// thresholds can move past each other), keeping everything else as it was.
+pub fn set_many(path: &Path, settings: &[(&str, &str)]) -> anyhow::Result<()> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -44,6 +50,15 @@ pub fn set(path: &Path, key: &str, value: &str) -> anyhow::Result<()> {
     };
     let mut doc: toml_edit::DocumentMut =
         text.parse().map_err(|e| anyhow!("{} is not valid TOML: {e}", path.display()))?;
+    for (key, value) in settings {
+        set_in(&mut doc, key, value)?;
+    }
+    let updated = doc.to_string();
+    Config::parse(&updated, &path.display().to_string()).context("not changed")?;
+    write_atomically(path, &updated)
+}
+
+fn set_in(doc: &mut toml_edit::DocumentMut, key: &str, value: &str) -> anyhow::Result<()> {
     // A value as TOML (60, true, "x", ["a", "b"]); anything else is taken as a string.
     let new = format!("v = {value}")
         .parse::<toml_edit::DocumentMut>()
@@ -68,9 +83,7 @@ pub fn set(path: &Path, key: &str, value: &str) -> anyhow::Result<()> {
             table.insert(leaf, toml_edit::Item::Value(new));
         }
     }
-    let updated = doc.to_string();
-    Config::parse(&updated, &path.display().to_string()).context("not changed")?;
-    write_atomically(path, &updated)
+    Ok(())
 }
 
 /// Writes the commented default file; an existing file is kept as `<name>.bak`.

@@ -10,6 +10,7 @@
 //! One file per subcommand; `format` holds the shared human-readable rendering. JSON
 //! output is the proto3 JSON mapping, the same shape grpcurl prints.
 
+mod calibrate;
 mod config;
 mod config_file;
 mod events;
@@ -89,6 +90,10 @@ enum Command {
     ///
     /// Example: pmon prune --dry-run
     Prune(prune::Args),
+    /// Propose tier thresholds and a pause threshold from this machine's own history.
+    ///
+    /// Example: pmon calibrate --apply
+    Calibrate(calibrate::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell::CompletionsArgs),
     /// Print the man page, or write one page per command into a directory.
@@ -166,6 +171,10 @@ fn main() -> ExitCode {
             Command::Events(a) => events::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::History(a) => history::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::Prune(a) => prune::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
+            Command::Calibrate(a) => {
+                let endpoint = endpoint(cli.connect, cli.data_dir.clone())?;
+                calibrate::run(a, &endpoint, cli.data_dir).await
+            }
         }
     });
     match result {

@@ -9,7 +9,7 @@ use std::{path::Path, process::Command};
 use crate::support::bin;
 
 /// Every command path, as `pmon` arguments.
-const PMON: [&[&str]; 17] = [
+const PMON: [&[&str]; 18] = [
     &[],
     &["status"],
     &["watch"],
@@ -25,6 +25,7 @@ const PMON: [&[&str]; 17] = [
     &["config", "set"],
     &["config", "edit"],
     &["config", "reset"],
+    &["calibrate"],
     &["completions"],
     &["man"],
 ];

@@ -7,6 +7,7 @@
 // A panic is how a test fails.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod calibrate;
 mod cli;
 mod config;
 mod evidence;

@@ -169,6 +169,7 @@ fn insert_history(c: &mut SqliteConnection, sample: &Sample, top: u32) -> Result
         process_count: sample.process_count,
         top_rogues: sample.rogues.iter().take(top as usize).cloned().collect(),
         system: sample.system,
+        elapsed_ms: sample.elapsed_ms,
     };
     // Two samples in the same millisecond cannot happen at the sampling rates allowed;
     // replacing keeps a clock step from failing the write.
