@@ -36,6 +36,9 @@ pub enum Command {
     Get {
         /// Dotted key, e.g. sampling.interval_seconds.
         key: String,
+        /// Print the value as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Changes one setting in the file, keeping its comments and layout, and has the
     /// running server reload. Nothing invalid is written.
@@ -61,8 +64,13 @@ pub enum Command {
 
 pub async fn run(command: Command, connect_to: Option<Endpoint>, data_dir: Option<PathBuf>) -> Result<(), Failure> {
     match command {
-        Command::Get { key } => {
-            println!("{}", config_file::get(&local_path(None)?, &key)?);
+        Command::Get { key, json } => {
+            let value = config_file::get(&local_path(None)?, &key)?;
+            if json {
+                println!("{}", serde_json::to_string(&value).context("cannot render as JSON")?);
+            } else {
+                println!("{}", value_text(&value));
+            }
             Ok(())
         }
         Command::Set { key, value } => {
@@ -109,6 +117,15 @@ pub async fn run(command: Command, connect_to: Option<Endpoint>, data_dir: Optio
             }
             Ok(())
         }
+    }
+}
+
+/// A value as a person reads it: strings without quotes, tables as TOML.
+fn value_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Table(t) => toml::to_string(t).unwrap_or_default().trim_end().to_string(),
+        other => other.to_string(),
     }
 }
 

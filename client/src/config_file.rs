@@ -18,7 +18,7 @@ use pmon_proto::{
 };
 
 /// The value of a dotted key in the effective configuration (file plus defaults).
-pub fn get(path: &Path, key: &str) -> anyhow::Result<String> {
+pub fn get(path: &Path, key: &str) -> anyhow::Result<toml::Value> {
     let (config, _) = Config::load(path, false)?;
     let all: toml::Table = toml::from_str(&config.to_toml()).context("rendering the configuration")?;
     let mut at = toml::Value::Table(all);
@@ -28,11 +28,7 @@ pub fn get(path: &Path, key: &str) -> anyhow::Result<String> {
             .cloned()
             .ok_or_else(|| anyhow!("unknown setting {key:?}; `pmon config show --file` lists every key"))?;
     }
-    Ok(match at {
-        toml::Value::String(s) => s,
-        toml::Value::Table(t) => toml::to_string(&t).context("rendering")?.trim_end().to_string(),
-        other => other.to_string(),
-    })
+    Ok(at)
 }
 
 /// Sets one dotted key, keeping everything else in the file as it was.

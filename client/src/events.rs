@@ -52,6 +52,9 @@ enum Command {
         /// Notes to keep with the event (replaces earlier notes).
         #[arg(long, value_name = "TEXT")]
         notes: Option<String>,
+        /// Print the updated event as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -124,10 +127,14 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Some(Command::Mark { id, status, notes }) => {
+        Some(Command::Mark { id, status, notes, json }) => {
             let request = UpdateEventRequest { id, status: EventStatus::from(status) as i32, notes };
             let event = client.update_event(request).await?.into_inner().event.unwrap_or_default();
-            println!("{}", row(&event));
+            if json {
+                println!("{}", serde_json::to_string(&event).context("cannot render as JSON")?);
+            } else {
+                println!("{}", row(&event));
+            }
             Ok(())
         }
     }

@@ -34,6 +34,8 @@ fn set_changes_only_that_value_and_keeps_comments_and_refuses_bad_values() {
     assert_eq!(COMMENTED.lines().count(), after.lines().count());
     let got = pmon_with(&file, dir.path(), &[], &["config", "get", "tiers.elevated_threshold"]);
     assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "60.0");
+    let got = pmon_with(&file, dir.path(), &[], &["config", "get", "suspects", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), r#"{"patterns":[]}"#);
 
     for (key, value, says) in [
         ("tiers.elevated_threshold", "500", "accepted: 0 to 100"),
