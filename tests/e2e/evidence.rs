@@ -250,3 +250,26 @@ fn a_rogue_matching_a_suspects_pattern_is_flagged_in_watch_and_in_events() {
     hog.kill().expect("kill");
     hog.wait().expect("reap");
 }
+
+#[test]
+fn sustained_critical_stress_is_announced_once_with_its_event() {
+    // Every sample scores above both thresholds: CRITICAL from the first one on.
+    let server = Server::start(
+        "[sampling]\ninterval_seconds = 0.2\nelevated_interval_seconds = 0.2\n\
+         [tiers]\nelevated_threshold = 0.001\ncritical_threshold = 0.002\n\
+         [alerts]\ncritical_duration_seconds = 0.5\nmin_interval_seconds = 0\n",
+    );
+    let event = eventually(Duration::from_secs(10), || events(&server, &["--kind", "escalation"]).into_iter().next())
+        .unwrap_or_else(|| panic!("no escalation:\n{}", server.log()));
+    let id = json_u64(&event["id"]);
+    let notes = eventually(Duration::from_secs(10), || {
+        let n = show(&server, id)["notifications"].as_array().cloned().unwrap_or_default();
+        (!n.is_empty()).then_some(n)
+    })
+    .unwrap_or_else(|| panic!("no notification: {}", show(&server, id)));
+    std::thread::sleep(Duration::from_secs(1));
+    let notes_later = show(&server, id)["notifications"].as_array().cloned().unwrap_or_default();
+    assert_eq!(notes_later.len(), 1, "announced once per stretch: {notes_later:?}");
+    let title = notes[0]["title"].as_str().unwrap_or("");
+    assert!(title.starts_with("pmon: critical stress for"), "{title}");
+}
