@@ -61,6 +61,8 @@ pub struct Percentiles {
 pub struct Analysis {
     /// Hours of history the rows cover.
     pub hours: f64,
+    /// Of those, hours with sampling lateness recorded (older versions did not keep it).
+    pub lateness_hours: f64,
     /// Hours needed for a proposal.
     pub hours_needed: f64,
     /// Rows read.
@@ -109,29 +111,36 @@ pub fn analyse(rows: &[HistoryRow], config: &Config) -> Analysis {
         rows.iter().map(|r| r.time.as_ref().and_then(system_time).map_or(0.0, secs_since_epoch)).collect();
     let mut scores = Vec::with_capacity(rows.len());
     let mut late = Vec::with_capacity(rows.len());
-    let mut hours = 0.0;
+    let (mut hours, mut late_hours) = (0.0, 0.0);
     for (i, row) in rows.iter().enumerate() {
-        // Time until the next row, capped: a gap (server stopped) stands for nothing.
+        // Time until the next row, capped at twice the history interval: a long gap (the
+        // server was stopped) must not count as hours of the last row's state.
         let weight = times.get(i + 1).map_or(history_every, |next| (next - times[i]).clamp(0.0, 2.0 * history_every));
         hours += weight / 3600.0;
         scores.push((row.max_score, weight));
-        let planned = if row.tier >= Tier::Elevated as i32 {
+        // The wait before a sample was planned under the tier of the sample before it (the
+        // sample that enters ELEVATED still came after a normal interval).
+        let tier_before = if i > 0 { rows[i - 1].tier } else { row.tier };
+        let planned = if tier_before >= Tier::Elevated as i32 {
             config.sampling.elevated_interval_seconds
         } else {
             config.sampling.interval_seconds
         };
         if let Some(ms) = row.elapsed_ms {
             late.push((ms / 1000.0 / planned, weight));
+            late_hours += weight / 3600.0;
         }
     }
     let score = percentiles(scores);
     let lateness = percentiles(late);
-    let enough = hours >= NEEDED_HOURS;
+    // Rows recorded before sampling lateness was kept have none: that needs its own hours.
+    let enough = hours >= NEEDED_HOURS && late_hours >= NEEDED_HOURS;
     let elevated = score.filter(|_| enough).map(|s| s.p99.ceil().clamp(10.0, 90.0));
     let critical = score.zip(elevated).map(|(s, e)| s.p999.ceil().max(e + 10.0).min(100.0));
     let ratio = lateness.filter(|_| enough).map(|l| ((l.p999 * 1.25) * 10.0).ceil().max(15.0) / 10.0);
     Analysis {
         hours,
+        lateness_hours: late_hours,
         hours_needed: NEEDED_HOURS,
         rows: rows.len(),
         score,
@@ -150,6 +159,12 @@ pub async fn run(args: Args, endpoint: &Endpoint, data_dir: Option<std::path::Pa
     if !(args.days.is_finite() && args.days > 0.0 && args.days <= 366.0) {
         return Err(anyhow::anyhow!("--days {}: accepted: above 0, at most 366", args.days).into());
     }
+    if args.apply && !matches!(endpoint, Endpoint::Unix(_)) {
+        return Err(anyhow::anyhow!(
+            "--apply writes the configuration file of a server on this machine; run it there (without --connect)"
+        )
+        .into());
+    }
     let mut client = connect(endpoint).await?;
     let answer = client.get_config(GetConfigRequest {}).await?.into_inner();
     let config = Config::parse(&answer.config_toml, "the server's configuration")
@@ -157,12 +172,20 @@ pub async fn run(args: Args, endpoint: &Endpoint, data_dir: Option<std::path::Pa
     let end = SystemTime::now();
     let mut start = end.checked_sub(Duration::from_secs_f64(args.days * 86_400.0)).unwrap_or(SystemTime::UNIX_EPOCH);
     let mut rows = Vec::new();
+    let mut span = CHUNK;
     while start < end {
-        let stop = (start + CHUNK).min(end);
+        let stop = (start + span).min(end);
         let range = TimeRange { start: Some(timestamp(start)), end: Some(timestamp(stop)) };
         let request = QueryHistoryRequest { query: Some(Query::Range(range)), limit: 100_000 };
-        rows.extend(client.query_history(request).await?.into_inner().rows);
+        let page = client.query_history(request).await?.into_inner();
+        // Too many rows for one answer (very fast sampling): ask for half the span.
+        if page.truncated && span > Duration::from_secs(60) {
+            span /= 2;
+            continue;
+        }
+        rows.extend(page.rows);
         start = stop;
+        span = CHUNK;
     }
     let a = analyse(&rows, &config);
     if args.json {
@@ -180,8 +203,11 @@ pub async fn run(args: Args, endpoint: &Endpoint, data_dir: Option<std::path::Pa
             &path,
             &[("tiers.elevated_threshold", &e), ("tiers.critical_threshold", &c), ("pause.threshold_ratio", &r)],
         )?;
-        println!("written to {}", path.display());
-        crate::config::reload(data_dir)?;
+        let reloaded = crate::config::reload(data_dir, &path).await?;
+        // With --json, standard output stays one JSON document.
+        if !args.json {
+            println!("written to {}\n{reloaded}", path.display());
+        }
     }
     Ok(())
 }
@@ -221,9 +247,9 @@ fn report(a: &Analysis, config: &Config) -> String {
         _ => out.push_str(&format!(
             "not enough history to propose thresholds: {:.1} h recorded, {:.0} h needed ({:.1} h more); \
              keep pmon-server running, ideally with learning_mode = true\n",
-            a.hours,
+            a.hours.min(a.lateness_hours),
             a.hours_needed,
-            (a.hours_needed - a.hours).max(0.0)
+            (a.hours_needed - a.hours.min(a.lateness_hours)).max(0.0)
         )),
     }
     out

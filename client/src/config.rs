@@ -1,6 +1,6 @@
-//! `pmon config show | path`.
+//! `pmon config show | path | get | set | edit | reset`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -77,13 +77,15 @@ pub async fn run(command: Command, connect_to: Option<Endpoint>, data_dir: Optio
             let path = local_path(None)?;
             config_file::set(&path, &key, &value)?;
             println!("{key} = {value} in {}", path.display());
-            reload(data_dir)
+            println!("{}", reload(data_dir, &path).await?);
+            Ok(())
         }
         Command::Edit => {
             let path = local_path(None)?;
             config_file::edit(&path)?;
             println!("saved {}", path.display());
-            reload(data_dir)
+            println!("{}", reload(data_dir, &path).await?);
+            Ok(())
         }
         Command::Reset => {
             let path = local_path(None)?;
@@ -92,7 +94,8 @@ pub async fn run(command: Command, connect_to: Option<Endpoint>, data_dir: Optio
             if let Some(backup) = kept {
                 println!("the previous file is kept as {}", backup.display());
             }
-            reload(data_dir)
+            println!("{}", reload(data_dir, &path).await?);
+            Ok(())
         }
         Command::Path => {
             println!("{}", local_path(None)?.display());
@@ -129,19 +132,33 @@ fn value_text(value: &toml::Value) -> String {
     }
 }
 
-/// Has the local server reload, and says whether there was one.
-pub fn reload(data_dir: Option<PathBuf>) -> Result<(), Failure> {
+/// Has the local server reload `edited`, and says what happened. A server that reads
+/// another file is not signalled: reloading its unchanged file would help nobody.
+pub async fn reload(data_dir: Option<PathBuf>, edited: &Path) -> Result<String, Failure> {
     let dir = match data_dir {
         Some(d) => d,
         None => paths::default_data_dir().map_err(anyhow::Error::from)?,
     };
+    if !config_file::server_running(&dir)? {
+        return Ok(format!("no pmon-server is running on {}; it will read the file when it starts", dir.display()));
+    }
+    let theirs = connect(&Endpoint::local(&dir)).await?.get_config(GetConfigRequest {}).await?.into_inner().config_path;
+    let same = match (std::fs::canonicalize(&theirs), std::fs::canonicalize(edited)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => Path::new(&theirs) == edited,
+    };
+    if !same {
+        return Ok(format!(
+            "the pmon-server on {} reads {theirs}, not this file: it was not asked to reload",
+            dir.display()
+        ));
+    }
     match config_file::reload(&dir)? {
         Some(pid) => {
-            println!("pmon-server (pid {pid}) is reloading its configuration; `pmon status` shows any problem")
+            Ok(format!("pmon-server (pid {pid}) is reloading its configuration; `pmon status` shows any problem"))
         }
-        None => println!("no pmon-server is running on {}; it will read the file when it starts", dir.display()),
+        None => Ok(format!("no pmon-server is running on {}; it will read the file when it starts", dir.display())),
     }
-    Ok(())
 }
 
 fn local_path(given: Option<PathBuf>) -> Result<PathBuf, Failure> {

@@ -63,10 +63,11 @@ fn set_in(doc: &mut toml_edit::DocumentMut, key: &str, value: &str) -> anyhow::R
         .unwrap_or_else(|| toml_edit::Value::from(value));
     let parts: Vec<&str> = key.split('.').collect();
     let (leaf, tables) = parts.split_last().ok_or_else(|| anyhow!("empty key"))?;
-    let mut table = doc.as_table_mut();
+    // Tables written either way (`[tiers]` or `tiers = { … }`) are followed.
+    let mut table: &mut dyn toml_edit::TableLike = doc.as_table_mut();
     for part in tables {
-        let entry = table.entry(part).or_insert_with(toml_edit::table);
-        table = entry.as_table_mut().ok_or_else(|| anyhow!("{part} in {key:?} is not a table"))?;
+        let entry = table.entry(part).or_insert(toml_edit::table());
+        table = entry.as_table_like_mut().ok_or_else(|| anyhow!("{part} in {key:?} is not a table"))?;
     }
     match table.get_mut(leaf).and_then(|item| item.as_value_mut()) {
         // Keep the spacing and the trailing comment that belong to the old value.
@@ -98,11 +99,20 @@ pub fn reset(path: &Path) -> anyhow::Result<Option<PathBuf>> {
 /// Opens a copy in $VISUAL / $EDITOR; saves it only if it is a valid configuration.
 pub fn edit(path: &Path) -> anyhow::Result<()> {
     let draft = path.with_extension("toml.edit");
-    let original = fs::read_to_string(path).unwrap_or_else(|_| DEFAULT_FILE.to_string());
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if draft.exists() {
+        // An earlier edit was refused: carry on from it rather than lose it.
+        eprintln!("continuing your earlier draft {}", draft.display());
+    } else {
+        let original = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_FILE.to_string(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        fs::write(&draft, &original).with_context(|| format!("cannot write {}", draft.display()))?;
     }
-    fs::write(&draft, &original).with_context(|| format!("cannot write {}", draft.display()))?;
     let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
     // Through the shell, so an editor given with arguments ("code -w") works.
     let status = Command::new("sh")
@@ -124,13 +134,36 @@ pub fn edit(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Replaces the file in one step (a crash leaves the old or the new one, never half),
+/// writing through a symlink (dotfile managers) and keeping the file's mode.
 fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
+    let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Some(dir) = target.parent() {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = path.with_extension("toml.tmp");
+    // Unique per process: two `pmon config set` at once must not share a temp file.
+    let tmp = target.with_extension(format!("toml.{}.tmp", std::process::id()));
     fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    if let Ok(meta) = fs::metadata(&target) {
+        let _ = fs::set_permissions(&tmp, meta.permissions());
+    }
+    fs::rename(&tmp, &target).with_context(|| format!("cannot replace {}", target.display()))
+}
+
+/// The server's lock file, if a server holds it (a file nobody holds is left by a
+/// server long gone).
+fn held_lock(data_dir: &Path) -> anyhow::Result<Option<fs::File>> {
+    let Ok(lock) = OpenOptions::new().read(true).open(paths::lock_path(data_dir)) else { return Ok(None) };
+    match lock.try_lock_shared() {
+        Ok(()) => Ok(None),
+        Err(fs::TryLockError::WouldBlock) => Ok(Some(lock)),
+        Err(fs::TryLockError::Error(e)) => Err(e).context("cannot check the server's lock"),
+    }
+}
+
+/// Whether a server runs on `data_dir`.
+pub fn server_running(data_dir: &Path) -> anyhow::Result<bool> {
+    Ok(held_lock(data_dir)?.is_some())
 }
 
 /// Asks the server running on `data_dir` to reload its configuration (SIGHUP). The pid
@@ -138,12 +171,7 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
 /// long gone must never send a signal to whatever process now has that pid.
 pub fn reload(data_dir: &Path) -> anyhow::Result<Option<u32>> {
     let lock_path = paths::lock_path(data_dir);
-    let Ok(mut lock) = OpenOptions::new().read(true).open(&lock_path) else { return Ok(None) };
-    match lock.try_lock_shared() {
-        Ok(()) => return Ok(None), // nobody holds it: no server running
-        Err(fs::TryLockError::WouldBlock) => {}
-        Err(fs::TryLockError::Error(e)) => return Err(e).context("cannot check the server's lock"),
-    }
+    let Some(mut lock) = held_lock(data_dir)? else { return Ok(None) };
     let mut text = String::new();
     lock.read_to_string(&mut text).context("cannot read the server's pid")?;
     let pid: i32 = text.trim().parse().with_context(|| format!("{} holds no pid", lock_path.display()))?;

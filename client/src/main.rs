@@ -44,7 +44,7 @@ use tonic::transport::Channel;
     verbatim_doc_comment,
     after_help = "Examples:\n  pmon status\n  pmon watch --json --count 10\n  pmon events --status unreviewed\n  pmon --connect unix:///tmp/pmon/daemon.sock history --at \"10 min ago\""
 )]
-pub struct Cli {
+struct Cli {
     /// Server address: unix:///path/daemon.sock or http://host:port
     /// [default: unix://<data dir>/daemon.sock]. Takes precedence over --data-dir.
     #[arg(long, global = true, value_name = "URL")]

@@ -42,6 +42,9 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
         parts.push(format!("self {cpu} cpu, {rss}, {per_sample}/sample"));
     }
     parts.push(format!("{} watcher{}", status.watchers, if status.watchers == 1 { "" } else { "s" }));
+    if !status.config_error.is_empty() {
+        parts.push(format!("CONFIG NOT RELOADED: {}", status.config_error));
+    }
     if let Some(started) = status.started_at.as_ref().and_then(system_time) {
         let up = started.elapsed().unwrap_or(Duration::ZERO);
         parts.push(format!("up {}", uptime(up)));

@@ -94,7 +94,8 @@ pub fn load_config(path: &std::path::Path, explicit: bool, overrides: &Overrides
     Ok((config, exists))
 }
 
-/// Settings that are read once at start: a reload that changes them says so.
+/// Settings that are read once at start: a reload that changes them says so, and the
+/// configuration reported as in force keeps their running values.
 fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     [
         ("sampling.source", old.sampling.source != new.sampling.source),
@@ -107,6 +108,17 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     .into_iter()
     .filter_map(|(key, changed)| changed.then_some(key))
     .collect()
+}
+
+/// `new` with the running values of the settings read only at start.
+fn keep_start_only(old: &Config, mut new: Config) -> Config {
+    new.sampling.source = old.sampling.source;
+    new.sampling.ring_buffer_seconds = old.sampling.ring_buffer_seconds;
+    new.watchers.queue_samples = old.watchers.queue_samples;
+    new.pause.sentinel_interval_ms = old.pause.sentinel_interval_ms;
+    new.pause.step_timeout_seconds = old.pause.step_timeout_seconds;
+    new.retention.prune_interval_hours = old.retention.prune_interval_hours;
+    new
 }
 
 /// Why the server could not start or stopped with an error.
@@ -169,12 +181,13 @@ pub async fn run(
         engine.messages(),
     )
     .map_err(ServerError::Thread)?;
-    let pruning = tokio::spawn(prune_periodically(store.clone(), options.config.retention.clone()));
     let live: service::LiveConfig = Arc::new(std::sync::RwLock::new(service::Live {
         config: options.config.clone(),
+        file_exists: options.config_file_exists,
         error: None,
         loaded_at: SystemTime::now(),
     }));
+    let pruning = tokio::spawn(prune_periodically(store.clone(), Arc::clone(&live)));
     let reloading =
         tokio::spawn(reload_on(reloads, options.clone(), Arc::clone(&live), engine.messages(), notifier_handle));
 
@@ -182,14 +195,7 @@ pub async fn run(
         Arc::clone(&hub),
         status,
         store,
-        ServerInfo {
-            started_at,
-            source,
-            data_dir: options.data_dir.clone(),
-            live,
-            config_path: options.config_path,
-            config_file_exists: options.config_file_exists,
-        },
+        ServerInfo { started_at, source, data_dir: options.data_dir.clone(), live, config_path: options.config_path },
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<PauseMonitorServer<service::Service>>().await;
@@ -250,13 +256,15 @@ pub async fn run(
     result
 }
 
-/// Applies retention every `prune_interval_hours`, starting one interval after start.
-async fn prune_periodically(store: Store, retention: pmon_proto::config::Retention) {
-    let every = Duration::from_secs_f64(retention.prune_interval_hours * 3600.0);
+/// Applies retention every `prune_interval_hours` (read at start), starting one interval
+/// after start, with the retention settings in force at each run.
+async fn prune_periodically(store: Store, live: service::LiveConfig) {
+    let retention = || live.read().unwrap_or_else(std::sync::PoisonError::into_inner).config.retention.clone();
+    let every = Duration::from_secs_f64(retention().prune_interval_hours * 3600.0);
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
-        let (store, policy) = (store.clone(), PrunePolicy::from_config(&retention, SystemTime::now()));
+        let (store, policy) = (store.clone(), PrunePolicy::from_config(&retention(), SystemTime::now()));
         match tokio::task::spawn_blocking(move || store.prune(policy, false)).await {
             Ok(Ok(r)) => tracing::info!(
                 events = r.removed_event_ids.len(),
@@ -289,16 +297,17 @@ async fn reload_on(
             .unwrap_or_else(|_| Err("the reload task failed".into()));
         let mut live = live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         match loaded {
-            Ok((config, _)) => {
+            Ok((config, file_exists)) => {
                 let restart = needs_restart(&live.config, &config);
                 if !restart.is_empty() {
                     tracing::warn!("changed settings that take effect only after a restart: {}", restart.join(", "));
                 }
+                let config = keep_start_only(&live.config, config);
                 notifier.reconfigure(config.alerts.clone(), config.learning_mode);
                 if engine.send(engine::Msg::Reconfigure(Box::new(config.clone()))).is_err() {
                     return;
                 }
-                *live = service::Live { config, error: None, loaded_at: SystemTime::now() };
+                *live = service::Live { config, file_exists, error: None, loaded_at: SystemTime::now() };
                 tracing::info!(path = %options.config_path.display(), "configuration reloaded");
             }
             Err(e) => {
@@ -306,5 +315,33 @@ async fn reload_on(
                 live.error = Some(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_keeps_command_line_overrides_and_start_only_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[sampling]\ninterval_seconds = 3\nring_buffer_seconds = 60\n[tiers]\nelevated_threshold = 40\n",
+        )
+        .expect("write");
+        let overrides = Overrides { interval_seconds: Some(0.5), source: None };
+        let (config, exists) = load_config(&path, true, &overrides).expect("valid");
+        assert!(exists);
+        assert_eq!(config.sampling.interval_seconds, 0.5, "--interval wins over the file");
+        assert_eq!(config.sampling.elevated_interval_seconds, 0.25);
+        assert_eq!(config.tiers.elevated_threshold, 40.0);
+
+        let running = Config::default();
+        assert_eq!(needs_restart(&running, &config), vec!["sampling.ring_buffer_seconds"]);
+        let in_force = keep_start_only(&running, config);
+        assert_eq!(in_force.sampling.ring_buffer_seconds, 30.0, "reported as running, not as written");
+        assert_eq!(in_force.tiers.elevated_threshold, 40.0, "the rest takes effect");
     }
 }

@@ -29,6 +29,8 @@ use crate::{
 pub struct Live {
     /// The configuration.
     pub config: Config,
+    /// Whether it was read from the file (false: built-in defaults).
+    pub file_exists: bool,
     /// Why the last reload was refused, if it was.
     pub error: Option<String>,
     /// When `config` was loaded.
@@ -51,8 +53,6 @@ pub struct ServerInfo {
     pub live: LiveConfig,
     /// Where it was read from.
     pub config_path: PathBuf,
-    /// Whether that file existed.
-    pub config_file_exists: bool,
 }
 
 /// The service implementation.
@@ -302,10 +302,11 @@ impl PauseMonitor for Service {
     }
 
     async fn get_config(&self, _: Request<GetConfigRequest>) -> Result<Response<GetConfigResponse>, Status> {
+        let live = self.live();
         Ok(Response::new(GetConfigResponse {
-            config_toml: self.live().config.to_toml(),
+            config_toml: live.config.to_toml(),
             config_path: self.info.config_path.display().to_string(),
-            config_file_exists: self.info.config_file_exists,
+            config_file_exists: live.file_exists,
         }))
     }
 }

@@ -219,12 +219,14 @@ fn a_rogue_matching_a_suspects_pattern_is_flagged_in_watch_and_in_events() {
          [tiers]\nelevated_threshold = 15\ncritical_threshold = 90\nhysteresis_seconds = 1\n\
          [suspects]\npatterns = [\"pmon-susp*\"]\n",
     );
-    // A busy loop under a name of its own: comm is the executable's file name (cut to 15).
+    // A busy loop under a name of its own: comm is the name of the file executed, cut to
+    // 15 characters; a symlink gives it (a copy could be busy when forked elsewhere).
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("pmon-suspect-hog");
-    std::fs::copy("/bin/sh", &exe).expect("copy sh");
-    let mut hog = Command::new(&exe).args(["-c", "while :; do :; done"]).stdin(Stdio::null()).spawn().expect("hog");
-    let pid = u64::from(hog.id());
+    std::os::unix::fs::symlink("/bin/sh", &exe).expect("symlink sh");
+    let hog =
+        KillOnDrop(Command::new(&exe).args(["-c", "while :; do :; done"]).stdin(Stdio::null()).spawn().expect("hog"));
+    let pid = u64::from(hog.0.id());
 
     let watch = crate::support::Watch::start(&server, &[]);
     let flagged = (0..20).find_map(|_| {
@@ -247,8 +249,31 @@ fn a_rogue_matching_a_suspects_pattern_is_flagged_in_watch_and_in_events() {
     let text = String::from_utf8_lossy(&report.stdout);
     let line = text.lines().find(|l| l.contains("pmon-suspect-ho")).unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("known suspect"), "{line}");
-    hog.kill().expect("kill");
-    hog.wait().expect("reap");
+}
+
+/// A child that is killed when the test ends, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn learning_mode_records_events_but_sends_no_notification() {
+    let server = Server::start(
+        "learning_mode = true\n[sampling]\ninterval_seconds = 0.2\nelevated_interval_seconds = 0.2\n\
+         [tiers]\nelevated_threshold = 0.001\ncritical_threshold = 0.002\n\
+         [alerts]\nelevated_entered = true\ncritical_duration_seconds = 0.2\nmin_interval_seconds = 0\n",
+    );
+    let event = eventually(Duration::from_secs(10), || events(&server, &["--kind", "escalation"]).into_iter().next())
+        .unwrap_or_else(|| panic!("no escalation:\n{}", server.log()));
+    std::thread::sleep(Duration::from_secs(2));
+    let full = show(&server, json_u64(&event["id"]));
+    assert!(full["samples"].as_array().is_some_and(|s| s.len() > 3), "still recorded: {full}");
+    assert!(full["notifications"].as_array().is_none_or(Vec::is_empty), "{full}");
 }
 
 #[test]

@@ -373,8 +373,9 @@ pub struct Alerts {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Suspects {
-    /// Command names or globs (`*` any run, `?` one character; case-insensitive) that
-    /// mark a rogue as a known suspect. Default none.
+    /// Command names or globs (`*` any run, `?` one byte; case-insensitive) that mark a
+    /// rogue as a known suspect. Names are the process names the system reports (on
+    /// Linux the kernel's `comm`, at most 15 characters). Default none.
     pub patterns: Vec<String>,
 }
 

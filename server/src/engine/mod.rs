@@ -183,6 +183,7 @@ impl Sampler {
     fn run(mut self, rx: &mpsc::Receiver<Msg>) {
         let (mut sequence, mut failed) = (0u64, 0u64);
         let mut due = Instant::now();
+        let mut last_started = due;
         loop {
             match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -194,11 +195,20 @@ impl Sampler {
                     self.tiers.reconfigure(&config.tiers);
                     self.tracker.reconfigure(&config);
                     self.config = *config;
+                    // A shorter interval brings the next sample forward (never back).
+                    let sampling = &self.config.sampling;
+                    let interval = if self.tiers.tier() == Tier::Sentinel {
+                        sampling.interval_seconds
+                    } else {
+                        sampling.elevated_interval_seconds
+                    };
+                    due = due.min(last_started + Duration::from_secs_f64(interval));
                     continue;
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             }
             let started = Instant::now();
+            last_started = started;
             let cpu_before = cost::thread_cpu_time();
             let latest = match self.collector.collect() {
                 Ok(raw) => {
