@@ -240,8 +240,8 @@ mod tests {
         fn from_offset(_: &FixedOffset) -> Self {
             Berlin
         }
-        fn offset_from_local_date(&self, _: &NaiveDate) -> LocalResult<FixedOffset> {
-            unimplemented!("not used by when.rs")
+        fn offset_from_local_date(&self, date: &NaiveDate) -> LocalResult<FixedOffset> {
+            self.offset_from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap())
         }
         fn offset_from_local_datetime(&self, local: &NaiveDateTime) -> LocalResult<FixedOffset> {
             let fits = |h: i32| {
@@ -255,8 +255,8 @@ mod tests {
                 (None, None) => LocalResult::None,
             }
         }
-        fn offset_from_utc_date(&self, _: &NaiveDate) -> FixedOffset {
-            unimplemented!("not used by when.rs")
+        fn offset_from_utc_date(&self, date: &NaiveDate) -> FixedOffset {
+            self.offset_from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap())
         }
         fn offset_from_utc_datetime(&self, utc: &NaiveDateTime) -> FixedOffset {
             FixedOffset::east_opt(if is_summer(utc) { 7200 } else { 3600 }).unwrap()
