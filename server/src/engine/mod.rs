@@ -196,13 +196,7 @@ impl Sampler {
                     self.tracker.reconfigure(&config);
                     self.config = *config;
                     // A shorter interval brings the next sample forward (never back).
-                    let sampling = &self.config.sampling;
-                    let interval = if self.tiers.tier() == Tier::Sentinel {
-                        sampling.interval_seconds
-                    } else {
-                        sampling.elevated_interval_seconds
-                    };
-                    due = due.min(last_started + Duration::from_secs_f64(interval));
+                    due = due.min(last_started + self.interval());
                     continue;
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
@@ -232,12 +226,7 @@ impl Sampler {
                     None
                 }
             };
-            let sampling = &self.config.sampling;
-            let interval = Duration::from_secs_f64(if self.tiers.tier() == Tier::Sentinel {
-                sampling.interval_seconds
-            } else {
-                sampling.elevated_interval_seconds
-            });
+            let interval = self.interval();
             let ratio = self.config.pause.threshold_ratio;
             // A stall is a sentinel wake-up `ratio` sampling intervals late.
             self.threshold_ms.store((interval.as_secs_f64() * ratio * 1000.0) as u64, Ordering::Relaxed);
@@ -267,6 +256,16 @@ impl Sampler {
                 due = now;
             }
         }
+    }
+
+    /// The sampling interval of the current tier: faster while elevated or critical.
+    fn interval(&self) -> Duration {
+        let sampling = &self.config.sampling;
+        Duration::from_secs_f64(if self.tiers.tier() == Tier::Sentinel {
+            sampling.interval_seconds
+        } else {
+            sampling.elevated_interval_seconds
+        })
     }
 
     /// Notifications about stress: ELEVATED entry, and CRITICAL once it has lasted
