@@ -85,9 +85,34 @@ pub enum ClockError {
     WallBeforeEpoch,
 }
 
-/// Reads the monotonic and reference clocks of this platform, one right after the other.
+/// Reads the monotonic and reference clocks of this platform as one instant.
 pub fn now() -> Result<Readings, ClockError> {
     os::now()
+}
+
+/// How far apart the two monotonic reads around the reference read may be.
+const READ_TOLERANCE: Duration = Duration::from_millis(1);
+/// Attempts at a consistent pair before the last one is used as it is.
+const READ_ATTEMPTS: usize = 3;
+
+/// Reads both clocks as one instant. The reference read is bracketed by two monotonic
+/// reads: if the thread was held up in between (a stall landing exactly there), the pair
+/// is read again. Otherwise a stall between the two reads at the end of a tick would add
+/// to the reference clock only, and pass for sleep.
+fn paired(
+    mut monotonic: impl FnMut() -> Result<Duration, ClockError>,
+    mut reference: impl FnMut() -> Result<Duration, ClockError>,
+) -> Result<Readings, ClockError> {
+    let mut attempt = 0;
+    loop {
+        let before = monotonic()?;
+        let reference = reference()?;
+        let after = monotonic()?;
+        attempt += 1;
+        if after.saturating_sub(before) <= READ_TOLERANCE || attempt >= READ_ATTEMPTS {
+            return Ok(Readings { monotonic: after, reference });
+        }
+    }
 }
 
 /// Classifies one tick from the readings at its `start` and `end`.
@@ -274,5 +299,28 @@ mod tests {
             let gap = classify(start, end, TICK, THRESHOLD);
             prop_assert!(!matches!(gap, Gap::Slept { .. }), "{gap:?}");
         }
+    }
+
+    #[test]
+    fn a_hold_up_between_the_reads_is_read_again() {
+        // Monotonic reads: 10 s, then 13 s (held up 3 s around the reference read), then a
+        // consistent pair 13.0001 s / 13.0002 s.
+        let mono = [10.0, 13.0, 13.0001, 13.0002].map(Duration::from_secs_f64);
+        let refs = [100.0, 103.0].map(Duration::from_secs_f64);
+        let (mut m, mut r) = (mono.iter(), refs.iter());
+        let got = paired(|| Ok(*m.next().expect("mono")), || Ok(*r.next().expect("ref"))).expect("pair");
+        assert_eq!(got, Readings { monotonic: mono[3], reference: refs[1] });
+
+        // Held up every time: the last attempt is used rather than looping for ever.
+        let mut t = 0.0;
+        let got = paired(
+            || {
+                t += 5.0;
+                Ok(Duration::from_secs_f64(t))
+            },
+            || Ok(Duration::from_secs(1)),
+        )
+        .expect("pair");
+        assert_eq!(got.monotonic, Duration::from_secs(30));
     }
 }

@@ -3,11 +3,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{ClockError, Readings, posix};
+use super::{ClockError, Readings, paired, posix};
 
-/// Reads `CLOCK_UPTIME_RAW`, then the wall clock since the Unix epoch.
+/// Reads `CLOCK_UPTIME_RAW` and the wall clock since the Unix epoch as one instant.
 pub(super) fn now() -> Result<Readings, ClockError> {
-    let monotonic = posix::read(libc::CLOCK_UPTIME_RAW, "CLOCK_UPTIME_RAW")?;
-    let reference = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|_| ClockError::WallBeforeEpoch)?;
-    Ok(Readings { monotonic, reference })
+    paired(
+        || posix::read(libc::CLOCK_UPTIME_RAW, "CLOCK_UPTIME_RAW"),
+        || SystemTime::now().duration_since(UNIX_EPOCH).map_err(|_| ClockError::WallBeforeEpoch),
+    )
 }
