@@ -1,5 +1,22 @@
-//! The Linux `proc` source: `/proc/[pid]/{stat,status,io}` for every process and
-//! `/proc/{loadavg,meminfo,vmstat,pressure/*}` for the machine. No subprocess.
+//! The Linux `proc` source: `/proc/[pid]/{stat,schedstat,status,io}` for every
+//! process and `/proc/{loadavg,meminfo,vmstat,pressure/*}` for the machine. No
+//! subprocess.
+//!
+//! `status` costs about twice `stat` to generate and `io` half of it, yet most processes
+//! sleep through most samples. So `stat` and `schedstat` (the main thread's CPU time and
+//! times scheduled, nearly free) are read for every process, and the rest only when it
+//! can have changed:
+//!
+//! - the context switches in `status` are the main thread's: unchanged unless
+//!   `schedstat` moved;
+//! - the system calls in `io` count every thread: unchanged for a single-threaded
+//!   process whose `schedstat` did not move; multi-threaded processes are always read;
+//! - `VmSwap` in `status` changes when the machine swaps, even for a sleeping process:
+//!   every `status` is read again whenever `/proc/vmstat` shows swapping since the last
+//!   sample, and each process's at least every [`STATUS_REFRESH`] samples regardless.
+//!
+//! A value carried over is exactly what a read would have shown; tests compare the
+//! two paths.
 //!
 //! ```text
 //! files (read into one buffer) ──► parse (pure) ──► rates vs previous sample ──► RawSample
@@ -31,9 +48,19 @@ struct Counters {
     starttime: u64,
     cpu_ticks: u64,
     majflt: u64,
+    threads: u32,
+    sched: Option<parse::Sched>,
     ctxt_switches: Option<u64>,
+    swap_bytes: Option<u64>,
     syscalls: Option<u64>,
 }
+
+/// The process could not be read at all: it exited.
+struct Exited;
+
+/// Every process's `status` is read at least once per this many samples, spread over
+/// the samples by pid, bounding how stale a carried-over `VmSwap` can be.
+const STATUS_REFRESH: u64 = 30;
 
 /// The `proc` collector.
 pub struct ProcCollector {
@@ -45,6 +72,17 @@ pub struct ProcCollector {
     pids: Vec<u32>,
     ticks_per_sec: f64,
     page_size: u64,
+    /// The last pid handed out when /proc was listed, from `/proc/loadavg`.
+    last_pid: Option<u32>,
+    /// Samples taken, to spread the periodic `status` refresh.
+    samples: u64,
+    /// The machine swapped since the previous sample (or it is unknown): every
+    /// `VmSwap` may have changed.
+    swapping: bool,
+    /// Read every file of every process, as a naive collector would: the reference the
+    /// tests compare the selective path with.
+    #[cfg(test)]
+    read_everything: bool,
 }
 
 impl ProcCollector {
@@ -69,6 +107,11 @@ impl ProcCollector {
             pids: Vec::new(),
             ticks_per_sec,
             page_size,
+            last_pid: None,
+            samples: 0,
+            swapping: true,
+            #[cfg(test)]
+            read_everything: false,
         }
     }
 
@@ -76,17 +119,41 @@ impl ProcCollector {
     pub fn collect_at(&mut self, now: Instant, time: SystemTime) -> Result<RawSample, CollectError> {
         let elapsed = self.prev_at.map(|p| now.saturating_duration_since(p));
         let secs = elapsed.map(|e| e.as_secs_f64()).filter(|s| *s > 0.0);
-
-        let mut pids = std::mem::take(&mut self.pids);
-        self.files
-            .list_pids(&mut pids)
-            .map_err(|source| CollectError::List { path: self.files.root().to_string(), source })?;
-        let mut processes = Vec::with_capacity(pids.len());
-        for &pid in &pids {
-            if let Some(record) = self.process(pid, secs) {
-                processes.push(record);
+        // vmstat first: whether the machine swapped decides which `status` files to read.
+        let vm = self.files.file("vmstat").ok().map(|b| parse::vmstat(&text(b)));
+        let swaps = |v: &Option<parse::VmStat>| v.as_ref().and_then(|v| v.pswpin.zip(v.pswpout));
+        self.swapping = match (swaps(&vm), swaps(&self.prev_vm)) {
+            (Some(now), Some(before)) => now != before,
+            _ => true,
+        };
+        self.samples += 1;
+        let (load, last_pid) = match self.files.file("loadavg") {
+            Ok(bytes) => {
+                let text = text(bytes);
+                (parse::loadavg(&text), parse::last_pid(&text))
             }
+            Err(_) => (None, None),
+        };
+
+        // Listing /proc is a tenth of a sample's cost. A new process needs a new pid, so
+        // while the last pid handed out stays the same (a full wrap of the pid space
+        // within one interval aside), the previous list minus the exited is the list.
+        self.files.begin_sample();
+        let mut pids = std::mem::take(&mut self.pids);
+        if last_pid.is_none() || last_pid != self.last_pid || self.prev_at.is_none() {
+            self.files
+                .list_pids(&mut pids)
+                .map_err(|source| CollectError::List { path: self.files.root().to_string(), source })?;
         }
+        self.last_pid = last_pid;
+        let mut processes = Vec::with_capacity(pids.len());
+        pids.retain(|&pid| match self.process(pid, secs) {
+            Ok(record) => {
+                processes.extend(record);
+                true
+            }
+            Err(Exited) => false,
+        });
         self.pids = pids;
         self.files.forget_unseen();
         // Keep only pids seen this time: exited processes are forgotten.
@@ -94,41 +161,59 @@ impl ProcCollector {
         self.next.clear();
         self.prev_at = Some(now);
 
-        let system = self.system(secs);
+        let system = self.system(secs, load, vm);
         Ok(RawSample { time, elapsed, processes, system })
     }
 
-    /// Reads and rates one process; `None` if it vanished or its `stat` is unusable.
-    fn process(&mut self, pid: u32, secs: Option<f64>) -> Option<ProcessRecord> {
+    /// Reads and rates one process; `None` if its `stat` is unusable.
+    fn process(&mut self, pid: u32, secs: Option<f64>) -> Result<Option<ProcessRecord>, Exited> {
         let stat = match self.files.pid_file(pid, PidFile::Stat) {
             Ok(bytes) => parse::stat(bytes),
-            Err(_) => return None, // exited since the listing
+            Err(_) => return Err(Exited),
         };
         let stat = match stat {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(pid, "skipping process: {e}");
-                return None;
+                return Ok(None);
             }
         };
-        // status is world-readable: failing to read it means the process just exited.
-        let status = parse::status(self.files.pid_file(pid, PidFile::Status).ok()?);
+        let sched = self.files.pid_file(pid, PidFile::Schedstat).ok().and_then(parse::schedstat);
+        // A different start time means the pid was reused: no rates for the newcomer.
+        let before = self.prev.get(&pid).filter(|p| p.starttime == stat.starttime).copied();
+        // The main thread was not put on a CPU since the last sample, nor was it on one
+        // all along (its run time would have grown).
+        let idle = before.filter(|b| sched.is_some() && b.sched == sched);
+        #[cfg(test)]
+        let idle = idle.filter(|_| !self.read_everything);
+
+        let refresh_due = (u64::from(pid) + self.samples).is_multiple_of(STATUS_REFRESH);
+        let (ctxt_switches, swap_bytes) = match idle {
+            Some(b) if !self.swapping && !refresh_due => (b.ctxt_switches, b.swap_bytes),
+            // status is world-readable: failing to read it means the process just exited.
+            _ => {
+                let status = parse::status(self.files.pid_file(pid, PidFile::Status).map_err(|_| Exited)?);
+                (status.ctxt_switches, status.swap_bytes)
+            }
+        };
         // Kernel threads make no system calls; other users' io is unreadable unless root.
-        let syscalls = if stat.kernel_thread {
-            None
-        } else {
-            self.files.pid_file(pid, PidFile::Io).ok().and_then(parse::io_syscalls)
+        let syscalls = match idle {
+            _ if stat.kernel_thread => None,
+            Some(b) if b.threads == 1 && stat.num_threads == 1 => b.syscalls,
+            _ => self.files.pid_file(pid, PidFile::Io).ok().and_then(parse::io_syscalls),
         };
 
         let now = Counters {
             starttime: stat.starttime,
             cpu_ticks: stat.cpu_ticks,
             majflt: stat.majflt,
-            ctxt_switches: status.ctxt_switches,
+            threads: stat.num_threads,
+            sched,
+            ctxt_switches,
+            swap_bytes,
             syscalls,
         };
-        // A different start time means the pid was reused: no rates for the newcomer.
-        let before = self.prev.get(&pid).filter(|p| p.starttime == stat.starttime);
+        let before = before.as_ref();
         let rate = |cur: Option<u64>, old: Option<u64>| rate(cur, old, secs);
         let cpu_ticks_per_sec = rate(Some(now.cpu_ticks), before.map(|b| b.cpu_ticks));
         let factors = ProcessFactors {
@@ -136,23 +221,21 @@ impl ProcCollector {
             pageins_per_sec: rate(Some(now.majflt), before.map(|b| b.majflt)),
             // Kernel threads have no user address space: memory does not apply.
             mem_bytes: (!stat.kernel_thread).then(|| stat.rss_pages.saturating_mul(self.page_size)),
-            cmprs_bytes: status.swap_bytes,
+            cmprs_bytes: swap_bytes,
             csw_per_sec: rate(now.ctxt_switches, before.and_then(|b| b.ctxt_switches)),
             sysbsd_per_sec: rate(now.syscalls, before.and_then(|b| b.syscalls)),
             threads: Some(stat.num_threads),
         };
         self.next.insert(pid, now);
-        Some(ProcessRecord { pid, command: stat.comm, state: stat.state, factors })
+        Ok(Some(ProcessRecord { pid, command: stat.comm, state: stat.state, factors }))
     }
 
     /// Machine-wide figures; each file that is missing leaves its figures unset.
-    fn system(&mut self, secs: Option<f64>) -> SystemFigures {
-        let load = self.files.file("loadavg").ok().and_then(|b| parse::loadavg(&text(b)));
+    fn system(&mut self, secs: Option<f64>, load: Option<[f64; 3]>, vm: Option<parse::VmStat>) -> SystemFigures {
         let mem = self.files.file("meminfo").map(|b| parse::meminfo(&text(b))).unwrap_or_default();
         let mut pressure = |name| self.files.file(name).ok().and_then(|b| parse::pressure(&text(b)));
         let (cpu_pressure, memory_pressure, io_pressure) =
             (pressure("pressure/cpu"), pressure("pressure/memory"), pressure("pressure/io"));
-        let vm = self.files.file("vmstat").ok().map(|b| parse::vmstat(&text(b)));
         let rate = |pick: fn(&parse::VmStat) -> Option<u64>| {
             rate(vm.as_ref().and_then(pick), self.prev_vm.as_ref().and_then(pick), secs)
         };

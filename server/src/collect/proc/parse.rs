@@ -142,6 +142,31 @@ pub fn io_syscalls(bytes: &[u8]) -> Option<u64> {
     syscr.zip(syscw).map(|(r, w)| r.saturating_add(w))
 }
 
+/// What `/proc/[pid]/schedstat` says about the process's main thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sched {
+    /// Nanoseconds spent on a CPU.
+    pub run_ns: u64,
+    /// Times it was put on a CPU.
+    pub timeslices: u64,
+}
+
+/// Parses `/proc/[pid]/schedstat` (`run_ns wait_ns timeslices`). `None` when malformed,
+/// and for `0 0 0`, which kernels without scheduler statistics print for every task:
+/// "never ran" cannot be told apart from "not counted", so it proves nothing.
+pub fn schedstat(bytes: &[u8]) -> Option<Sched> {
+    let mut fields = bytes.trim_ascii().split(|&b| b == b' ');
+    let run_ns = number(fields.next()?)?;
+    let timeslices = number(fields.nth(1)?)?;
+    (run_ns != 0 || timeslices != 0).then_some(Sched { run_ns, timeslices })
+}
+
+/// The last field of `/proc/loadavg`: the pid most recently handed out, to a process
+/// or a thread.
+pub fn last_pid(text: &str) -> Option<u32> {
+    text.split_ascii_whitespace().nth(4)?.parse().ok()
+}
+
 /// The three load averages of `/proc/loadavg`.
 pub fn loadavg(text: &str) -> Option<[f64; 3]> {
     let mut it = text.split_ascii_whitespace().map(|f| f.parse::<f64>().ok());
@@ -314,9 +339,20 @@ mod tests {
     }
 
     #[test]
+    fn schedstat_fields_and_the_uncounted_case() {
+        assert_eq!(schedstat(b"231762870 22151027 625\n"), Some(Sched { run_ns: 231_762_870, timeslices: 625 }));
+        assert_eq!(schedstat(b"0 0 0\n"), None, "no scheduler statistics: proves nothing");
+        assert_eq!(schedstat(b"12 34\n"), None);
+        assert_eq!(schedstat(b"x 1 2\n"), None);
+        assert_eq!(schedstat(b""), None);
+    }
+
+    #[test]
     fn system_files() {
         assert_eq!(loadavg("0.17 0.05 0.01 1/79 2137\n"), Some([0.17, 0.05, 0.01]));
         assert_eq!(loadavg("0.17 x"), None);
+        assert_eq!(last_pid("0.17 0.05 0.01 1/79 2137\n"), Some(2137));
+        assert_eq!(last_pid("0.17 0.05 0.01 1/79"), None);
         let m = meminfo("MemTotal: 100 kB\nMemFree: 1 kB\nMemAvailable: 50 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n");
         assert_eq!((m.total, m.available, m.swap_total), (Some(102_400), Some(51_200), Some(0)));
         let p = pressure(

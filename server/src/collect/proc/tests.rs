@@ -116,7 +116,7 @@ fn nasty_cases_are_normal_not_errors() {
     // Exited pid is gone; a truncated stat is skipped.
     assert!(first.processes.iter().any(|p| p.pid == 800));
     assert!(s.processes.iter().all(|p| p.pid != 800 && p.pid != 1100));
-    assert_eq!(s.processes.len(), 8);
+    assert_eq!(s.processes.len(), 9);
 }
 
 #[test]
@@ -140,14 +140,18 @@ fn descriptors_are_kept_for_listed_processes_and_closed_for_gone_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("proc");
     let mut c = ProcCollector::with_units(&root, 100.0, 4096);
-    let (first, second) = collect_both(&mut c, &root);
+    sync_tree(&fixture("before"), &root);
+    let t0 = Instant::now();
+    let first = c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("before");
     // stat + status + io per process, but no io for the kernel thread (2) nor where it
-    // is missing (700); plus the stat of pid 1100, skipped as truncated before the rest.
-    let expected = |s: &RawSample| 3 * s.processes.len() - 2 + 1;
-    assert_eq!(first.processes.len(), 8);
-    assert_eq!(c.files.kept_count(), expected(&first));
-    // 800 exited (its descriptors closed), 1000 arrived.
-    assert_eq!(c.files.kept_count(), expected(&second));
+    // is missing (700); plus the stat of pid 1100, skipped as truncated before the rest;
+    // plus schedstat where the tree has one (1, 2, 500, 600, 900, 1200, 4242).
+    assert_eq!(first.processes.len(), 9);
+    assert_eq!(c.files.kept_count(), 3 * 9 - 2 + 1 + 7);
+    sync_tree(&fixture("after"), &root);
+    c.collect_at(t0 + STEP, SystemTime::UNIX_EPOCH + STEP).expect("after");
+    // 800 exited (its stat, status and io closed), 1000 arrived with all four.
+    assert_eq!(c.files.kept_count(), 3 * 9 - 2 + 1 + 7 - 3 + 4);
 }
 
 #[test]
@@ -192,4 +196,125 @@ fn a_kept_descriptor_of_a_reaped_process_fails_and_is_dropped() {
     // dropped, and the path (no such pid) fails too, rather than serving stale bytes.
     assert!(files.pid_file(pid, PidFile::Stat).is_err());
     assert_eq!(files.kept_count(), 0);
+}
+
+/// Like [`collect_both`], but the machine did not swap between the snapshots: `after`'s
+/// vmstat keeps `before`'s swap counters.
+fn collect_both_without_swapping(c: &mut ProcCollector, root: &Path) -> (RawSample, RawSample) {
+    sync_tree(&fixture("before"), root);
+    let t0 = Instant::now();
+    let first = c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("before");
+    sync_tree(&fixture("after"), root);
+    let vmstat = std::fs::read_to_string(root.join("vmstat")).expect("vmstat");
+    let vmstat = vmstat.replace("pswpin 410", "pswpin 10").replace("pswpout 1020", "pswpout 20");
+    std::fs::write(root.join("vmstat"), vmstat).expect("rewrite vmstat");
+    let second = c.collect_at(t0 + STEP, SystemTime::UNIX_EPOCH + STEP).expect("after");
+    (first, second)
+}
+
+#[test]
+fn reading_only_what_can_have_changed_gives_what_reading_everything_gives() {
+    type Both = fn(&mut ProcCollector, &Path) -> (RawSample, RawSample);
+    for (case, both) in [("swapping", collect_both as Both), ("not swapping", collect_both_without_swapping)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("proc");
+        let selective = both(&mut ProcCollector::with_units(&root, 100.0, 4096), &root);
+        let mut naive = ProcCollector::with_units(&root, 100.0, 4096);
+        naive.read_everything = true;
+        let naive = both(&mut naive, &root);
+        assert_eq!(selective, naive, "{case}");
+    }
+}
+
+#[test]
+fn sleeping_processes_skip_status_and_single_threaded_ones_skip_io() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("proc");
+    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
+    sync_tree(&fixture("before"), &root);
+    let t0 = Instant::now();
+    c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("before");
+    let reads = |c: &ProcCollector| (c.files.reads(PidFile::Status), c.files.reads(PidFile::Io));
+    let (status0, io0) = reads(&c);
+    drop(c);
+
+    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
+    let (_, s) = collect_both_without_swapping(&mut c, &root);
+    let (status, io) = reads(&c);
+    // Idle main thread (schedstat unchanged): 1, 600 and the pool 1200 keep their
+    // status; the single-threaded 1 and 600 their io too. The pool's workers ran, so
+    // its io is read. 700 has no schedstat (a kernel without it): read in full. The
+    // reused pid 900 has the old schedstat by chance, but it is a new process.
+    assert_eq!(status - status0, 6, "status of 2, 500, 700, 900, 1000, 4242");
+    assert_eq!(io - io0, 6, "io of 500, 700 (tried), 900, 1000, 1200, 4242");
+    let pool = find(&s, 1200);
+    assert_eq!(pool.factors.sysbsd_per_sec, Some(600.0), "workers' system calls counted");
+    assert_eq!(pool.factors.csw_per_sec, Some(0.0), "the main thread slept");
+    assert_eq!(pool.factors.cmprs_bytes, Some(512 * 1024));
+    assert_eq!(find(&s, 1).factors.sysbsd_per_sec, Some(0.0));
+}
+
+#[test]
+fn every_status_is_read_again_within_the_refresh_period() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("proc");
+    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
+    let (_, s) = collect_both_without_swapping(&mut c, &root);
+    let before = c.files.reads(PidFile::Status);
+    let t0 = Instant::now();
+    for i in 1..=STATUS_REFRESH {
+        let step = STEP * u32::try_from(i).expect("small");
+        c.collect_at(t0 + step, SystemTime::UNIX_EPOCH + step).expect("unchanged tree");
+    }
+    // Nothing changes any more: 700 (no schedstat) is read every time, every other
+    // process once, by the refresh.
+    let reads = c.files.reads(PidFile::Status) - before;
+    assert_eq!(reads as u64, STATUS_REFRESH + (s.processes.len() as u64 - 1));
+}
+
+#[test]
+fn the_listing_is_reused_until_a_new_pid_is_handed_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("proc");
+    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
+    c.files.keep_none();
+    let (_, s) = collect_both(&mut c, &root);
+    assert_eq!(c.files.listings(), 2, "the last pid moved from 4242 to 1000");
+    let t0 = Instant::now();
+    let again = |c: &mut ProcCollector, n: u32| {
+        let at = STEP * (2 + n);
+        c.collect_at(t0 + at, SystemTime::UNIX_EPOCH + at).expect("sample")
+    };
+    let pids = |s: &RawSample| s.processes.iter().map(|p| p.pid).collect::<Vec<_>>();
+
+    // Same last pid: no listing, the same processes.
+    assert_eq!(pids(&again(&mut c, 1)), pids(&s));
+    assert_eq!(c.files.listings(), 2);
+    // A process exits: still no listing, and it is gone.
+    std::fs::remove_dir_all(root.join("600")).expect("exit 600");
+    let after_exit = again(&mut c, 2);
+    assert!(!pids(&after_exit).contains(&600));
+    assert_eq!(pids(&after_exit).len(), s.processes.len() - 1);
+    assert_eq!(c.files.listings(), 2);
+    // A new pid handed out: listed again, the newcomer seen.
+    std::fs::create_dir(root.join("1300")).expect("mkdir 1300");
+    let stat = std::fs::read_to_string(root.join("1000/stat")).expect("stat of 1000");
+    std::fs::write(root.join("1300/stat"), stat.replacen("1000 (newcomer)", "1300 (later)", 1)).expect("stat");
+    std::fs::copy(root.join("1000/status"), root.join("1300/status")).expect("status");
+    std::fs::write(root.join("loadavg"), "1.50 0.61 0.38 3/182 1300\n").expect("loadavg");
+    assert!(pids(&again(&mut c, 3)).contains(&1300));
+    assert_eq!(c.files.listings(), 3);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_real_proc_sees_a_process_started_between_samples() {
+    let mut c = ProcCollector::new("/proc");
+    c.collect().expect("first");
+    let mut child = std::process::Command::new("sleep").arg("60").spawn().expect("spawn sleep");
+    let s = c.collect().expect("second");
+    let seen = s.processes.iter().any(|p| p.pid == child.id());
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    assert!(seen, "a new process must be listed");
 }
