@@ -74,6 +74,8 @@ pub(super) struct ProcFiles {
     buf: Vec<u8>,
     kept: HashMap<u32, Kept>,
     kept_count: usize,
+    /// Machine-wide files by name (`vmstat`, `pressure/cpu`, …).
+    machine: Vec<(&'static str, File)>,
     max_kept: usize,
     generation: u64,
     /// Reads per kind of file, so tests can see which files a sample touched.
@@ -92,6 +94,7 @@ impl ProcFiles {
             buf: vec![0; INITIAL_BUFFER],
             kept: HashMap::new(),
             kept_count: 0,
+            machine: Vec::new(),
             max_kept: usize::try_from(open_file_limit(false).saturating_sub(RESERVED_FDS))
                 .unwrap_or(usize::MAX)
                 .min(MAX_KEPT),
@@ -146,6 +149,12 @@ impl ProcFiles {
 
     /// `<root>/<pid>/<file>`.
     pub(super) fn pid_file(&mut self, pid: u32, file: PidFile) -> io::Result<&[u8]> {
+        self.pid_file_kept(pid, file).map(|(bytes, _)| bytes)
+    }
+
+    /// `<root>/<pid>/<file>`, and whether it was read through a descriptor kept from an
+    /// earlier sample: then it is the same process's, whatever became of its pid.
+    pub(super) fn pid_file_kept(&mut self, pid: u32, file: PidFile) -> io::Result<(&[u8], bool)> {
         let slot = file as usize;
         let generation = self.generation;
         let kept = self.kept.entry(pid).or_insert_with(|| Kept {
@@ -160,7 +169,7 @@ impl ProcFiles {
         }
         if let Some(f) = &kept.files[slot] {
             match read_all_at(f, &mut self.buf) {
-                Ok(len) => return Ok(&self.buf[..len]),
+                Ok(len) => return Ok((&self.buf[..len], true)),
                 Err(_) => {
                     // The process it belonged to is gone; the pid may be a new one.
                     kept.files[slot] = None;
@@ -191,16 +200,28 @@ impl ProcFiles {
             kept.files[slot] = Some(f);
             self.kept_count += 1;
         }
-        Ok(&self.buf[..len])
+        Ok((&self.buf[..len], false))
     }
 
-    /// `<root>/<name>`, opened and closed each time (a handful per sample).
-    pub(super) fn file(&mut self, name: &str) -> io::Result<&[u8]> {
+    /// `<root>/<name>`, a machine-wide file: kept open once opened (a handful, read
+    /// every sample). One that does not exist is looked for again each time.
+    pub(super) fn file(&mut self, name: &'static str) -> io::Result<&[u8]> {
+        if let Some(i) = self.machine.iter().position(|(n, _)| *n == name) {
+            match read_all_at(&self.machine[i].1, &mut self.buf) {
+                Ok(len) => return Ok(&self.buf[..len]),
+                Err(e) => {
+                    tracing::debug!(name, "re-opening after a failed read: {e}");
+                    self.machine.swap_remove(i);
+                }
+            }
+        }
         self.path.clear();
         self.path.push_str(&self.root);
         self.path.push('/');
         self.path.push_str(name);
-        let len = read_all_at(&File::open(&self.path)?, &mut self.buf)?;
+        let f = File::open(&self.path)?;
+        let len = read_all_at(&f, &mut self.buf)?;
+        self.machine.push((name, f));
         Ok(&self.buf[..len])
     }
 

@@ -2,19 +2,24 @@
 //! process and `/proc/{loadavg,meminfo,vmstat,pressure/*}` for the machine. No
 //! subprocess.
 //!
-//! `status` costs about twice `stat` to generate and `io` half of it, yet most processes
-//! sleep through most samples. So `stat` and `schedstat` (the main thread's CPU time and
-//! times scheduled, nearly free) are read for every process, and the rest only when it
-//! can have changed:
+//! Generating these files is almost all of a sample's cost, yet most processes sleep
+//! through most samples. So `schedstat` (the main thread's CPU time and times
+//! scheduled, nearly free) is read for every process, and the rest only when it can
+//! have changed:
 //!
+//! - `stat` (CPU time, faults, threads, state, resident size): unchanged for a sleeping
+//!   single-threaded process whose `schedstat` did not move, while vmstat shows no
+//!   reclaim or swapping (see `ProcCollector::stat_holds`);
 //! - the context switches in `status` are the main thread's: unchanged unless
 //!   `schedstat` moved;
 //! - the system calls in `io` count every thread: unchanged for a single-threaded
 //!   process whose `schedstat` did not move; multi-threaded processes are always read;
 //! - `VmSwap` in `status` changes when the machine swaps, even for a sleeping process:
-//!   every `status` is read again whenever `/proc/vmstat` shows swapping since the last
-//!   sample, and each process's at least every [`STATUS_REFRESH`] samples regardless.
+//!   every `status` is read again whenever `/proc/vmstat` shows swapping (to a device or
+//!   to zswap) since the last sample.
 //!
+//! Every process's `stat` and `status` are read at least every [`STATUS_REFRESH`]
+//! samples regardless, which bounds what rarer outside changes could leave stale.
 //! A value carried over is exactly what a read would have shown; tests compare the
 //! two paths.
 //!
@@ -43,12 +48,9 @@ pub use files::raise_open_file_limit;
 use files::{PidFile, ProcFiles};
 
 /// Cumulative counters of one process, kept until the next sample to compute rates.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Counters {
-    starttime: u64,
-    cpu_ticks: u64,
-    majflt: u64,
-    threads: u32,
+    stat: parse::Stat,
     sched: Option<parse::Sched>,
     ctxt_switches: Option<u64>,
     swap_bytes: Option<u64>,
@@ -58,8 +60,8 @@ struct Counters {
 /// The process could not be read at all: it exited.
 struct Exited;
 
-/// Every process's `status` is read at least once per this many samples, spread over
-/// the samples by pid, bounding how stale a carried-over `VmSwap` can be.
+/// Every process's `stat` and `status` are read at least once per this many samples,
+/// spread over the samples by pid.
 const STATUS_REFRESH: u64 = 30;
 
 /// The `proc` collector.
@@ -79,6 +81,9 @@ pub struct ProcCollector {
     /// The machine swapped since the previous sample (or it is unknown): every
     /// `VmSwap` may have changed.
     swapping: bool,
+    /// The machine swapped or reclaimed pages since the previous sample (or it is
+    /// unknown): every resident size may have changed.
+    reclaiming: bool,
     /// Read every file of every process, as a naive collector would: the reference the
     /// tests compare the selective path with.
     #[cfg(test)]
@@ -110,6 +115,7 @@ impl ProcCollector {
             last_pid: None,
             samples: 0,
             swapping: true,
+            reclaiming: true,
             #[cfg(test)]
             read_everything: false,
         }
@@ -121,11 +127,17 @@ impl ProcCollector {
         let secs = elapsed.map(|e| e.as_secs_f64()).filter(|s| *s > 0.0);
         // vmstat first: whether the machine swapped decides which `status` files to read.
         let vm = self.files.file("vmstat").ok().map(|b| parse::vmstat(&text(b)));
-        let swaps = |v: &Option<parse::VmStat>| v.as_ref().and_then(|v| v.pswpin.zip(v.pswpout));
+        let swaps = |v: &Option<parse::VmStat>| v.as_ref().and_then(|v| Some((v.pswpin?, v.pswpout?, v.zswap)));
         self.swapping = match (swaps(&vm), swaps(&self.prev_vm)) {
             (Some(now), Some(before)) => now != before,
             _ => true,
         };
+        let steals = |v: &Option<parse::VmStat>| v.as_ref().and_then(|v| v.pgsteal);
+        self.reclaiming = self.swapping
+            || match (steals(&vm), steals(&self.prev_vm)) {
+                (Some(now), Some(before)) => now != before,
+                _ => true,
+            };
         self.samples += 1;
         let (load, last_pid) = match self.files.file("loadavg") {
             Ok(bytes) => {
@@ -167,27 +179,37 @@ impl ProcCollector {
 
     /// Reads and rates one process; `None` if its `stat` is unusable.
     fn process(&mut self, pid: u32, secs: Option<f64>) -> Result<Option<ProcessRecord>, Exited> {
-        let stat = match self.files.pid_file(pid, PidFile::Stat) {
-            Ok(bytes) => parse::stat(bytes),
-            Err(_) => return Err(Exited),
+        // schedstat first: read through a descriptor kept since the last sample, it is
+        // the same process's, so it can vouch for the rest.
+        let (sched, same_process) = match self.files.pid_file_kept(pid, PidFile::Schedstat) {
+            Ok((bytes, kept)) => (parse::schedstat(bytes), kept),
+            Err(_) => (None, false),
         };
-        let stat = match stat {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(pid, "skipping process: {e}");
-                return Ok(None);
-            }
-        };
-        let sched = self.files.pid_file(pid, PidFile::Schedstat).ok().and_then(parse::schedstat);
-        // A different start time means the pid was reused: no rates for the newcomer.
-        let before = self.prev.get(&pid).filter(|p| p.starttime == stat.starttime).copied();
+        let prev = self.prev.remove(&pid);
         // The main thread was not put on a CPU since the last sample, nor was it on one
         // all along (its run time would have grown).
-        let idle = before.filter(|b| sched.is_some() && b.sched == sched);
+        let unscheduled = |p: &Counters| sched.is_some() && p.sched == sched;
         #[cfg(test)]
-        let idle = idle.filter(|_| !self.read_everything);
-
+        let unscheduled = |p: &Counters| !self.read_everything && unscheduled(p);
         let refresh_due = (u64::from(pid) + self.samples).is_multiple_of(STATUS_REFRESH);
+
+        let stat = match &prev {
+            Some(p) if same_process && unscheduled(p) && self.stat_holds(&p.stat) && !refresh_due => p.stat.clone(),
+            _ => match self.files.pid_file(pid, PidFile::Stat) {
+                Err(_) => return Err(Exited),
+                Ok(bytes) => match parse::stat(bytes) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(pid, "skipping process: {e}");
+                        return Ok(None);
+                    }
+                },
+            },
+        };
+        // A different start time means the pid was reused: no rates for the newcomer.
+        let before = prev.filter(|p| p.stat.starttime == stat.starttime);
+        let idle = before.as_ref().filter(|b| unscheduled(b));
+
         let (ctxt_switches, swap_bytes) = match idle {
             Some(b) if !self.swapping && !refresh_due => (b.ctxt_switches, b.swap_bytes),
             // status is world-readable: failing to read it means the process just exited.
@@ -199,35 +221,38 @@ impl ProcCollector {
         // Kernel threads make no system calls; other users' io is unreadable unless root.
         let syscalls = match idle {
             _ if stat.kernel_thread => None,
-            Some(b) if b.threads == 1 && stat.num_threads == 1 => b.syscalls,
+            Some(b) if b.stat.num_threads == 1 && stat.num_threads == 1 => b.syscalls,
             _ => self.files.pid_file(pid, PidFile::Io).ok().and_then(parse::io_syscalls),
         };
 
-        let now = Counters {
-            starttime: stat.starttime,
-            cpu_ticks: stat.cpu_ticks,
-            majflt: stat.majflt,
-            threads: stat.num_threads,
-            sched,
-            ctxt_switches,
-            swap_bytes,
-            syscalls,
-        };
-        let before = before.as_ref();
         let rate = |cur: Option<u64>, old: Option<u64>| rate(cur, old, secs);
-        let cpu_ticks_per_sec = rate(Some(now.cpu_ticks), before.map(|b| b.cpu_ticks));
+        let before = before.as_ref();
+        let cpu_ticks_per_sec = rate(Some(stat.cpu_ticks), before.map(|b| b.stat.cpu_ticks));
         let factors = ProcessFactors {
             cpu_percent: cpu_ticks_per_sec.map(|t| t / self.ticks_per_sec * 100.0),
-            pageins_per_sec: rate(Some(now.majflt), before.map(|b| b.majflt)),
+            pageins_per_sec: rate(Some(stat.majflt), before.map(|b| b.stat.majflt)),
             // Kernel threads have no user address space: memory does not apply.
             mem_bytes: (!stat.kernel_thread).then(|| stat.rss_pages.saturating_mul(self.page_size)),
             cmprs_bytes: swap_bytes,
-            csw_per_sec: rate(now.ctxt_switches, before.and_then(|b| b.ctxt_switches)),
-            sysbsd_per_sec: rate(now.syscalls, before.and_then(|b| b.syscalls)),
+            csw_per_sec: rate(ctxt_switches, before.and_then(|b| b.ctxt_switches)),
+            sysbsd_per_sec: rate(syscalls, before.and_then(|b| b.syscalls)),
             threads: Some(stat.num_threads),
         };
-        self.next.insert(pid, now);
-        Ok(Some(ProcessRecord { pid, command: stat.comm, state: stat.state, factors }))
+        let record = ProcessRecord { pid, command: stat.comm.clone(), state: stat.state, factors };
+        self.next.insert(pid, Counters { stat, sched, ctxt_switches, swap_bytes, syscalls });
+        Ok(Some(record))
+    }
+
+    /// Whether the `stat` of a process whose main thread has not been scheduled since is
+    /// still what it was. Its CPU time, faults, thread count and name cannot change
+    /// unless one of its threads runs, so it must have just one; its resident size
+    /// changes only by reclaim or swapping, which vmstat shows. Its state can still
+    /// change by a wake-up (to runnable, before it runs): harmless for a sleeping
+    /// process, which shows as sleeping until it runs, but a process that was stuck,
+    /// stopped or runnable is read every time. A zombie stays one until reaped.
+    fn stat_holds(&self, stat: &parse::Stat) -> bool {
+        use pmon_proto::v1::ProcessState::{Idle, Sleeping, Zombie};
+        stat.num_threads == 1 && matches!(stat.state, Sleeping | Idle | Zombie) && !self.reclaiming
     }
 
     /// Machine-wide figures; each file that is missing leaves its figures unset.

@@ -245,11 +245,18 @@ pub struct VmStat {
     pub pswpin: Option<u64>,
     /// Pages swapped out since boot.
     pub pswpout: Option<u64>,
+    /// Pages taken back from / put into zswap since boot (kernels with zswap); zswap
+    /// stores pages without counting them in `pswpout`, yet they show in `VmSwap`.
+    pub zswap: Option<(u64, u64)>,
+    /// Pages reclaimed since boot, all `pgsteal_*` counters summed: reclaim takes pages
+    /// from processes that are not running.
+    pub pgsteal: Option<u64>,
 }
 
 /// Parses `/proc/vmstat` (`name value` per line).
 pub fn vmstat(text: &str) -> VmStat {
     let mut v = VmStat::default();
+    let (mut zswpin, mut zswpout) = (None, None);
     for line in text.lines() {
         let Some((key, value)) = line.split_once(' ') else { continue };
         let value = value.trim().parse::<u64>().ok();
@@ -257,9 +264,15 @@ pub fn vmstat(text: &str) -> VmStat {
             "pgmajfault" => v.pgmajfault = value,
             "pswpin" => v.pswpin = value,
             "pswpout" => v.pswpout = value,
+            "zswpin" => zswpin = value,
+            "zswpout" => zswpout = value,
+            _ if key.starts_with("pgsteal_") => {
+                v.pgsteal = Some(v.pgsteal.unwrap_or(0).saturating_add(value.unwrap_or(0)));
+            }
             _ => {}
         }
     }
+    v.zswap = zswpin.zip(zswpout);
     v
 }
 
@@ -365,6 +378,9 @@ mod tests {
         assert_eq!(cpu_only_some.full_total_micros, None);
         assert_eq!(pressure(""), None);
         let v = vmstat("nr_free_pages 5\npgmajfault 42\npswpin 1\npswpout 2\n");
-        assert_eq!(v, VmStat { pgmajfault: Some(42), pswpin: Some(1), pswpout: Some(2) });
+        assert_eq!(v, VmStat { pgmajfault: Some(42), pswpin: Some(1), pswpout: Some(2), zswap: None, pgsteal: None });
+        let z = vmstat("pswpin 1\npswpout 2\nzswpin 7\nzswpout 9\n");
+        assert_eq!(z.zswap, Some((7, 9)));
+        assert_eq!(vmstat("pgsteal_kswapd 3\npgsteal_direct 4\n").pgsteal, Some(7));
     }
 }

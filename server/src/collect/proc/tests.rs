@@ -201,13 +201,22 @@ fn a_kept_descriptor_of_a_reaped_process_fails_and_is_dropped() {
 /// Like [`collect_both`], but the machine did not swap between the snapshots: `after`'s
 /// vmstat keeps `before`'s swap counters.
 fn collect_both_without_swapping(c: &mut ProcCollector, root: &Path) -> (RawSample, RawSample) {
+    collect_both_with_vmstat(c, root, "", "")
+}
+
+/// Both snapshots with `before`'s swap counters, plus `extra` lines in each vmstat.
+fn collect_both_with_vmstat(c: &mut ProcCollector, root: &Path, extra0: &str, extra1: &str) -> (RawSample, RawSample) {
+    let rewrite = |extra: &str| {
+        let vmstat = std::fs::read_to_string(root.join("vmstat")).expect("vmstat");
+        let vmstat = vmstat.replace("pswpin 410", "pswpin 10").replace("pswpout 1020", "pswpout 20");
+        std::fs::write(root.join("vmstat"), vmstat + extra).expect("rewrite vmstat");
+    };
     sync_tree(&fixture("before"), root);
+    rewrite(extra0);
     let t0 = Instant::now();
     let first = c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("before");
     sync_tree(&fixture("after"), root);
-    let vmstat = std::fs::read_to_string(root.join("vmstat")).expect("vmstat");
-    let vmstat = vmstat.replace("pswpin 410", "pswpin 10").replace("pswpout 1020", "pswpout 20");
-    std::fs::write(root.join("vmstat"), vmstat).expect("rewrite vmstat");
+    rewrite(extra1);
     let second = c.collect_at(t0 + STEP, SystemTime::UNIX_EPOCH + STEP).expect("after");
     (first, second)
 }
@@ -243,10 +252,13 @@ fn sleeping_processes_skip_status_and_single_threaded_ones_skip_io() {
     let (status, io) = reads(&c);
     // Idle main thread (schedstat unchanged): 1, 600 and the pool 1200 keep their
     // status; the single-threaded 1 and 600 their io too. The pool's workers ran, so
-    // its io is read. 700 has no schedstat (a kernel without it): read in full. The
-    // reused pid 900 has the old schedstat by chance, but it is a new process.
+    // its io is read. 700 has no schedstat (a kernel without it): read in full, as are
+    // the reused pid 900 and the newcomer 1000.
     assert_eq!(status - status0, 6, "status of 2, 500, 700, 900, 1000, 4242");
     assert_eq!(io - io0, 6, "io of 500, 700 (tried), 900, 1000, 1200, 4242");
+    // Of those, the sleeping single-threaded 1 and the zombie 600 keep their stat too.
+    let listed = s.processes.len() + 1; // and the truncated 1100
+    assert_eq!(c.files.reads(PidFile::Stat) - listed, listed - 2);
     let pool = find(&s, 1200);
     assert_eq!(pool.factors.sysbsd_per_sec, Some(600.0), "workers' system calls counted");
     assert_eq!(pool.factors.csw_per_sec, Some(0.0), "the main thread slept");
@@ -317,4 +329,57 @@ fn the_real_proc_sees_a_process_started_between_samples() {
     child.kill().expect("kill");
     child.wait().expect("reap");
     assert!(seen, "a new process must be listed");
+}
+
+#[test]
+fn pages_going_to_zswap_count_as_swapping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("proc");
+    let status_reads = |extra1: &str| {
+        let mut c = ProcCollector::with_units(&root, 100.0, 4096);
+        let (first, _) = collect_both_with_vmstat(&mut c, &root, "zswpin 5\nzswpout 8\n", extra1);
+        c.files.reads(PidFile::Status) - first.processes.len()
+    };
+    // No device swapping, but zswap took pages: every VmSwap may have changed.
+    assert_eq!(status_reads("zswpin 5\nzswpout 90\n"), 9);
+    assert_eq!(status_reads("zswpin 5\nzswpout 8\n"), 6);
+}
+
+#[test]
+fn reclaim_makes_every_stat_read_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("proc");
+    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
+    let (first, second) = collect_both_with_vmstat(&mut c, &root, "", "pgsteal_kswapd 9000\n");
+    let listed = |s: &RawSample| s.processes.len() + 1; // and the truncated 1100
+    assert_eq!(c.files.reads(PidFile::Stat), listed(&first) + listed(&second));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_real_proc_agrees_with_reading_everything_for_a_sleeping_process() {
+    let mut child = std::process::Command::new("sleep").arg("60").spawn().expect("spawn sleep");
+    let pid = child.id();
+    let mut selective = ProcCollector::new("/proc");
+    let mut naive = ProcCollector::new("/proc");
+    naive.read_everything = true;
+    let mut records = Vec::new();
+    for _ in 0..3 {
+        for c in [&mut selective, &mut naive] {
+            let s = c.collect().expect("sample");
+            records.push(s.processes.into_iter().find(|p| p.pid == pid).expect("child listed"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let (sel, nai) = (&records[4], &records[5]);
+    assert_eq!(sel.state, ProcessState::Sleeping);
+    assert_eq!((sel.command.as_str(), sel.state), (nai.command.as_str(), nai.state));
+    let f = |r: &ProcessRecord| {
+        let f = r.factors;
+        (f.mem_bytes, f.cmprs_bytes, f.threads, f.cpu_percent, f.csw_per_sec, f.sysbsd_per_sec, f.pageins_per_sec)
+    };
+    assert_eq!(f(sel), f(nai));
+    assert_eq!(sel.factors.csw_per_sec, Some(0.0), "sleep does not run");
 }
