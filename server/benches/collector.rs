@@ -26,10 +26,11 @@
 //! Every child is killed and reaped at the end, and by a drop guard should the bench
 //! panic or fail. A bench killed by a signal leaves its `sleep 100000` children behind.
 
+#[path = "support/reference.rs"]
+mod reference;
+
 use std::{
-    fs::File,
     hint::black_box,
-    io::Read,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -39,13 +40,12 @@ use pmon_server::collect::{
     Collector,
     proc::{ProcCollector, raise_open_file_limit},
 };
+use reference::Reference;
 
 /// Targets when `PMON_BENCH_COUNTS` is not set.
 const DEFAULT_COUNTS: [usize; 3] = [300, 1000, 3000];
 /// Measured collector/reference pairs per target, after one warm-up of each.
 const PAIRS: usize = 15;
-/// Same size as the collector's buffer, so both do one `read` per file.
-const BUFFER: usize = 8192;
 /// Upper bound on spawn rounds per target: others' processes exiting while we spawn
 /// can leave us short, but never for long.
 const SPAWN_ROUNDS: usize = 10;
@@ -254,45 +254,5 @@ fn median(values: &mut [f64]) -> f64 {
         0 => f64::NAN,
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-/// The least a per-process /proc sampler must do: the floor the collector is judged by.
-struct Reference {
-    pids: Vec<u32>,
-    path: String,
-    buf: Vec<u8>,
-}
-
-impl Reference {
-    fn new() -> Self {
-        Self { pids: Vec::new(), path: String::with_capacity(64), buf: vec![0; BUFFER] }
-    }
-
-    /// Lists /proc and reads stat, status and io of every pid; returns the bytes read.
-    fn sample(&mut self) -> Result<usize> {
-        self.pids.clear();
-        for entry in std::fs::read_dir("/proc").context("listing /proc")? {
-            let Ok(entry) = entry else { continue };
-            if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {
-                self.pids.push(pid);
-            }
-        }
-        let mut total = 0;
-        for &pid in &self.pids {
-            for name in ["stat", "status", "io"] {
-                use std::fmt::Write;
-                self.path.clear();
-                // Writing into a String cannot fail.
-                let _ = write!(self.path, "/proc/{pid}/{name}");
-                // Vanished pids (and unreadable io of other users) are expected: skipped.
-                let Ok(mut file) = File::open(&self.path) else {
-                    continue;
-                };
-                total += file.read(&mut self.buf).unwrap_or(0);
-                // `file` closes here, as the collector's does.
-            }
-        }
-        Ok(total)
     }
 }
