@@ -70,10 +70,11 @@ enum Command {
     ///
     /// Example: pmon watch --count 5 --json
     Watch(watch::Args),
-    /// The live dashboard: score, tier, rogues and why, recent events; an events screen
-    /// and incident reports you can mark and annotate. Press ? for the keys.
+    /// The live dashboard: score, tier, rogues and why, events and incident reports.
     ///
-    /// It keeps running when the server goes away, says so, and reconnects.
+    /// Mark events reviewed, pinned or dismissed and write notes from their incident
+    /// report. Press ? for the keys. It keeps running when the server goes away, says
+    /// so, and reconnects.
     ///
     /// Example: pmon --connect http://mac.local:7070 tui
     Tui,
