@@ -3,6 +3,8 @@
 //! (`tmux send-keys`) as a person would.
 
 use std::{
+    net::{Shutdown, TcpListener},
+    os::unix::net::UnixStream,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
@@ -189,9 +191,60 @@ fn the_dashboard_shows_the_hog_marks_an_event_and_survives_a_server_restart() {
         s.contains("● live") && !s.contains("reconnecting") && s.contains(&format!("!{HOG}"))
     });
 
+    // Down to 80×24 the dashboard redraws whole: every part still there.
+    tmux.run(&["resize-window", "-t", "tui", "-x", "80", "-y", "24"]);
+    let screen = tmux.wait("the dashboard at 80×24", Duration::from_secs(10), |s| {
+        s.lines().count() <= 24 && s.contains("rogues (") && s.contains("q quit · ? help")
+    });
+    for part in ["● live", "score", "max score", "why ", "recent events", "#1    pause"] {
+        assert!(screen.contains(part), "missing {part:?} at 80×24:\n{screen}");
+    }
+
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("pmon exited", Duration::from_secs(10));
     assert!(screen.contains("pmon exited 0"), "{screen}");
     let err = std::fs::read_to_string(work.path().join("tui.err")).unwrap_or_default();
     assert!(err.is_empty(), "pmon tui wrote to stderr: {err}");
+}
+
+/// Forwards TCP connections on a loopback port to the server's Unix socket, as an SSH
+/// tunnel to a remote machine would; returns the port.
+fn forward_tcp_to(socket: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().map_while(Result::ok) {
+            let Ok(unix) = UnixStream::connect(&socket) else { continue };
+            let (mut tcp_in, mut unix_out) = (tcp.try_clone().expect("clone tcp"), unix.try_clone().expect("clone"));
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut tcp_in, &mut unix_out);
+                let _ = unix_out.shutdown(Shutdown::Both);
+            });
+            let (mut unix_in, mut tcp_out) = (unix, tcp);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut unix_in, &mut tcp_out);
+                let _ = tcp_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn the_dashboard_works_the_same_over_tcp() {
+    tmux_binary();
+    let server = Server::start("[sampling]\ninterval_seconds = 0.25\n");
+    let port = forward_tcp_to(server.socket());
+    let work = tempfile::tempdir().expect("tempdir");
+    let command =
+        format!("{} --connect http://127.0.0.1:{port} tui; echo pmon exited $?; sleep 600", bin("pmon").display());
+    let tmux = Tmux::start(work.path(), &command, (100, 30));
+    let screen = tmux.wait("live samples over TCP", Duration::from_secs(20), |s| {
+        s.contains("● live") && s.contains("procs") && s.contains("Hz")
+    });
+    assert!(screen.contains(&format!("http://127.0.0.1:{port}")), "{screen}");
+    tmux.keys(&["e"]);
+    tmux.wait_for("no events match", Duration::from_secs(10));
+    tmux.keys(&["q"]);
+    tmux.wait_for("pmon exited 0", Duration::from_secs(10));
 }

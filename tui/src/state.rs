@@ -118,9 +118,19 @@ impl Data {
             Msg::Status(s) => self.status = Some(*s),
             Msg::Thresholds { elevated, critical } => self.thresholds = Some((elevated, critical)),
             Msg::Recent(events) => self.recent = events,
-            Msg::Events(events) => self.events = events,
-            Msg::Detail(d) => self.detail = Some(*d),
-            Msg::Updated(event) => self.updated(*event),
+            // An answer to a request means the last failure is history.
+            Msg::Events(events) => {
+                self.events = events;
+                self.error = None;
+            }
+            Msg::Detail(d) => {
+                self.detail = Some(*d);
+                self.error = None;
+            }
+            Msg::Updated(event) => {
+                self.updated(*event);
+                self.error = None;
+            }
             Msg::Failed(reason) => self.error = Some(reason),
         }
     }
@@ -233,5 +243,14 @@ mod tests {
         assert_eq!(d.events[0].status, 2);
         assert_eq!(d.recent[0].notes, "backup");
         assert_eq!(d.detail.as_ref().and_then(|d| d.event.as_ref()).map(|e| e.status), Some(2));
+    }
+
+    #[test]
+    fn a_failure_shows_until_the_next_answer() {
+        let mut d = Data::default();
+        d.apply(Msg::Failed("server answered NotFound: no event 9".into()));
+        assert!(d.error.is_some());
+        d.apply(Msg::Events(Vec::new()));
+        assert_eq!(d.error, None);
     }
 }

@@ -27,20 +27,12 @@ impl Guard {
     pub fn enter() -> io::Result<Guard> {
         install_panic_hook();
         enable_raw_mode()?;
-        // From here on a failure must undo what was done: build the guard first.
-        let guard = |terminal| Guard { terminal };
+        // From here on a failure must undo what was done before it returns.
         let mut stdout = io::stdout();
-        if let Err(e) = execute!(stdout, EnterAlternateScreen, Hide) {
-            restore();
-            return Err(e);
-        }
-        match Terminal::new(CrosstermBackend::new(stdout)) {
-            Ok(t) => Ok(guard(t)),
-            Err(e) => {
-                restore();
-                Err(e)
-            }
-        }
+        let terminal = execute!(stdout, EnterAlternateScreen, Hide)
+            .and_then(|()| Terminal::new(CrosstermBackend::new(stdout)))
+            .inspect_err(|_| restore())?;
+        Ok(Guard { terminal })
     }
 }
 

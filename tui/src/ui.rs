@@ -264,7 +264,8 @@ impl View {
             Intent::Open => match self.screen {
                 Screen::Dashboard => return self.open_events(),
                 Screen::Events => {
-                    if let Some(e) = data.events.get(self.event_row) {
+                    let row = self.event_row.min(data.events.len().saturating_sub(1));
+                    if let Some(e) = data.events.get(row) {
                         self.screen = Screen::Detail;
                         self.scroll = 0;
                         return Outcome::Ask(Request::Get(e.id));
@@ -346,7 +347,10 @@ impl View {
                     self.rogue = rows.get(moved(at, rows.len())).map(|r| r.pid);
                 }
             }
-            Screen::Events => self.event_row = moved(self.event_row, data.events.len()),
+            Screen::Events => {
+                let len = data.events.len();
+                self.event_row = moved(self.event_row.min(len.saturating_sub(1)), len);
+            }
             Screen::Detail => {
                 // The report's length is known only when drawn; the renderer clamps.
                 self.scroll = u16::try_from(moved(usize::from(self.scroll), usize::from(u16::MAX))).unwrap_or(0);

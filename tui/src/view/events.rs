@@ -45,7 +45,9 @@ pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
         Constraint::Fill(1),
     ];
     let title = format!(" events ({}) ", data.events.len());
-    let mut state = TableState::default().with_selected((!data.events.is_empty()).then_some(view.event_row));
+    // A refreshed list may be shorter than the selection.
+    let selected = data.events.len().checked_sub(1).map(|last| view.event_row.min(last));
+    let mut state = TableState::default().with_selected(selected);
     if data.events.is_empty() {
         let empty = Paragraph::new(Line::styled(" no events match", Style::new().fg(Color::DarkGray)))
             .block(Block::bordered().title(title));
