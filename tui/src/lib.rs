@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     state::{Data, Link},
-    ui::{Outcome, View},
+    ui::{Outcome, Request, Screen, View},
 };
 
 /// A redraw at least this often, so nothing shown goes stale while nothing arrives.
@@ -56,10 +56,15 @@ pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
         guard.terminal.draw(|frame| view::draw(frame, &data, &view, &target))?;
         tokio::select! {
             Some(msg) = msgs.recv() => {
+                let newest = data.recent.first().map(|e| e.id);
                 data.apply(msg);
                 // Whatever else is already queued goes into the same frame.
                 while let Ok(msg) = msgs.try_recv() {
                     data.apply(msg);
+                }
+                // A new event while the events screen is open: list it there too.
+                if view.screen == Screen::Events && data.recent.first().map(|e| e.id) != newest {
+                    let _ = requests.send(Request::List(view.filter.request()));
                 }
             }
             Some(event) = keys.recv() => match event {

@@ -242,8 +242,9 @@ impl View {
         match intent {
             Intent::Quit => return Outcome::Quit,
             Intent::Help => self.help = true,
+            // The dashboard is the top: Esc there does nothing rather than quit by accident.
             Intent::Back => match self.screen {
-                Screen::Dashboard => return Outcome::Quit,
+                Screen::Dashboard => {}
                 Screen::Events => self.screen = Screen::Dashboard,
                 Screen::Detail => self.screen = Screen::Events,
             },

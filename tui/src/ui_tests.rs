@@ -63,7 +63,8 @@ fn enter_opens_events_and_then_the_selected_event() {
     assert_eq!(v.screen, Screen::Events);
     v.handle(Intent::Back, &d);
     assert_eq!(v.screen, Screen::Dashboard);
-    assert_eq!(v.handle(Intent::Back, &d), Outcome::Quit);
+    assert_eq!(v.handle(Intent::Back, &d), Outcome::Stay, "Esc never quits");
+    assert_eq!(v.screen, Screen::Dashboard);
 }
 
 #[test]
