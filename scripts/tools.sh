@@ -15,3 +15,12 @@ tools_pip() {
     "$TOOLS_DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$1"
   fi
 }
+# tools_apt PACKAGE COMMAND: a system tool the tests need, from the distribution. It is
+# installed only when missing and this runs as root with apt-get at hand; otherwise the
+# test that needs it fails saying what to install.
+tools_apt() {
+  if ! command -v "$2" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing $1 with apt-get" >&2
+    apt-get install -y "$1" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$1" >/dev/null; }
+  fi
+}

@@ -5,6 +5,7 @@
 //!   status ──► GetStatus ─────► one line (or JSON)
 //!   watch  ──► WatchSamples ──► one line per sample (or JSON lines)
 //!   config ──► GetConfig / local paths
+//!   tui    ──► pmon_tui::run (the live dashboard)
 //! ```
 //!
 //! One file per subcommand; `format` holds the shared human-readable rendering. JSON
@@ -69,6 +70,14 @@ enum Command {
     ///
     /// Example: pmon watch --count 5 --json
     Watch(watch::Args),
+    /// The live dashboard: score, tier, rogues and why, events and incident reports.
+    ///
+    /// Mark events reviewed, pinned or dismissed and write notes from their incident
+    /// report. Press ? for the keys. It keeps running when the server goes away, says
+    /// so, and reconnects.
+    ///
+    /// Example: pmon --connect http://mac.local:7070 tui
+    Tui,
     /// The configuration: what the server runs with, and where the file is.
     ///
     /// Example: pmon config show --file
@@ -168,6 +177,9 @@ fn main() -> ExitCode {
             Command::Man(a) => shell::man(&a),
             Command::Status(a) => status::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::Watch(a) => watch::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
+            Command::Tui => pmon_tui::run(endpoint(cli.connect, cli.data_dir)?)
+                .await
+                .map_err(|e| Failure { code: 1, message: e.to_string() }),
             Command::Events(a) => events::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::History(a) => history::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::Prune(a) => prune::run(a, &endpoint(cli.connect, cli.data_dir)?).await,

@@ -9,10 +9,11 @@ use std::{path::Path, process::Command};
 use crate::support::bin;
 
 /// Every command path, as `pmon` arguments.
-const PMON: [&[&str]; 18] = [
+const PMON: [&[&str]; 19] = [
     &[],
     &["status"],
     &["watch"],
+    &["tui"],
     &["events"],
     &["events", "show"],
     &["events", "mark"],

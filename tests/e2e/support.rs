@@ -25,9 +25,9 @@ pub fn bin(name: &str) -> PathBuf {
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
         panic!("{} is not built; run scripts/test (or `cargo build --workspace` before `cargo test`)", path.display())
     });
-    // Each binary is rebuilt when its own crate or the contract changes, not otherwise.
-    let crate_dir = if name == "pmon-server" { "server/src" } else { "client/src" };
-    let newest = newest_source(&[crate_dir, "proto", "build.rs"]);
+    // Each binary is rebuilt when its own crates or the contract change, not otherwise.
+    let crate_dirs: &[&str] = if name == "pmon-server" { &["server/src"] } else { &["client/src", "tui/src"] };
+    let newest = newest_source(&[crate_dirs, &["proto", "build.rs"]].concat());
     assert!(
         built >= newest,
         "{} is older than the sources; run scripts/test (or `cargo build --workspace` first)",
@@ -156,9 +156,19 @@ impl Server {
 
     /// Stops the server (SIGTERM) and starts it again on the same directory and config.
     pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Stops the server (SIGTERM) and waits for a clean exit.
+    pub fn stop(&mut self) {
         self.signal(libc::SIGTERM);
         let status = self.wait_exit(Duration::from_secs(15));
-        assert!(status.success(), "stop before restart: {status}\n{}", self.log());
+        assert!(status.success(), "stop: {status}\n{}", self.log());
+    }
+
+    /// Starts a stopped server again on the same directory and config.
+    pub fn start_again(&mut self) {
         let config = std::fs::read_to_string(self.dir.path().join("config.toml")).expect("config");
         self.child = spawn_server(self.dir.path(), &config);
         self.wait_ready();

@@ -1,0 +1,194 @@
+//! The connection: one task keeps the sample stream open, polls status and the newest
+//! events, and reconnects with backoff when the server goes away; another answers the
+//! screens' requests. Both report to the UI loop as [`Msg`]s over a channel, so the
+//! UI never waits on the network.
+//!
+//! ```text
+//! server ──WatchSamples──► stream task ──Msg──┐
+//!        ◄─GetStatus, ListEvents (polled)─┘    ├──► UI loop (state.apply, redraw)
+//!        ◄─ListEvents, GetEvent, UpdateEvent── request task ◄── Request ── UI loop
+//! ```
+
+use std::time::Duration;
+
+use pmon_proto::{
+    config::Config,
+    endpoint::Endpoint,
+    v1::{
+        GetConfigRequest, GetEventRequest, GetStatusRequest, ListEventsRequest, WatchSamplesRequest,
+        pause_monitor_client::PauseMonitorClient,
+    },
+};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+use crate::{state::Msg, ui::Request};
+
+/// First retry delay after the server is lost; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often status and the newest events are refreshed.
+const POLL: Duration = Duration::from_secs(2);
+/// How many recent events the dashboard asks for.
+const RECENT: u32 = 8;
+
+/// The delay before attempt `attempt` (1-based) after a loss.
+pub fn backoff(attempt: u32) -> Duration {
+    FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(MAX_BACKOFF)
+}
+
+/// Starts both tasks; returns where to send requests. They end when the UI drops its
+/// receiver of messages.
+pub fn spawn(endpoint: Endpoint, msgs: mpsc::Sender<Msg>) -> mpsc::UnboundedSender<Request> {
+    let (requests, inbox) = mpsc::unbounded_channel();
+    tokio::spawn(stream_task(endpoint.clone(), msgs.clone()));
+    tokio::spawn(request_task(endpoint, msgs, inbox));
+    requests
+}
+
+/// Why the stream stopped: the UI went away (stop) or the server did (retry).
+enum Stop {
+    Ui,
+    Lost(String),
+}
+
+async fn stream_task(endpoint: Endpoint, msgs: mpsc::Sender<Msg>) {
+    // Where to resume: the last sequence seen and the server run it came from.
+    let mut resume: Option<(u64, u64)> = None;
+    let mut attempt = 0u32;
+    loop {
+        let reason = match watch(&endpoint, &msgs, &mut resume, &mut attempt).await {
+            Stop::Ui => return,
+            Stop::Lost(reason) => reason,
+        };
+        attempt += 1;
+        let delay = backoff(attempt);
+        let lost = Msg::Lost { attempt, reason, retry_in_secs: delay.as_secs_f64() };
+        if msgs.send(lost).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// One connection's life: connect, stream and poll until something fails.
+async fn watch(
+    endpoint: &Endpoint,
+    msgs: &mpsc::Sender<Msg>,
+    resume: &mut Option<(u64, u64)>,
+    attempt: &mut u32,
+) -> Stop {
+    let mut client = match endpoint.connect().await {
+        Ok(c) => c,
+        Err(e) => return Stop::Lost(e.reason),
+    };
+    let request = WatchSamplesRequest { after_sequence: resume.map(|r| r.0), server_instance: resume.map(|r| r.1) };
+    let mut stream = match client.watch_samples(request).await {
+        Ok(s) => s.into_inner(),
+        Err(e) => return Stop::Lost(e.message().to_string()),
+    };
+    *attempt = 0;
+    if msgs.send(Msg::Connected).await.is_err() {
+        return Stop::Ui;
+    }
+    // The thresholds may change with a reload; fetching them per connection is enough
+    // for the chart's guide lines.
+    if let Ok(config) = client.get_config(GetConfigRequest {}).await
+        && let Ok(c) = Config::parse(&config.into_inner().config_toml, "the server's configuration")
+    {
+        let msg = Msg::Thresholds { elevated: c.tiers.elevated_threshold, critical: c.tiers.critical_threshold };
+        if msgs.send(msg).await.is_err() {
+            return Stop::Ui;
+        }
+    }
+    let mut poll = tokio::time::interval(POLL);
+    loop {
+        tokio::select! {
+            item = stream.message() => match item {
+                Ok(Some(item)) => {
+                    *resume = Some((item.sequence, item.server_instance));
+                    if msgs.send(Msg::Stream(Box::new(item))).await.is_err() {
+                        return Stop::Ui;
+                    }
+                }
+                Ok(None) => return Stop::Lost("the server ended the stream (it is shutting down)".into()),
+                Err(e) => return Stop::Lost(e.message().to_string()),
+            },
+            _ = poll.tick() => {
+                if let Err(stop) = poll_once(&mut client, msgs).await {
+                    return stop;
+                }
+            }
+        }
+    }
+}
+
+async fn poll_once(client: &mut PauseMonitorClient<Channel>, msgs: &mpsc::Sender<Msg>) -> Result<(), Stop> {
+    let status = client.get_status(GetStatusRequest {}).await.map_err(|e| Stop::Lost(e.message().to_string()))?;
+    msgs.send(Msg::Status(Box::new(status.into_inner()))).await.map_err(|_| Stop::Ui)?;
+    let recent = ListEventsRequest { limit: RECENT, ..Default::default() };
+    let page = client.list_events(recent).await.map_err(|e| Stop::Lost(e.message().to_string()))?;
+    msgs.send(Msg::Recent(page.into_inner().events)).await.map_err(|_| Stop::Ui)
+}
+
+async fn request_task(endpoint: Endpoint, msgs: mpsc::Sender<Msg>, mut inbox: mpsc::UnboundedReceiver<Request>) {
+    let mut client: Option<PauseMonitorClient<Channel>> = None;
+    while let Some(request) = inbox.recv().await {
+        let c = match client.take() {
+            Some(c) => c,
+            None => match endpoint.connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    if msgs.send(Msg::Failed(e.to_string())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        let (msg, keep) = answer(c.clone(), request).await;
+        // A failed call may mean a dead channel: connect afresh next time.
+        if keep {
+            client = Some(c);
+        }
+        if msgs.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The answer to one request, and whether the client still looks usable.
+async fn answer(mut client: PauseMonitorClient<Channel>, request: Request) -> (Msg, bool) {
+    let result = match request {
+        Request::List(r) => client.list_events(r).await.map(|p| Msg::Events(p.into_inner().events)),
+        Request::Get(id) => {
+            client.get_event(GetEventRequest { id }).await.map(|d| Msg::Detail(Box::new(d.into_inner())))
+        }
+        Request::Update(r) => client
+            .update_event(r)
+            .await
+            .map(|u| u.into_inner().event.map_or(Msg::Failed("empty answer".into()), |e| Msg::Updated(Box::new(e)))),
+    };
+    match result {
+        Ok(msg) => (msg, true),
+        Err(status) => {
+            let keep = !matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown);
+            (Msg::Failed(format!("server answered {:?}: {}", status.code(), status.message())), keep)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_ceiling() {
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(500));
+        assert_eq!(backoff(3), Duration::from_secs(1));
+        assert_eq!(backoff(6), MAX_BACKOFF);
+        assert_eq!(backoff(1000), MAX_BACKOFF);
+    }
+}

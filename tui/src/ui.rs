@@ -1,0 +1,432 @@
+//! View state: which screen, what is selected, how rogues are sorted, the events filter,
+//! what is being typed. [`View::handle`] turns an intent into changes here and, where
+//! the server must be asked, a [`Request`] for the connection task.
+
+use std::{cmp::Ordering, time::SystemTime};
+
+use pmon_proto::{
+    format,
+    v1::{Event, EventKind, EventStatus, ListEventsRequest, ProcessFactors, Rogue, UpdateEventRequest},
+    when::parse_time_now,
+};
+
+use crate::{input::Intent, state::Data};
+
+/// At most this many events on the events screen.
+pub const EVENTS_LIMIT: u32 = 200;
+/// Rows a page key moves.
+const PAGE: usize = 10;
+
+/// The screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// Live scores, rogues and recent events.
+    Dashboard,
+    /// All events, filtered.
+    Events,
+    /// One event's incident report.
+    Detail,
+}
+
+/// Rogue table columns, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// Process id.
+    Pid,
+    /// Command name.
+    Command,
+    /// Score.
+    Score,
+    /// Scheduler state.
+    State,
+    /// CPU percent.
+    Cpu,
+    /// Resident memory.
+    Mem,
+    /// Page-ins per second.
+    Pageins,
+    /// Context switches per second.
+    Csw,
+}
+
+impl Column {
+    /// Every column, in display order.
+    pub const ALL: [Column; 8] = [
+        Column::Pid,
+        Column::Command,
+        Column::Score,
+        Column::State,
+        Column::Cpu,
+        Column::Mem,
+        Column::Pageins,
+        Column::Csw,
+    ];
+
+    /// The header text.
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Pid => "PID",
+            Column::Command => "COMMAND",
+            Column::Score => "SCORE",
+            Column::State => "STATE",
+            Column::Cpu => "CPU",
+            Column::Mem => "MEM",
+            Column::Pageins => "PAGEINS",
+            Column::Csw => "CSW",
+        }
+    }
+
+    fn compare(self, a: &Rogue, b: &Rogue) -> Ordering {
+        let f = |r: &Rogue| r.factors.unwrap_or_default();
+        let opt = |x: Option<f64>, y: Option<f64>| x.unwrap_or(-1.0).total_cmp(&y.unwrap_or(-1.0));
+        let num = |g: fn(&ProcessFactors) -> Option<f64>| opt(g(&f(a)), g(&f(b)));
+        match self {
+            Column::Pid => a.pid.cmp(&b.pid),
+            Column::Command => a.command.to_lowercase().cmp(&b.command.to_lowercase()),
+            Column::Score => a.score.total_cmp(&b.score),
+            Column::State => a.state.cmp(&b.state),
+            Column::Cpu => num(|p| p.cpu_percent),
+            Column::Mem => num(|p| p.mem_bytes.map(|m| m as f64)),
+            Column::Pageins => num(|p| p.pageins_per_sec),
+            Column::Csw => num(|p| p.csw_per_sec),
+        }
+    }
+
+    /// Numbers read best largest first; names and pids smallest first.
+    fn natural_descending(self) -> bool {
+        !matches!(self, Column::Pid | Column::Command | Column::State)
+    }
+}
+
+/// The events screen's filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// Only this kind (`None`: both).
+    pub kind: Option<EventKind>,
+    /// Only this status (`None`: all).
+    pub status: Option<EventStatus>,
+    /// Only events that started at or after this, as typed and as understood.
+    pub since: Option<(String, SystemTime)>,
+}
+
+impl Filter {
+    /// The request this filter stands for.
+    pub fn request(&self) -> ListEventsRequest {
+        ListEventsRequest {
+            statuses: self.status.map(|s| vec![s as i32]).unwrap_or_default(),
+            kind: self.kind.unwrap_or(EventKind::Unspecified) as i32,
+            since: self.since.as_ref().map(|(_, t)| pmon_proto::time::timestamp(*t)),
+            until: None,
+            limit: EVENTS_LIMIT,
+            before_id: None,
+        }
+    }
+
+    /// The filter in words, for the screen.
+    pub fn describe(&self) -> String {
+        let kind = self.kind.map_or("all", |k| format::event_kind(k as i32));
+        let status = self.status.map_or("all", |s| format::event_status(s as i32));
+        let since = self.since.as_ref().map_or("any time", |(typed, _)| typed.as_str());
+        format!("kind {kind} · status {status} · since {since}")
+    }
+}
+
+/// A text field with the keyboard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typing {
+    /// The events filter's start time.
+    Since(String),
+    /// An event's notes.
+    Notes(String),
+}
+
+/// What the connection task should ask the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// The events matching a filter.
+    List(ListEventsRequest),
+    /// One event with its evidence.
+    Get(u64),
+    /// Change an event's status or notes.
+    Update(UpdateEventRequest),
+}
+
+/// What handling an intent leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Redraw (the view changed, or nothing did).
+    Stay,
+    /// Redraw and send this to the server.
+    Ask(Request),
+    /// Leave the dashboard.
+    Quit,
+}
+
+/// The view state.
+#[derive(Debug)]
+pub struct View {
+    /// The screen shown.
+    pub screen: Screen,
+    /// Whether the key list covers it.
+    pub help: bool,
+    /// Rogue sort column and whether it runs largest first.
+    pub sort: (Column, bool),
+    /// The selected rogue's pid: the selection follows the process as the table reorders.
+    pub rogue: Option<u32>,
+    /// Selected row of the events screen.
+    pub event_row: usize,
+    /// The events screen's filter.
+    pub filter: Filter,
+    /// Lines scrolled down in the event detail.
+    pub scroll: u16,
+    /// A text field being typed in.
+    pub typing: Option<Typing>,
+    /// A message for the status line (e.g. a bad time filter).
+    pub notice: Option<String>,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View {
+            screen: Screen::Dashboard,
+            help: false,
+            sort: (Column::Score, true),
+            rogue: None,
+            event_row: 0,
+            filter: Filter::default(),
+            scroll: 0,
+            typing: None,
+            notice: None,
+        }
+    }
+}
+
+/// Rogues in the table's order.
+pub fn sorted_rogues(rogues: &[Rogue], (column, descending): (Column, bool)) -> Vec<&Rogue> {
+    let mut sorted: Vec<&Rogue> = rogues.iter().collect();
+    sorted.sort_by(|a, b| {
+        let o = column.compare(a, b).then_with(|| b.score.total_cmp(&a.score)).then_with(|| a.pid.cmp(&b.pid));
+        if descending { o.reverse() } else { o }
+    });
+    sorted
+}
+
+impl View {
+    /// The selected rogue's row in `rows` (the first row if the selected one is gone).
+    pub fn rogue_row(&self, rows: &[&Rogue]) -> Option<usize> {
+        if rows.is_empty() {
+            return None;
+        }
+        Some(self.rogue.and_then(|pid| rows.iter().position(|r| r.pid == pid)).unwrap_or(0))
+    }
+
+    /// The event the detail screen shows.
+    fn detail_event<'a>(&self, data: &'a Data) -> Option<&'a Event> {
+        data.detail.as_ref().and_then(|d| d.event.as_ref())
+    }
+
+    /// Applies an intent.
+    pub fn handle(&mut self, intent: Intent, data: &Data) -> Outcome {
+        self.notice = None;
+        if self.typing.is_some() {
+            return self.type_text(intent, data);
+        }
+        if self.help {
+            if matches!(intent, Intent::Quit) {
+                return Outcome::Quit;
+            }
+            // Any key closes the help; it is only a picture of the keys.
+            self.help = false;
+            return Outcome::Stay;
+        }
+        match intent {
+            Intent::Quit => return Outcome::Quit,
+            Intent::Help => self.help = true,
+            // The dashboard is the top: Esc there does nothing rather than quit by accident.
+            Intent::Back => match self.screen {
+                Screen::Dashboard => {}
+                Screen::Events => self.screen = Screen::Dashboard,
+                Screen::Detail => self.screen = Screen::Events,
+            },
+            Intent::Dashboard => self.screen = Screen::Dashboard,
+            Intent::Events => return self.open_events(),
+            Intent::Refresh => match self.screen {
+                Screen::Dashboard => {}
+                Screen::Events => return Outcome::Ask(Request::List(self.filter.request())),
+                Screen::Detail => {
+                    if let Some(e) = self.detail_event(data) {
+                        return Outcome::Ask(Request::Get(e.id));
+                    }
+                }
+            },
+            Intent::Up | Intent::Down | Intent::PageUp | Intent::PageDown | Intent::Home | Intent::End => {
+                self.step(intent, data)
+            }
+            Intent::Open => match self.screen {
+                Screen::Dashboard => return self.open_events(),
+                Screen::Events => {
+                    let row = self.event_row.min(data.events.len().saturating_sub(1));
+                    if let Some(e) = data.events.get(row) {
+                        self.screen = Screen::Detail;
+                        self.scroll = 0;
+                        return Outcome::Ask(Request::Get(e.id));
+                    }
+                }
+                Screen::Detail => {}
+            },
+            Intent::SortBy(column) if self.screen == Screen::Dashboard => {
+                self.sort =
+                    if self.sort.0 == column { (column, !self.sort.1) } else { (column, column.natural_descending()) };
+            }
+            Intent::SortNext if self.screen == Screen::Dashboard => {
+                let at = Column::ALL.iter().position(|c| *c == self.sort.0).unwrap_or(0);
+                let next = Column::ALL[(at + 1) % Column::ALL.len()];
+                self.sort = (next, next.natural_descending());
+            }
+            Intent::CycleKind | Intent::CycleStatus | Intent::ClearFilter if self.screen == Screen::Events => {
+                self.filter = match intent {
+                    Intent::CycleKind => Filter { kind: next_kind(self.filter.kind), ..self.filter.clone() },
+                    Intent::CycleStatus => Filter { status: next_status(self.filter.status), ..self.filter.clone() },
+                    _ => Filter::default(),
+                };
+                self.event_row = 0;
+                return Outcome::Ask(Request::List(self.filter.request()));
+            }
+            Intent::EditSince if self.screen == Screen::Events => {
+                let typed = self.filter.since.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
+                self.typing = Some(Typing::Since(typed));
+            }
+            Intent::MarkUnreviewed | Intent::MarkReviewed | Intent::MarkPinned | Intent::MarkDismissed
+                if self.screen == Screen::Detail =>
+            {
+                let status = match intent {
+                    Intent::MarkUnreviewed => EventStatus::Unreviewed,
+                    Intent::MarkReviewed => EventStatus::Reviewed,
+                    Intent::MarkPinned => EventStatus::Pinned,
+                    _ => EventStatus::Dismissed,
+                };
+                if let Some(e) = self.detail_event(data) {
+                    return Outcome::Ask(Request::Update(UpdateEventRequest {
+                        id: e.id,
+                        status: status as i32,
+                        notes: None,
+                    }));
+                }
+            }
+            Intent::EditNotes if self.screen == Screen::Detail => {
+                if let Some(e) = self.detail_event(data) {
+                    self.typing = Some(Typing::Notes(e.notes.clone()));
+                }
+            }
+            _ => {}
+        }
+        Outcome::Stay
+    }
+
+    fn open_events(&mut self) -> Outcome {
+        self.screen = Screen::Events;
+        Outcome::Ask(Request::List(self.filter.request()))
+    }
+
+    fn step(&mut self, intent: Intent, data: &Data) {
+        let moved = |at: usize, len: usize| -> usize {
+            let last = len.saturating_sub(1);
+            match intent {
+                Intent::Up => at.saturating_sub(1),
+                Intent::Down => (at + 1).min(last),
+                Intent::PageUp => at.saturating_sub(PAGE),
+                Intent::PageDown => (at + PAGE).min(last),
+                Intent::Home => 0,
+                _ => last,
+            }
+        };
+        match self.screen {
+            Screen::Dashboard => {
+                let rogues = data.latest.as_ref().map(|s| s.rogues.as_slice()).unwrap_or_default();
+                let rows = sorted_rogues(rogues, self.sort);
+                if let Some(at) = self.rogue_row(&rows) {
+                    self.rogue = rows.get(moved(at, rows.len())).map(|r| r.pid);
+                }
+            }
+            Screen::Events => {
+                let len = data.events.len();
+                self.event_row = moved(self.event_row.min(len.saturating_sub(1)), len);
+            }
+            Screen::Detail => {
+                // The report's length is known only when drawn; the renderer clamps.
+                self.scroll = u16::try_from(moved(usize::from(self.scroll), usize::from(u16::MAX))).unwrap_or(0);
+            }
+        }
+    }
+
+    fn type_text(&mut self, intent: Intent, data: &Data) -> Outcome {
+        let Some(typing) = self.typing.as_mut() else { return Outcome::Stay };
+        let text = match typing {
+            Typing::Since(t) | Typing::Notes(t) => t,
+        };
+        match intent {
+            Intent::Quit => return Outcome::Quit,
+            Intent::Back => self.typing = None,
+            Intent::Char(c) => text.push(c),
+            Intent::Backspace => {
+                text.pop();
+            }
+            Intent::Submit => return self.submit(data),
+            _ => {}
+        }
+        Outcome::Stay
+    }
+
+    fn submit(&mut self, data: &Data) -> Outcome {
+        match self.typing.take() {
+            Some(Typing::Since(typed)) if typed.trim().is_empty() => {
+                self.filter.since = None;
+                self.event_row = 0;
+                Outcome::Ask(Request::List(self.filter.request()))
+            }
+            Some(Typing::Since(typed)) => match parse_time_now(&typed) {
+                Ok(t) => {
+                    self.filter.since = Some((typed, t));
+                    self.event_row = 0;
+                    Outcome::Ask(Request::List(self.filter.request()))
+                }
+                Err(e) => {
+                    self.notice = Some(e.to_string());
+                    self.typing = Some(Typing::Since(typed));
+                    Outcome::Stay
+                }
+            },
+            Some(Typing::Notes(notes)) => match self.detail_event(data) {
+                Some(e) => Outcome::Ask(Request::Update(UpdateEventRequest {
+                    id: e.id,
+                    status: EventStatus::Unspecified as i32,
+                    notes: Some(notes),
+                })),
+                None => Outcome::Stay,
+            },
+            None => Outcome::Stay,
+        }
+    }
+}
+
+fn next_kind(k: Option<EventKind>) -> Option<EventKind> {
+    match k {
+        None => Some(EventKind::Pause),
+        Some(EventKind::Pause) => Some(EventKind::Escalation),
+        _ => None,
+    }
+}
+
+fn next_status(s: Option<EventStatus>) -> Option<EventStatus> {
+    match s {
+        None => Some(EventStatus::Unreviewed),
+        Some(EventStatus::Unreviewed) => Some(EventStatus::Reviewed),
+        Some(EventStatus::Reviewed) => Some(EventStatus::Pinned),
+        Some(EventStatus::Pinned) => Some(EventStatus::Dismissed),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[path = "ui_tests.rs"]
+mod tests;

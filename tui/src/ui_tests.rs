@@ -1,0 +1,121 @@
+use pmon_proto::v1::{Event, EventStatus, GetEventResponse, ProcessFactors, Rogue, Sample};
+
+use super::*;
+use crate::state::Data;
+
+fn rogue(pid: u32, command: &str, score: f64, cpu: f64) -> Rogue {
+    Rogue {
+        pid,
+        command: command.into(),
+        score,
+        factors: Some(ProcessFactors { cpu_percent: Some(cpu), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn data() -> Data {
+    let sample = Sample {
+        rogues: vec![rogue(10, "beta", 30.0, 5.0), rogue(20, "alpha", 10.0, 90.0), rogue(30, "gamma", 20.0, 50.0)],
+        ..Default::default()
+    };
+    let events = vec![Event { id: 9, ..Default::default() }, Event { id: 4, ..Default::default() }];
+    Data { latest: Some(sample), events, ..Data::default() }
+}
+
+fn pids(d: &Data, v: &View) -> Vec<u32> {
+    sorted_rogues(&d.latest.as_ref().unwrap().rogues, v.sort).iter().map(|r| r.pid).collect()
+}
+
+#[test]
+fn sorting_by_a_column_then_again_reverses() {
+    let d = data();
+    let mut v = View::default();
+    assert_eq!(pids(&d, &v), [10, 30, 20], "score, largest first");
+    v.handle(Intent::SortBy(Column::Cpu), &d);
+    assert_eq!(pids(&d, &v), [20, 30, 10]);
+    v.handle(Intent::SortBy(Column::Cpu), &d);
+    assert_eq!(pids(&d, &v), [10, 30, 20]);
+    v.handle(Intent::SortBy(Column::Command), &d);
+    assert_eq!(pids(&d, &v), [20, 10, 30], "names read A to Z");
+}
+
+#[test]
+fn the_selection_follows_the_process_across_reorders() {
+    let d = data();
+    let mut v = View::default();
+    v.handle(Intent::Down, &d);
+    assert_eq!(v.rogue, Some(30));
+    v.handle(Intent::SortBy(Column::Pid), &d);
+    let rows = sorted_rogues(&d.latest.as_ref().unwrap().rogues, v.sort);
+    assert_eq!(v.rogue_row(&rows), Some(2));
+}
+
+#[test]
+fn enter_opens_events_and_then_the_selected_event() {
+    let d = data();
+    let mut v = View::default();
+    assert!(matches!(v.handle(Intent::Open, &d), Outcome::Ask(Request::List(_))));
+    assert_eq!(v.screen, Screen::Events);
+    v.handle(Intent::Down, &d);
+    assert_eq!(v.handle(Intent::Open, &d), Outcome::Ask(Request::Get(4)));
+    assert_eq!(v.screen, Screen::Detail);
+    assert_eq!(v.handle(Intent::Back, &d), Outcome::Stay);
+    assert_eq!(v.screen, Screen::Events);
+    v.handle(Intent::Back, &d);
+    assert_eq!(v.screen, Screen::Dashboard);
+    assert_eq!(v.handle(Intent::Back, &d), Outcome::Stay, "Esc never quits");
+    assert_eq!(v.screen, Screen::Dashboard);
+}
+
+#[test]
+fn marking_and_notes_update_the_shown_event() {
+    let mut d = data();
+    d.detail = Some(GetEventResponse { event: Some(Event { id: 4, ..Default::default() }), ..Default::default() });
+    let mut v = View { screen: Screen::Detail, ..View::default() };
+    let Outcome::Ask(Request::Update(r)) = v.handle(Intent::MarkReviewed, &d) else { panic!("no update") };
+    assert_eq!((r.id, r.status, r.notes), (4, EventStatus::Reviewed as i32, None));
+    v.handle(Intent::EditNotes, &d);
+    for c in "cron q".chars() {
+        v.handle(Intent::Char(c), &d);
+    }
+    v.handle(Intent::Backspace, &d);
+    assert_eq!(v.handle(Intent::Quit, &d), Outcome::Quit, "Ctrl-C maps to Quit even while typing");
+    let Outcome::Ask(Request::Update(r)) = v.handle(Intent::Submit, &d) else { panic!("no update") };
+    assert_eq!((r.status, r.notes.as_deref()), (EventStatus::Unspecified as i32, Some("cron ")));
+    assert_eq!(v.typing, None);
+}
+
+#[test]
+fn filters_ask_again_and_a_bad_time_is_explained() {
+    let d = data();
+    let mut v = View { screen: Screen::Events, ..View::default() };
+    let Outcome::Ask(Request::List(r)) = v.handle(Intent::CycleKind, &d) else { panic!("no list") };
+    assert_eq!(r.kind, pmon_proto::v1::EventKind::Pause as i32);
+    let Outcome::Ask(Request::List(r)) = v.handle(Intent::CycleStatus, &d) else { panic!("no list") };
+    assert_eq!(r.statuses, [EventStatus::Unreviewed as i32]);
+    v.handle(Intent::EditSince, &d);
+    for c in "soon".chars() {
+        v.handle(Intent::Char(c), &d);
+    }
+    assert_eq!(v.handle(Intent::Submit, &d), Outcome::Stay);
+    assert!(v.notice.as_deref().is_some_and(|n| n.contains("\"soon\"") && n.contains("accepted")), "{:?}", v.notice);
+    v.typing = Some(Typing::Since("1h ago".into()));
+    let Outcome::Ask(Request::List(r)) = v.handle(Intent::Submit, &d) else { panic!("no list") };
+    assert!(r.since.is_some());
+    assert!(v.filter.describe().contains("since 1h ago"), "{}", v.filter.describe());
+    let Outcome::Ask(Request::List(r)) = v.handle(Intent::ClearFilter, &d) else { panic!("no list") };
+    assert_eq!(r, Filter::default().request());
+}
+
+#[test]
+fn help_closes_on_any_key_but_quit_still_quits() {
+    let d = data();
+    let mut v = View::default();
+    v.handle(Intent::Help, &d);
+    assert!(v.help);
+    v.handle(Intent::Down, &d);
+    assert!(!v.help);
+    assert_eq!(v.rogue, None, "the key only closed the help");
+    v.handle(Intent::Help, &d);
+    assert_eq!(v.handle(Intent::Quit, &d), Outcome::Quit);
+}

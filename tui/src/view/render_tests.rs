@@ -1,0 +1,300 @@
+//! Every screen drawn from fixed state at 80×24 and 160×48, asserting the text that
+//! matters.
+
+use pbjson_types::Timestamp;
+use pmon_proto::v1::{
+    Culprit, Event, EventKind, EventStatus, FactorShare, Finding, FindingOutcome, GetEventResponse, GetStatusResponse,
+    ProcessFactors, ProcessState, Rogue, Sample, ServerCost, Tier, WatchSamplesResponse, watch_samples_response::Item,
+};
+use ratatui::{Terminal, backend::TestBackend};
+
+use super::draw;
+use crate::{
+    state::{Data, Link, Msg},
+    ui::{Screen, Typing, View},
+};
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn hog() -> Rogue {
+    Rogue {
+        pid: 4242,
+        command: "hogger".into(),
+        state: ProcessState::Running as i32,
+        score: 62.5,
+        suspect: true,
+        factors: Some(ProcessFactors {
+            cpu_percent: Some(99.5),
+            mem_bytes: Some(3 * 1024 * 1024 * 1024),
+            pageins_per_sec: Some(48_000.0),
+            csw_per_sec: Some(1200.0),
+            ..Default::default()
+        }),
+        explanation: vec![
+            FactorShare { factor: 1, normalized: 0.995, weight: 25.0, points: 22.4 },
+            FactorShare { factor: 3, normalized: 1.0, weight: 15.0, points: 13.5 },
+        ],
+        ..Default::default()
+    }
+}
+
+fn quiet() -> Rogue {
+    Rogue {
+        pid: 77,
+        command: "sshd".into(),
+        state: ProcessState::Sleeping as i32,
+        score: 1.2,
+        factors: Some(ProcessFactors { cpu_percent: Some(2.0), mem_bytes: Some(8 << 20), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn pause_event() -> Event {
+    Event {
+        id: 12,
+        kind: EventKind::Pause as i32,
+        status: EventStatus::Unreviewed as i32,
+        started_at: Some(Timestamp { seconds: 1_795_000_000, nanos: 0 }),
+        ended_at: Some(Timestamp { seconds: 1_795_000_003, nanos: 0 }),
+        stall_ms: Some(2910.0),
+        peak_score: 62.5,
+        peak_tier: Tier::Elevated as i32,
+        culprits: vec![Culprit { rogue: Some(hog()), samples_seen: 14, why: "cpu 99.5% - 36% of 62.5".into() }],
+        artefact_dir: "events/20261121-201658-12".into(),
+        notes: "nightly backup".into(),
+    }
+}
+
+fn escalation() -> Event {
+    Event {
+        id: 11,
+        kind: EventKind::Escalation as i32,
+        status: EventStatus::Reviewed as i32,
+        started_at: Some(Timestamp { seconds: 1_794_990_000, nanos: 0 }),
+        peak_score: 55.0,
+        ..Default::default()
+    }
+}
+
+fn data() -> Data {
+    let mut d = Data::default();
+    d.apply(Msg::Connected);
+    d.apply(Msg::Thresholds { elevated: 50.0, critical: 75.0 });
+    for seq in 1..=40u64 {
+        let score = if seq == 40 { 62.5 } else { (seq as f64 * 7.0) % 60.0 };
+        let sample = Sample {
+            sequence: seq,
+            tier: Tier::Elevated as i32,
+            max_score: score,
+            process_count: 312,
+            rogues: vec![quiet(), hog()],
+            ..Default::default()
+        };
+        d.apply(Msg::Stream(Box::new(WatchSamplesResponse {
+            sequence: seq,
+            server_instance: 5,
+            item: Some(Item::Sample(sample)),
+        })));
+    }
+    d.apply(Msg::Status(Box::new(GetStatusResponse {
+        interval_seconds: 0.25,
+        cost: Some(ServerCost { cpu_percent: Some(0.31), resident_bytes: Some(6 << 20), ..Default::default() }),
+        ..Default::default()
+    })));
+    d.apply(Msg::Recent(vec![pause_event(), escalation()]));
+    d.apply(Msg::Events(vec![pause_event(), escalation()]));
+    d.apply(Msg::Detail(Box::new(GetEventResponse {
+        event: Some(pause_event()),
+        findings: vec![
+            Finding {
+                step: "psi".into(),
+                outcome: FindingOutcome::Ok as i32,
+                summary: "memory some 41% during the pause".into(),
+                detail: "memory some avg10 41.0\nio some avg10 3.0".into(),
+                elapsed_ms: 2.0,
+            },
+            Finding {
+                step: "kernel-log".into(),
+                outcome: FindingOutcome::Failed as i32,
+                summary: "cannot read /dev/kmsg: permission denied".into(),
+                ..Default::default()
+            },
+        ],
+        artefacts: vec!["processes.tsv".into(), "psi.txt".into()],
+        ..Default::default()
+    })));
+    d
+}
+
+fn render(data: &Data, view: &View, (w, h): (u16, u16)) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    terminal.draw(|f| draw(f, data, view, "unix:///tmp/pmon/daemon.sock")).expect("draw");
+    let buffer = terminal.backend().buffer();
+    let mut text = String::new();
+    for y in 0..h {
+        for x in 0..w {
+            text.push_str(buffer[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    if std::env::var_os("PMON_SHOW_RENDERS").is_some() {
+        println!("{text}");
+    }
+    text
+}
+
+fn assert_has(screen: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(screen.contains(part), "missing {part:?} in:\n{screen}");
+    }
+}
+
+#[test]
+fn dashboard_shows_tier_gauge_rate_cost_rogues_explanation_and_events() {
+    for size in SIZES {
+        let s = render(&data(), &View::default(), size);
+        assert_has(
+            &s,
+            &[
+                "● live",
+                "ELEVATED",
+                "4.0 Hz",
+                "server 0.31% cpu 6.0 MiB",
+                "62.5 ELEVATED · 312 procs",
+                "elevated 50 · critical 75",
+                "!hogger",
+                "4242",
+                "99.5%",
+                "3.0 GiB",
+                "48.0k/s",
+                "why hogger[4242] scores 62.5",
+                "known suspect",
+                "cpu",
+                "22.4 pts",
+                "#12",
+                "pause",
+                "2.91 s",
+            ],
+        );
+        if size.0 >= 120 {
+            assert_has(&s, &["MAIN FACTOR"]);
+            let row = s.lines().find(|l| l.contains("!hogger")).expect("hog row");
+            assert!(row.contains("cpu 99.5% (36% of it)"), "{row}");
+        }
+        // Highest score first: the hog's row comes before sshd's.
+        let hog = s.find("!hogger").expect("hog row");
+        assert!(s.find("sshd").is_some_and(|q| q > hog), "{s}");
+    }
+}
+
+#[test]
+fn dashboard_sorted_by_pid_puts_the_small_pid_first_and_marks_the_column() {
+    let view = View { sort: (crate::ui::Column::Pid, false), ..View::default() };
+    for size in SIZES {
+        let s = render(&data(), &view, size);
+        assert!(s.find("sshd").expect("sshd") < s.find("!hogger").expect("hog"), "{s}");
+        assert_has(&s, &["PID▲"]);
+    }
+}
+
+#[test]
+fn a_lost_server_says_reconnecting_and_why() {
+    let mut d = data();
+    d.apply(Msg::Lost {
+        attempt: 3,
+        reason: "connection refused (the server is not running)".into(),
+        retry_in_secs: 1.0,
+    });
+    for size in SIZES {
+        let s = render(&d, &View::default(), size);
+        assert_has(&s, &["reconnecting (attempt 3, next in 1.0 s)", "server lost: connection refused"]);
+        assert_has(&s, &["hogger"]);
+    }
+}
+
+#[test]
+fn missed_samples_are_shown() {
+    let mut d = data();
+    d.apply(Msg::Stream(Box::new(WatchSamplesResponse {
+        sequence: 50,
+        server_instance: 5,
+        item: Some(Item::Missed(pmon_proto::v1::Missed { first_sequence: 41, count: 10 })),
+    })));
+    for size in SIZES {
+        assert_has(&render(&d, &View::default(), size), &["missed 10 samples"]);
+    }
+}
+
+#[test]
+fn before_the_first_sample_the_gauge_says_it_waits() {
+    let d = Data { link: Some(Link::Connecting), ..Data::default() };
+    for size in SIZES {
+        assert_has(&render(&d, &View::default(), size), &["● connecting", "waiting for the first sample", "no events"]);
+    }
+}
+
+#[test]
+fn events_screen_lists_events_with_the_filter() {
+    let mut view = View { screen: Screen::Events, ..View::default() };
+    view.filter.kind = Some(EventKind::Pause);
+    for size in SIZES {
+        let s = render(&data(), &view, size);
+        assert_has(&s, &["filter: kind pause · status all · since any time", "events (2)", "ID", "12", "pause"]);
+        assert_has(&s, &["unreviewed", "2.91 s", "62.5", "11", "escalation", "reviewed"]);
+    }
+    let typing = View { typing: Some(Typing::Since("2h a".into())), ..view };
+    assert_has(&render(&data(), &typing, (80, 24)), &["since (e.g.", "2h a"]);
+}
+
+#[test]
+fn event_detail_is_the_incident_report() {
+    let view = View { screen: Screen::Detail, ..View::default() };
+    for size in SIZES {
+        let s = render(&data(), &view, size);
+        assert_has(
+            &s,
+            &[
+                "Pause 12 (unreviewed)",
+                "lasted 2.91 s",
+                "notes: nightly backup",
+                "Culprits",
+                "1. hogger[4242] [known suspect] score 62.5",
+                "cpu 99.5% - 36% of 62.5",
+                "Forensics",
+                "psi",
+                "memory some 41% during the pause",
+                "failed",
+                "cannot read /dev/kmsg",
+            ],
+        );
+    }
+    // The artefacts are below the fold at 80×24 and visible at 160×48.
+    assert_has(&render(&data(), &view, (160, 48)), &["Artefacts", "events/20261121-201658-12", "processes.tsv"]);
+    let scrolled = View { scroll: 100, ..View { screen: Screen::Detail, ..View::default() } };
+    assert_has(&render(&data(), &scrolled, (80, 24)), &["processes.tsv"]);
+}
+
+#[test]
+fn help_lists_every_key_at_both_sizes() {
+    for screen in [Screen::Dashboard, Screen::Events, Screen::Detail] {
+        let view = View { screen, help: true, ..View::default() };
+        for size in SIZES {
+            let s = render(&data(), &view, size);
+            for (_, keys) in crate::input::KEYS {
+                for (key, what) in *keys {
+                    assert_has(&s, &[key, what]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tiny_and_odd_sizes_draw_without_panicking() {
+    for (w, h) in [(1, 1), (20, 5), (80, 10), (40, 24), (79, 23), (300, 100)] {
+        for screen in [Screen::Dashboard, Screen::Events, Screen::Detail] {
+            render(&data(), &View { screen, help: true, ..View::default() }, (w, h));
+            render(&data(), &View { screen, ..View::default() }, (w, h));
+        }
+    }
+}
