@@ -140,7 +140,8 @@ async fn request_task(endpoint: Endpoint, msgs: mpsc::Sender<Msg>, mut inbox: mp
             None => match endpoint.connect().await {
                 Ok(c) => c,
                 Err(e) => {
-                    if msgs.send(Msg::Failed(e.to_string())).await.is_err() {
+                    let update = if let Request::Update(r) = &request { Some(r.id) } else { None };
+                    if msgs.send(failed(update, e.to_string())).await.is_err() {
                         return;
                     }
                     continue;
@@ -160,22 +161,35 @@ async fn request_task(endpoint: Endpoint, msgs: mpsc::Sender<Msg>, mut inbox: mp
 
 /// The answer to one request, and whether the client still looks usable.
 async fn answer(mut client: PauseMonitorClient<Channel>, request: Request) -> (Msg, bool) {
+    let update = if let Request::Update(r) = &request { Some(r.id) } else { None };
     let result = match request {
-        Request::List(r) => client.list_events(r).await.map(|p| Msg::Events(p.into_inner().events)),
+        Request::List(r) => client.list_events(r.clone()).await.map(|p| Msg::Events(r, p.into_inner().events)),
         Request::Get(id) => {
             client.get_event(GetEventRequest { id }).await.map(|d| Msg::Detail(Box::new(d.into_inner())))
         }
-        Request::Update(r) => client
-            .update_event(r)
-            .await
-            .map(|u| u.into_inner().event.map_or(Msg::Failed("empty answer".into()), |e| Msg::Updated(Box::new(e)))),
+        Request::Update(r) => {
+            let r_id = r.id;
+            client.update_event(r).await.map(|u| {
+                u.into_inner()
+                    .event
+                    .map_or_else(|| failed(Some(r_id), "empty answer".into()), |e| Msg::Updated(Box::new(e)))
+            })
+        }
     };
     match result {
         Ok(msg) => (msg, true),
         Err(status) => {
             let keep = !matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown);
-            (Msg::Failed(format!("server answered {:?}: {}", status.code(), status.message())), keep)
+            (failed(update, format!("server answered {:?}: {}", status.code(), status.message())), keep)
         }
+    }
+}
+
+/// A failure as a message: an update's names its event, so a draft waiting on it returns.
+fn failed(update: Option<u64>, reason: String) -> Msg {
+    match update {
+        Some(id) => Msg::NotUpdated { id, reason },
+        None => Msg::Failed(reason),
     }
 }
 

@@ -53,13 +53,15 @@ pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
     let mut tick = tokio::time::interval(SLOW_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        guard.terminal.draw(|frame| view::draw(frame, &data, &view, &target))?;
+        guard.terminal.draw(|frame| view.scroll_max = view::draw(frame, &data, &view, &target))?;
         tokio::select! {
             Some(msg) = msgs.recv() => {
                 let newest = data.recent.first().map(|e| e.id);
+                view.answered(&msg);
                 data.apply(msg);
                 // Whatever else is already queued goes into the same frame.
                 while let Ok(msg) = msgs.try_recv() {
+                    view.answered(&msg);
                     data.apply(msg);
                 }
                 // A new event while the events screen is open: list it there too.

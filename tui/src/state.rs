@@ -4,7 +4,8 @@
 use std::collections::VecDeque;
 
 use pmon_proto::v1::{
-    Event, GetEventResponse, GetStatusResponse, Missed, Sample, WatchSamplesResponse, watch_samples_response::Item,
+    Event, GetEventResponse, GetStatusResponse, ListEventsRequest, Missed, Sample, WatchSamplesResponse,
+    watch_samples_response::Item,
 };
 
 /// How many recent max scores the chart keeps (at 1 Hz, five minutes; under stress less).
@@ -56,11 +57,18 @@ pub enum Msg {
     /// The newest events, for the dashboard.
     Recent(Vec<Event>),
     /// The events matching the events screen's filter.
-    Events(Vec<Event>),
+    Events(ListEventsRequest, Vec<Event>),
     /// One event with its evidence.
     Detail(Box<GetEventResponse>),
     /// An event after an update.
     Updated(Box<Event>),
+    /// An update of this event was refused or could not be sent.
+    NotUpdated {
+        /// The event.
+        id: u64,
+        /// Why, in words.
+        reason: String,
+    },
     /// A request failed; shown on the status line.
     Failed(String),
 }
@@ -97,6 +105,8 @@ pub struct Data {
     pub recent: Vec<Event>,
     /// The events screen's list.
     pub events: Vec<Event>,
+    /// The request `events` answers.
+    pub events_for: Option<ListEventsRequest>,
     /// The event shown in detail.
     pub detail: Option<GetEventResponse>,
     /// The last failed request, in words.
@@ -119,8 +129,9 @@ impl Data {
             Msg::Thresholds { elevated, critical } => self.thresholds = Some((elevated, critical)),
             Msg::Recent(events) => self.recent = events,
             // An answer to a request means the last failure is history.
-            Msg::Events(events) => {
+            Msg::Events(request, events) => {
                 self.events = events;
+                self.events_for = Some(request);
                 self.error = None;
             }
             Msg::Detail(d) => {
@@ -131,7 +142,7 @@ impl Data {
                 self.updated(*event);
                 self.error = None;
             }
-            Msg::Failed(reason) => self.error = Some(reason),
+            Msg::Failed(reason) | Msg::NotUpdated { reason, .. } => self.error = Some(reason),
         }
     }
 
@@ -236,7 +247,7 @@ mod tests {
     fn an_update_reaches_every_copy_of_the_event() {
         let mut d = Data::default();
         let event = Event { id: 3, status: 1, ..Default::default() };
-        d.apply(Msg::Events(vec![event.clone()]));
+        d.apply(Msg::Events(ListEventsRequest::default(), vec![event.clone()]));
         d.apply(Msg::Recent(vec![event.clone()]));
         d.apply(Msg::Detail(Box::new(GetEventResponse { event: Some(event), ..Default::default() })));
         d.apply(Msg::Updated(Box::new(Event { id: 3, status: 2, notes: "backup".into(), ..Default::default() })));
@@ -250,7 +261,7 @@ mod tests {
         let mut d = Data::default();
         d.apply(Msg::Failed("server answered NotFound: no event 9".into()));
         assert!(d.error.is_some());
-        d.apply(Msg::Events(Vec::new()));
+        d.apply(Msg::Events(ListEventsRequest::default(), Vec::new()));
         assert_eq!(d.error, None);
     }
 }

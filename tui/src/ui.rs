@@ -10,12 +10,17 @@ use pmon_proto::{
     when::parse_time_now,
 };
 
-use crate::{input::Intent, state::Data};
+use crate::{
+    input::Intent,
+    state::{Data, Msg},
+};
 
 /// At most this many events on the events screen.
 pub const EVENTS_LIMIT: u32 = 200;
 /// Rows a page key moves.
 const PAGE: usize = 10;
+/// The longest notes the server accepts, in bytes (its `UpdateEvent` refuses more).
+pub const NOTES_MAX: usize = 4096;
 
 /// The screens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,8 +182,16 @@ pub struct View {
     pub event_row: usize,
     /// The events screen's filter.
     pub filter: Filter,
+    /// The event the detail screen was opened for; until the server's answer for this
+    /// id arrives, the detail held in the data state belongs to another event.
+    pub opened: Option<u64>,
     /// Lines scrolled down in the event detail.
     pub scroll: u16,
+    /// The furthest the detail can scroll, as measured by the last draw.
+    pub scroll_max: u16,
+    /// Notes sent to the server and not yet confirmed: (event id, text). Kept so a
+    /// refused save can be typed on instead of lost.
+    pub saving: Option<(u64, String)>,
     /// A text field being typed in.
     pub typing: Option<Typing>,
     /// A message for the status line (e.g. a bad time filter).
@@ -194,7 +207,10 @@ impl Default for View {
             rogue: None,
             event_row: 0,
             filter: Filter::default(),
+            opened: None,
             scroll: 0,
+            scroll_max: 0,
+            saving: None,
             typing: None,
             notice: None,
         }
@@ -220,16 +236,38 @@ impl View {
         Some(self.rogue.and_then(|pid| rows.iter().position(|r| r.pid == pid)).unwrap_or(0))
     }
 
-    /// The event the detail screen shows.
-    fn detail_event<'a>(&self, data: &'a Data) -> Option<&'a Event> {
-        data.detail.as_ref().and_then(|d| d.event.as_ref())
+    /// The event the detail screen shows: the one opened, once its answer is in.
+    pub fn detail_event<'a>(&self, data: &'a Data) -> Option<&'a Event> {
+        data.detail.as_ref().and_then(|d| d.event.as_ref()).filter(|e| Some(e.id) == self.opened)
+    }
+
+    /// The events screen's list, once it answers the current filter; `None` while the
+    /// list held belongs to another filter.
+    pub fn listed<'a>(&self, data: &'a Data) -> Option<&'a [Event]> {
+        data.events_for.as_ref().filter(|r| **r == self.filter.request()).map(|_| data.events.as_slice())
+    }
+
+    /// Follows the server's answers to what this view asked: a confirmed save ends the
+    /// draft; a refused one brings the draft back with the reason.
+    pub fn answered(&mut self, msg: &Msg) {
+        let Some((id, notes)) = &self.saving else { return };
+        match msg {
+            Msg::Updated(e) if e.id == *id && e.notes == *notes => self.saving = None,
+            Msg::NotUpdated { id: failed, reason } if failed == id => {
+                if let Some((_, notes)) = self.saving.take() {
+                    self.notice = Some(format!("notes not saved: {reason}"));
+                    self.typing = Some(Typing::Notes(notes));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Applies an intent.
     pub fn handle(&mut self, intent: Intent, data: &Data) -> Outcome {
         self.notice = None;
         if self.typing.is_some() {
-            return self.type_text(intent, data);
+            return self.type_text(intent);
         }
         if self.help {
             if matches!(intent, Intent::Quit) {
@@ -254,8 +292,8 @@ impl View {
                 Screen::Dashboard => {}
                 Screen::Events => return Outcome::Ask(Request::List(self.filter.request())),
                 Screen::Detail => {
-                    if let Some(e) = self.detail_event(data) {
-                        return Outcome::Ask(Request::Get(e.id));
+                    if let Some(id) = self.opened {
+                        return Outcome::Ask(Request::Get(id));
                     }
                 }
             },
@@ -265,9 +303,12 @@ impl View {
             Intent::Open => match self.screen {
                 Screen::Dashboard => return self.open_events(),
                 Screen::Events => {
-                    let row = self.event_row.min(data.events.len().saturating_sub(1));
-                    if let Some(e) = data.events.get(row) {
+                    // A list for another filter is on its way out: its rows are not what is asked.
+                    let events = self.listed(data).unwrap_or_default();
+                    let row = self.event_row.min(events.len().saturating_sub(1));
+                    if let Some(e) = events.get(row) {
                         self.screen = Screen::Detail;
+                        self.opened = Some(e.id);
                         self.scroll = 0;
                         return Outcome::Ask(Request::Get(e.id));
                     }
@@ -305,17 +346,19 @@ impl View {
                     Intent::MarkPinned => EventStatus::Pinned,
                     _ => EventStatus::Dismissed,
                 };
-                if let Some(e) = self.detail_event(data) {
+                if let Some(id) = self.opened {
                     return Outcome::Ask(Request::Update(UpdateEventRequest {
-                        id: e.id,
+                        id,
                         status: status as i32,
                         notes: None,
                     }));
                 }
             }
+            // Notes start from what the server holds, so only once the event is in.
             Intent::EditNotes if self.screen == Screen::Detail => {
                 if let Some(e) = self.detail_event(data) {
-                    self.typing = Some(Typing::Notes(e.notes.clone()));
+                    let draft = self.saving.take().map_or_else(|| e.notes.clone(), |(_, n)| n);
+                    self.typing = Some(Typing::Notes(draft));
                 }
             }
             _ => {}
@@ -349,35 +392,38 @@ impl View {
                 }
             }
             Screen::Events => {
-                let len = data.events.len();
+                let len = self.listed(data).map_or(0, <[Event]>::len);
                 self.event_row = moved(self.event_row.min(len.saturating_sub(1)), len);
             }
             Screen::Detail => {
-                // The report's length is known only when drawn; the renderer clamps.
-                self.scroll = u16::try_from(moved(usize::from(self.scroll), usize::from(u16::MAX))).unwrap_or(0);
+                // The report's wrapped length is known only when drawn; the last draw measured it.
+                let at = usize::from(self.scroll.min(self.scroll_max));
+                self.scroll = u16::try_from(moved(at, usize::from(self.scroll_max) + 1)).unwrap_or(self.scroll_max);
             }
         }
     }
 
-    fn type_text(&mut self, intent: Intent, data: &Data) -> Outcome {
+    fn type_text(&mut self, intent: Intent) -> Outcome {
         let Some(typing) = self.typing.as_mut() else { return Outcome::Stay };
-        let text = match typing {
-            Typing::Since(t) | Typing::Notes(t) => t,
+        let (text, max) = match typing {
+            Typing::Since(t) => (t, usize::MAX),
+            Typing::Notes(t) => (t, NOTES_MAX),
         };
         match intent {
             Intent::Quit => return Outcome::Quit,
             Intent::Back => self.typing = None,
-            Intent::Char(c) => text.push(c),
+            Intent::Char(c) if text.len() + c.len_utf8() <= max => text.push(c),
+            Intent::Char(_) => self.notice = Some(format!("notes are full: at most {NOTES_MAX} bytes")),
             Intent::Backspace => {
                 text.pop();
             }
-            Intent::Submit => return self.submit(data),
+            Intent::Submit => return self.submit(),
             _ => {}
         }
         Outcome::Stay
     }
 
-    fn submit(&mut self, data: &Data) -> Outcome {
+    fn submit(&mut self) -> Outcome {
         match self.typing.take() {
             Some(Typing::Since(typed)) if typed.trim().is_empty() => {
                 self.filter.since = None;
@@ -396,12 +442,15 @@ impl View {
                     Outcome::Stay
                 }
             },
-            Some(Typing::Notes(notes)) => match self.detail_event(data) {
-                Some(e) => Outcome::Ask(Request::Update(UpdateEventRequest {
-                    id: e.id,
-                    status: EventStatus::Unspecified as i32,
-                    notes: Some(notes),
-                })),
+            Some(Typing::Notes(notes)) => match self.opened {
+                Some(id) => {
+                    self.saving = Some((id, notes.clone()));
+                    Outcome::Ask(Request::Update(UpdateEventRequest {
+                        id,
+                        status: EventStatus::Unspecified as i32,
+                        notes: Some(notes),
+                    }))
+                }
                 None => Outcome::Stay,
             },
             None => Outcome::Stay,

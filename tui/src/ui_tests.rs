@@ -1,7 +1,7 @@
 use pmon_proto::v1::{Event, EventStatus, GetEventResponse, ProcessFactors, Rogue, Sample};
 
 use super::*;
-use crate::state::Data;
+use crate::state::{Data, Msg};
 
 fn rogue(pid: u32, command: &str, score: f64, cpu: f64) -> Rogue {
     Rogue {
@@ -19,7 +19,7 @@ fn data() -> Data {
         ..Default::default()
     };
     let events = vec![Event { id: 9, ..Default::default() }, Event { id: 4, ..Default::default() }];
-    Data { latest: Some(sample), events, ..Data::default() }
+    Data { latest: Some(sample), events, events_for: Some(Filter::default().request()), ..Data::default() }
 }
 
 fn pids(d: &Data, v: &View) -> Vec<u32> {
@@ -71,7 +71,7 @@ fn enter_opens_events_and_then_the_selected_event() {
 fn marking_and_notes_update_the_shown_event() {
     let mut d = data();
     d.detail = Some(GetEventResponse { event: Some(Event { id: 4, ..Default::default() }), ..Default::default() });
-    let mut v = View { screen: Screen::Detail, ..View::default() };
+    let mut v = View { screen: Screen::Detail, opened: Some(4), ..View::default() };
     let Outcome::Ask(Request::Update(r)) = v.handle(Intent::MarkReviewed, &d) else { panic!("no update") };
     assert_eq!((r.id, r.status, r.notes), (4, EventStatus::Reviewed as i32, None));
     v.handle(Intent::EditNotes, &d);
@@ -83,6 +83,58 @@ fn marking_and_notes_update_the_shown_event() {
     let Outcome::Ask(Request::Update(r)) = v.handle(Intent::Submit, &d) else { panic!("no update") };
     assert_eq!((r.status, r.notes.as_deref()), (EventStatus::Unspecified as i32, Some("cron ")));
     assert_eq!(v.typing, None);
+    assert_eq!(v.saving, Some((4, "cron ".into())), "the draft waits for the answer");
+}
+
+#[test]
+fn a_stale_detail_is_never_marked_or_edited() {
+    let mut d = data();
+    // Event 4 is still held; event 9 was asked for and has not arrived.
+    d.detail = Some(GetEventResponse { event: Some(Event { id: 4, ..Default::default() }), ..Default::default() });
+    let mut v = View { screen: Screen::Events, ..View::default() };
+    assert_eq!(v.handle(Intent::Open, &d), Outcome::Ask(Request::Get(9)));
+    let Outcome::Ask(Request::Update(r)) = v.handle(Intent::MarkPinned, &d) else { panic!("no update") };
+    assert_eq!(r.id, 9);
+    assert_eq!(v.handle(Intent::Refresh, &d), Outcome::Ask(Request::Get(9)));
+    v.handle(Intent::EditNotes, &d);
+    assert_eq!(v.typing, None, "notes wait for the event's own text");
+}
+
+#[test]
+fn enter_never_opens_a_row_of_a_list_for_another_filter() {
+    let d = data();
+    let mut v = View { screen: Screen::Events, ..View::default() };
+    v.filter.kind = Some(pmon_proto::v1::EventKind::Pause);
+    assert_eq!(v.handle(Intent::Open, &d), Outcome::Stay);
+    assert_eq!(v.screen, Screen::Events);
+}
+
+#[test]
+fn a_refused_save_gives_the_draft_back_and_a_confirmed_one_ends_it() {
+    let mut d = data();
+    d.detail = Some(GetEventResponse { event: Some(Event { id: 4, ..Default::default() }), ..Default::default() });
+    let mut v = View { screen: Screen::Detail, opened: Some(4), ..View::default() };
+    v.handle(Intent::EditNotes, &d);
+    v.handle(Intent::Char('x'), &d);
+    v.handle(Intent::Submit, &d);
+    v.answered(&Msg::NotUpdated { id: 4, reason: "server answered Unavailable: gone".into() });
+    assert_eq!(v.typing, Some(Typing::Notes("x".into())));
+    assert!(v.notice.as_deref().is_some_and(|n| n.contains("not saved") && n.contains("gone")), "{:?}", v.notice);
+    v.handle(Intent::Submit, &d);
+    v.answered(&Msg::Updated(Box::new(Event { id: 4, notes: "x".into(), ..Default::default() })));
+    assert_eq!((v.saving, v.typing), (None, None));
+}
+
+#[test]
+fn notes_stop_at_the_servers_limit() {
+    let d = data();
+    let mut v = View { screen: Screen::Detail, opened: Some(4), ..View::default() };
+    v.typing = Some(Typing::Notes("a".repeat(NOTES_MAX - 1)));
+    v.handle(Intent::Char('é'), &d);
+    v.handle(Intent::Char('b'), &d);
+    v.handle(Intent::Char('c'), &d);
+    assert_eq!(v.typing, Some(Typing::Notes(format!("{}b", "a".repeat(NOTES_MAX - 1)))));
+    assert!(v.notice.as_deref().is_some_and(|n| n.contains("4096")), "{:?}", v.notice);
 }
 
 #[test]

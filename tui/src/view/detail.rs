@@ -19,23 +19,29 @@ use crate::{state::Data, ui::View};
 /// Lines of a finding's detail shown under its summary.
 const DETAIL_LINES: usize = 8;
 
-pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
-    let Some((report, title, style)) = data.detail.as_ref().and_then(|d| {
+/// Draws the opened event's report; returns how far it can scroll (its wrapped length
+/// beyond one screen).
+pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) -> u16 {
+    // The detail held may still be the previous event's: show it only for the one opened.
+    let shown = data.detail.as_ref().filter(|_| view.detail_event(data).is_some());
+    let Some((report, title, style)) = shown.and_then(|d| {
         let e = d.event.as_ref()?;
         let what = if e.kind == EventKind::Pause as i32 { "Pause" } else { "Escalation" };
         Some((report(d), format!(" {what} {} ({}) ", e.id, format::event_status(e.status)), event_style(e)))
     }) else {
-        frame.render_widget(Paragraph::new(" loading the event…").block(Block::bordered()), area);
-        return;
+        let which = view.opened.map_or_else(String::new, |id| format!(" {id}"));
+        frame.render_widget(Paragraph::new(format!(" loading event{which}…")).block(Block::bordered()), area);
+        return 0;
     };
-    // Never scroll past the end: the last page stays full.
-    let inner_height = area.height.saturating_sub(2);
-    let most = u16::try_from(report.len()).unwrap_or(u16::MAX).saturating_sub(inner_height);
-    let paragraph = Paragraph::new(report)
-        .wrap(Wrap { trim: false })
-        .scroll((view.scroll.min(most), 0))
-        .block(Block::bordered().title(Span::styled(title, style)));
+    let paragraph = Paragraph::new(report).wrap(Wrap { trim: false });
+    // Never scroll past the end: the last page stays full. Long lines wrap, so the
+    // length is counted after wrapping at the inner width.
+    let wrapped = paragraph.line_count(area.width.saturating_sub(2));
+    let most = u16::try_from(wrapped).unwrap_or(u16::MAX).saturating_sub(area.height.saturating_sub(2));
+    let paragraph =
+        paragraph.scroll((view.scroll.min(most), 0)).block(Block::bordered().title(Span::styled(title, style)));
     frame.render_widget(paragraph, area);
+    most
 }
 
 fn heading(text: &str) -> Line<'static> {

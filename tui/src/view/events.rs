@@ -23,7 +23,13 @@ pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
     );
     let header = Row::new(["ID", "KIND", "STATUS", "STARTED", "LENGTH", "PEAK", "TOP CULPRIT"])
         .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
-    let rows = data.events.iter().map(|e| {
+    let Some(events) = view.listed(data) else {
+        let loading = Paragraph::new(Line::styled(" loading the events…", Style::new().fg(Color::DarkGray)))
+            .block(Block::bordered().title(" events "));
+        frame.render_widget(loading, list);
+        return;
+    };
+    let rows = events.iter().map(|e| {
         Row::new([
             e.id.to_string(),
             format::event_kind(e.kind).to_string(),
@@ -44,11 +50,11 @@ pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
         Constraint::Length(5),
         Constraint::Fill(1),
     ];
-    let title = format!(" events ({}) ", data.events.len());
+    let title = format!(" events ({}) ", events.len());
     // A refreshed list may be shorter than the selection.
-    let selected = data.events.len().checked_sub(1).map(|last| view.event_row.min(last));
+    let selected = events.len().checked_sub(1).map(|last| view.event_row.min(last));
     let mut state = TableState::default().with_selected(selected);
-    if data.events.is_empty() {
+    if events.is_empty() {
         let empty = Paragraph::new(Line::styled(" no events match", Style::new().fg(Color::DarkGray)))
             .block(Block::bordered().title(title));
         frame.render_widget(empty, list);

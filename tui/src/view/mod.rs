@@ -20,23 +20,31 @@ use ratatui::{
 
 use crate::{
     state::{Data, Link},
-    ui::{Screen, Typing, View},
+    ui::{NOTES_MAX, Screen, Typing, View},
 };
 
-/// Draws the whole screen. `target` names the server (its address).
-pub fn draw(frame: &mut Frame, data: &Data, view: &View, target: &str) {
+/// Draws the whole screen. `target` names the server (its address). Returns how far the
+/// event detail can scroll (0 on the other screens), which only drawing can measure.
+pub fn draw(frame: &mut Frame, data: &Data, view: &View, target: &str) -> u16 {
     let [top, body, bottom] =
         Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1)]).areas(frame.area());
     frame.render_widget(Paragraph::new(header(data, target)), top);
-    match view.screen {
-        Screen::Dashboard => dashboard::draw(frame, body, data, view),
-        Screen::Events => events::draw(frame, body, data, view),
+    let scroll_max = match view.screen {
+        Screen::Dashboard => {
+            dashboard::draw(frame, body, data, view);
+            0
+        }
+        Screen::Events => {
+            events::draw(frame, body, data, view);
+            0
+        }
         Screen::Detail => detail::draw(frame, body, data, view),
-    }
+    };
     frame.render_widget(Paragraph::new(footer(data, view)), bottom);
     if view.help {
         help::draw(frame, frame.area());
     }
+    scroll_max
 }
 
 /// The colour of a tier.
@@ -112,15 +120,23 @@ fn footer(data: &Data, view: &View) -> Line<'static> {
     let warn = Style::new().fg(Color::Yellow);
     if let Some(typing) = &view.typing {
         let (label, text) = match typing {
-            Typing::Since(t) => ("since (e.g. 1h ago, yesterday, 2026-11-21 14:05)", t),
-            Typing::Notes(t) => ("notes", t),
+            Typing::Since(t) => ("since (e.g. 1h ago, yesterday, 2026-11-21 14:05)".to_string(), t),
+            Typing::Notes(t) => (format!("notes ({} left)", NOTES_MAX.saturating_sub(t.len())), t),
+        };
+        // A refused save or a full field is said here, where the typing goes on.
+        let after = match &view.notice {
+            Some(notice) => Span::styled(format!("  {notice}"), Style::new().fg(Color::Red)),
+            None => Span::styled("  Enter save · Esc cancel", Style::new().fg(Color::DarkGray)),
         };
         return Line::from(vec![
             Span::styled(format!(" {label}: "), Style::new().add_modifier(Modifier::BOLD)),
             Span::raw(text.clone()),
             Span::styled("▏", Style::new().fg(Color::Cyan)),
-            Span::styled("  Enter save · Esc cancel", Style::new().fg(Color::DarkGray)),
+            after,
         ]);
+    }
+    if view.saving.is_some() {
+        return Line::styled(" saving the notes…", warn);
     }
     if let Some(notice) = &view.notice {
         return Line::styled(format!(" {notice}"), warn);

@@ -102,7 +102,7 @@ fn data() -> Data {
         ..Default::default()
     })));
     d.apply(Msg::Recent(vec![pause_event(), escalation()]));
-    d.apply(Msg::Events(vec![pause_event(), escalation()]));
+    d.apply(Msg::Events(crate::ui::Filter::default().request(), vec![pause_event(), escalation()]));
     d.apply(Msg::Detail(Box::new(GetEventResponse {
         event: Some(pause_event()),
         findings: vec![
@@ -126,9 +126,20 @@ fn data() -> Data {
     d
 }
 
-fn render(data: &Data, view: &View, (w, h): (u16, u16)) -> String {
+/// The detail screen opened for the event `data()` holds.
+fn detail() -> View {
+    View { screen: Screen::Detail, opened: Some(12), ..View::default() }
+}
+
+fn render(data: &Data, view: &View, size: (u16, u16)) -> String {
+    render_measured(data, view, size).0
+}
+
+/// The screen's text and how far the detail can scroll.
+fn render_measured(data: &Data, view: &View, (w, h): (u16, u16)) -> (String, u16) {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-    terminal.draw(|f| draw(f, data, view, "unix:///tmp/pmon/daemon.sock")).expect("draw");
+    let mut scroll_max = 0;
+    terminal.draw(|f| scroll_max = draw(f, data, view, "unix:///tmp/pmon/daemon.sock")).expect("draw");
     let buffer = terminal.backend().buffer();
     let mut text = String::new();
     for y in 0..h {
@@ -140,7 +151,7 @@ fn render(data: &Data, view: &View, (w, h): (u16, u16)) -> String {
     if std::env::var_os("PMON_SHOW_RENDERS").is_some() {
         println!("{text}");
     }
-    text
+    (text, scroll_max)
 }
 
 fn assert_has(screen: &str, parts: &[&str]) {
@@ -237,8 +248,10 @@ fn before_the_first_sample_the_gauge_says_it_waits() {
 fn events_screen_lists_events_with_the_filter() {
     let mut view = View { screen: Screen::Events, ..View::default() };
     view.filter.kind = Some(EventKind::Pause);
+    let mut d = data();
+    d.apply(Msg::Events(view.filter.request(), vec![pause_event(), escalation()]));
     for size in SIZES {
-        let s = render(&data(), &view, size);
+        let s = render(&d, &view, size);
         assert_has(&s, &["filter: kind pause · status all · since any time", "events (2)", "ID", "12", "pause"]);
         assert_has(&s, &["unreviewed", "2.91 s", "62.5", "11", "escalation", "reviewed"]);
     }
@@ -248,7 +261,7 @@ fn events_screen_lists_events_with_the_filter() {
 
 #[test]
 fn event_detail_is_the_incident_report() {
-    let view = View { screen: Screen::Detail, ..View::default() };
+    let view = detail();
     for size in SIZES {
         let s = render(&data(), &view, size);
         assert_has(
@@ -270,7 +283,7 @@ fn event_detail_is_the_incident_report() {
     }
     // The artefacts are below the fold at 80×24 and visible at 160×48.
     assert_has(&render(&data(), &view, (160, 48)), &["Artefacts", "events/20261121-201658-12", "processes.tsv"]);
-    let scrolled = View { scroll: 100, ..View { screen: Screen::Detail, ..View::default() } };
+    let scrolled = View { scroll: 100, ..detail() };
     assert_has(&render(&data(), &scrolled, (80, 24)), &["processes.tsv"]);
 }
 
@@ -297,4 +310,53 @@ fn tiny_and_odd_sizes_draw_without_panicking() {
             render(&data(), &View { screen, ..View::default() }, (w, h));
         }
     }
+}
+
+#[test]
+fn the_previous_events_detail_is_never_shown_for_another() {
+    let view = View { opened: Some(11), ..detail() };
+    for size in SIZES {
+        let s = render(&data(), &view, size);
+        assert_has(&s, &["loading event 11…"]);
+        assert!(!s.contains("Pause 12") && !s.contains("nightly backup"), "{s}");
+    }
+}
+
+#[test]
+fn a_list_for_another_filter_is_not_shown_as_the_answer() {
+    let mut view = View { screen: Screen::Events, ..View::default() };
+    view.filter.status = Some(EventStatus::Pinned);
+    let s = render(&data(), &view, (80, 24));
+    assert_has(&s, &["loading the events…", "status pinned"]);
+    assert!(!s.contains("nightly") && !s.contains("escalation"), "{s}");
+}
+
+#[test]
+fn notes_show_what_is_left_and_why_a_save_failed() {
+    let mut view = View { typing: Some(Typing::Notes("cron".into())), ..detail() };
+    assert_has(&render(&data(), &view, (80, 24)), &["notes (4092 left): cron"]);
+    view.saving = Some((12, "cron job".into()));
+    view.typing = None;
+    view.answered(&Msg::NotUpdated { id: 12, reason: "server answered InvalidArgument: too long".into() });
+    let s = render(&data(), &view, (160, 48));
+    assert_has(&s, &["notes (4088 left): cron job", "notes not saved: server answered InvalidArgument: too long"]);
+}
+
+#[test]
+fn detail_scrolls_to_its_wrapped_end_and_back_at_once() {
+    let mut d = data();
+    if let Some(e) = d.detail.as_mut().and_then(|d| d.event.as_mut()) {
+        // Wraps to many rows at 80 columns: the end must count them.
+        e.notes = "the backup ran while the indexer rebuilt ".repeat(20);
+    }
+    let mut view = detail();
+    let (_, most) = render_measured(&d, &view, (80, 24));
+    view.scroll_max = most;
+    view.handle(crate::input::Intent::End, &d);
+    assert_eq!(view.scroll, most);
+    assert_has(&render(&d, &view, (80, 24)), &["samples kept: 0"]);
+    view.handle(crate::input::Intent::PageDown, &d);
+    assert_eq!(view.scroll, most, "no scrolling past the end");
+    view.handle(crate::input::Intent::Up, &d);
+    assert_eq!(view.scroll, most - 1, "one key up moves at once");
 }
