@@ -22,7 +22,10 @@ use std::time::Duration;
 
 use crossterm::event::Event;
 use pmon_proto::endpoint::Endpoint;
-use tokio::sync::mpsc;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::mpsc,
+};
 
 use crate::{
     state::{Data, Link},
@@ -38,6 +41,9 @@ pub enum Error {
     /// The terminal could not be set up or drawn on.
     #[error("terminal: {0}")]
     Terminal(#[from] std::io::Error),
+    /// The signals that end the dashboard could not be watched.
+    #[error("watching SIGTERM, SIGHUP and SIGINT: {0}")]
+    Signals(std::io::Error),
 }
 
 /// Runs the dashboard against `endpoint` until the user quits. Server loss is not an
@@ -50,6 +56,10 @@ pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
     let mut keys = term::events();
     let mut data = Data { link: Some(Link::Connecting), ..Data::default() };
     let mut view = View::default();
+    // A signal ends the loop like `q` does, so the guard gives the terminal back.
+    let watch = |kind| signal(kind).map_err(Error::Signals);
+    let (mut term, mut hangup, mut interrupt) =
+        (watch(SignalKind::terminate())?, watch(SignalKind::hangup())?, watch(SignalKind::interrupt())?);
     let mut tick = tokio::time::interval(SLOW_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -86,6 +96,9 @@ pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
                 _ => continue,
             },
             _ = tick.tick() => {}
+            _ = term.recv() => break,
+            _ = hangup.recv() => break,
+            _ = interrupt.recv() => break,
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! The terminal: raw mode and the alternate screen while the dashboard runs, restored
 //! on every way out — a normal return, an error (`?`), and a panic (the hook restores
-//! before the message is printed, so it lands on the normal screen, readable).
+//! before the message is printed, so it lands on the normal screen, readable, and then
+//! ends the process).
 
 use std::{
     io::{self, Stdout},
@@ -15,6 +16,9 @@ use crossterm::{
 };
 use ratatui::{Terminal, backend::CrosstermBackend};
 use tokio::sync::mpsc;
+
+/// The exit status after a panic, as Rust's own for a panicking main thread.
+const PANIC_EXIT: i32 = 101;
 
 /// The terminal in dashboard mode; dropping it gives the terminal back as it was.
 pub struct Guard {
@@ -55,6 +59,9 @@ fn install_panic_hook() {
         std::panic::set_hook(Box::new(move |info| {
             restore();
             previous(info);
+            // A panic in a spawned task would otherwise leave the UI loop drawing on the
+            // restored terminal.
+            std::process::exit(PANIC_EXIT);
         }));
     });
 }
