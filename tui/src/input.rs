@@ -75,6 +75,10 @@ pub fn intent(key: KeyEvent, typing: bool) -> Option<Intent> {
     if ctrl && matches!(key.code, KeyCode::Char('c')) {
         return Some(Intent::Quit);
     }
+    // Ctrl and Alt chords are not the plain keys: outside typing none has a meaning.
+    if !typing && key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) {
+        return None;
+    }
     if typing {
         return match key.code {
             KeyCode::Esc => Some(Intent::Back),
@@ -126,7 +130,6 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
             ("h / e  Tab", "dashboard / events screen"),
             ("↑↓ j k  PgUp PgDn", "select or scroll, by one or a page (also Space)"),
             ("Home End  g G", "first / last"),
-            ("R  F5", "ask the server again"),
         ],
     ),
     (
@@ -145,6 +148,7 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
             ("S", "status: all, unreviewed, reviewed, pinned, dismissed"),
             ("t", "since a time: \"1h ago\", \"yesterday\", ISO-8601"),
             ("c", "clear the filter"),
+            ("R  F5", "ask the server for the list again"),
         ],
     ),
     (
@@ -152,6 +156,7 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("r  u  p  d", "mark reviewed, unreviewed, pinned, dismissed"),
             ("n", "write notes (Enter saves, Esc cancels)"),
+            ("R  F5", "ask the server for the event again"),
         ],
     ),
 ];
@@ -170,6 +175,22 @@ mod tests {
         assert_eq!(intent(key(KeyCode::Char('q')), true), Some(Intent::Char('q')));
         assert_eq!(intent(key(KeyCode::Esc), true), Some(Intent::Back));
         assert_eq!(intent(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), true), Some(Intent::Quit));
+    }
+
+    #[test]
+    fn ctrl_and_alt_chords_are_not_commands() {
+        assert_eq!(intent(KeyEvent::new(KeyCode::Char('r'), KeyModifiers::CONTROL), false), None);
+        assert_eq!(intent(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::ALT), false), None);
+        assert_eq!(intent(KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL), false), None);
+        assert_eq!(intent(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), false), Some(Intent::Quit));
+        assert_eq!(intent(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT), false), Some(Intent::Refresh));
+    }
+
+    #[test]
+    fn refresh_is_listed_only_where_it_asks_the_server() {
+        let groups_with_refresh: Vec<&str> =
+            KEYS.iter().filter(|(_, keys)| keys.iter().any(|(k, _)| k.contains("F5"))).map(|(g, _)| *g).collect();
+        assert_eq!(groups_with_refresh, ["Events", "Event detail"]);
     }
 
     #[test]

@@ -171,3 +171,18 @@ fn help_closes_on_any_key_but_quit_still_quits() {
     v.handle(Intent::Help, &d);
     assert_eq!(v.handle(Intent::Quit, &d), Outcome::Quit);
 }
+
+#[test]
+fn refresh_asks_again_on_the_screens_whose_help_lists_it() {
+    let d = data();
+    let mut v = View { screen: Screen::Events, ..View::default() };
+    assert_eq!(v.handle(Intent::Refresh, &d), Outcome::Ask(Request::List(Filter::default().request())));
+    v = View { screen: Screen::Detail, opened: Some(9), ..View::default() };
+    assert_eq!(v.handle(Intent::Refresh, &d), Outcome::Ask(Request::Get(9)));
+    v = View::default();
+    assert_eq!(
+        v.handle(Intent::Refresh, &d),
+        Outcome::Stay,
+        "the dashboard refreshes itself; its help says nothing of R"
+    );
+}
