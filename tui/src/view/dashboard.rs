@@ -60,7 +60,7 @@ fn draw_gauge(frame: &mut Frame, area: Rect, sample: Option<&Sample>) {
     frame.render_widget(Paragraph::new(Span::styled(" score ", Style::new().add_modifier(Modifier::BOLD))), label);
     let gauge = match sample {
         Some(s) => Gauge::default()
-            .ratio((s.max_score / 100.0).clamp(0.0, 1.0))
+            .ratio(gauge_ratio(s.max_score))
             .label(format!("{:.1} {} · {} procs", s.max_score, format::tier(s.tier), s.process_count))
             .gauge_style(Style::new().fg(tier_color(s.tier)).bg(Color::DarkGray)),
         None => Gauge::default().ratio(0.0).label("waiting for the first sample"),
@@ -68,13 +68,28 @@ fn draw_gauge(frame: &mut Frame, area: Rect, sample: Option<&Sample>) {
     frame.render_widget(gauge, bar);
 }
 
+/// The gauge's fill for a score: NaN or infinite fills nothing (the gauge refuses NaN);
+/// the label still shows the value as it came.
+fn gauge_ratio(score: f64) -> f64 {
+    if score.is_finite() { (score / 100.0).clamp(0.0, 1.0) } else { 0.0 }
+}
+
 fn draw_chart(frame: &mut Frame, area: Rect, data: &Data) {
     // Braille packs two points per cell across.
     let room = usize::from(area.width.saturating_sub(8)) * 2;
     let skip = data.scores.len().saturating_sub(room);
-    let points: Vec<(f64, f64)> = data.scores.iter().skip(skip).enumerate().map(|(i, p)| (i as f64, p.score)).collect();
-    let right = (points.len().max(2) - 1) as f64;
-    let mut title = format!(" max score, last {} samples ", points.len());
+    // A non-finite score has no place on the axis: it is left out, not drawn as 0.
+    let points: Vec<(f64, f64)> = data
+        .scores
+        .iter()
+        .skip(skip)
+        .enumerate()
+        .filter(|(_, p)| p.score.is_finite())
+        .map(|(i, p)| (i as f64, p.score))
+        .collect();
+    let shown = data.scores.len() - skip;
+    let right = (shown.max(2) - 1) as f64;
+    let mut title = format!(" max score, last {shown} samples ");
     let mut lines = Vec::new();
     if let Some((elevated, critical)) = data.thresholds {
         title.push_str(&format!("· elevated {elevated:.0} · critical {critical:.0} "));

@@ -360,3 +360,23 @@ fn detail_scrolls_to_its_wrapped_end_and_back_at_once() {
     view.handle(crate::input::Intent::Up, &d);
     assert_eq!(view.scroll, most - 1, "one key up moves at once");
 }
+
+#[test]
+fn a_nan_or_infinite_score_draws_without_panicking() {
+    for score in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut d = data();
+        d.apply(Msg::Stream(Box::new(WatchSamplesResponse {
+            sequence: 41,
+            server_instance: 5,
+            item: Some(Item::Sample(Sample {
+                sequence: 41,
+                max_score: score,
+                rogues: vec![hog()],
+                ..Default::default()
+            })),
+        })));
+        for size in SIZES {
+            assert_has(&render(&d, &View::default(), size), &["hogger"]);
+        }
+    }
+}
