@@ -30,6 +30,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often status and the newest events are refreshed.
 const POLL: Duration = Duration::from_secs(2);
+/// The longest a polling call may take; the stream, not the poll, says whether the
+/// server is there.
+const POLL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many recent events the dashboard asks for.
 const RECENT: u32 = 8;
 
@@ -125,11 +128,49 @@ async fn watch(
 }
 
 async fn poll_once(client: &mut PauseMonitorClient<Channel>, msgs: &mpsc::Sender<Msg>) -> Result<(), Stop> {
-    let status = client.get_status(GetStatusRequest {}).await.map_err(|e| Stop::Lost(e.message().to_string()))?;
-    msgs.send(Msg::Status(Box::new(status.into_inner()))).await.map_err(|_| Stop::Ui)?;
+    let status = polled("status", POLL_TIMEOUT, client.get_status(GetStatusRequest {})).await;
     let recent = ListEventsRequest { limit: RECENT, ..Default::default() };
-    let page = client.list_events(recent).await.map_err(|e| Stop::Lost(e.message().to_string()))?;
-    msgs.send(Msg::Recent(page.into_inner().events)).await.map_err(|_| Stop::Ui)
+    let page = polled("the newest events", POLL_TIMEOUT, client.list_events(recent)).await;
+    for msg in [status.map(|s| Msg::Status(Box::new(s))), page.map(|p| Msg::Recent(p.events))] {
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(Poll::Lost(reason)) => return Err(Stop::Lost(reason)),
+            Err(Poll::Failed(reason)) => Msg::Failed(reason),
+        };
+        msgs.send(msg).await.map_err(|_| Stop::Ui)?;
+    }
+    Ok(())
+}
+
+/// A polling call that did not answer: the link is gone, or only this call failed.
+#[derive(Debug, PartialEq)]
+enum Poll {
+    Lost(String),
+    Failed(String),
+}
+
+/// One polling call, bounded by `limit`.
+async fn polled<T>(
+    what: &str,
+    limit: Duration,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, Poll> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(answer)) => Ok(answer.into_inner()),
+        Ok(Err(status)) => Err(poll_failure(what, &status)),
+        Err(_) => Err(Poll::Failed(format!("asking for {what}: no answer in {:.1} s", limit.as_secs_f64()))),
+    }
+}
+
+/// Only an unreachable server or a broken transport means the link is lost; any other
+/// refusal is one call's failure, shown while the stream goes on.
+fn poll_failure(what: &str, status: &tonic::Status) -> Poll {
+    let transport = status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some();
+    if status.code() == tonic::Code::Unavailable || transport {
+        Poll::Lost(status.message().to_string())
+    } else {
+        Poll::Failed(format!("asking for {what}: server answered {:?}: {}", status.code(), status.message()))
+    }
 }
 
 async fn request_task(endpoint: Endpoint, msgs: mpsc::Sender<Msg>, mut inbox: mpsc::UnboundedReceiver<Request>) {
@@ -204,5 +245,23 @@ mod tests {
         assert_eq!(backoff(3), Duration::from_secs(1));
         assert_eq!(backoff(6), MAX_BACKOFF);
         assert_eq!(backoff(1000), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn only_an_unreachable_server_loses_the_link() {
+        let lost = poll_failure("status", &tonic::Status::unavailable("connection refused"));
+        assert_eq!(lost, Poll::Lost("connection refused".into()));
+        for status in [tonic::Status::internal("database locked"), tonic::Status::deadline_exceeded("slow")] {
+            let Poll::Failed(reason) = poll_failure("status", &status) else { panic!("{status:?} lost the link") };
+            assert!(reason.starts_with("asking for status: server answered"), "{reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_poll_that_does_not_answer_times_out_as_a_failure() {
+        let never = std::future::pending::<Result<tonic::Response<()>, tonic::Status>>();
+        let limit = Duration::from_millis(100);
+        let Err(Poll::Failed(reason)) = polled("status", limit, never).await else { panic!("no timeout") };
+        assert!(reason.contains("no answer in 0.1 s"), "{reason}");
     }
 }
