@@ -1,7 +1,10 @@
 //! What the dashboard knows about the server: a pure state fed by [`Msg`]s from the
 //! connection task. Nothing here does I/O, so tests build it from fixed messages.
 
-use std::collections::VecDeque;
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use pmon_proto::v1::{
     Event, GetEventResponse, GetStatusResponse, ListEventsRequest, Missed, Sample, WatchSamplesResponse,
@@ -111,7 +114,12 @@ pub struct Data {
     pub detail: Option<GetEventResponse>,
     /// The last failed request, in words.
     pub error: Option<String>,
+    /// When the newest sample (or, before any, the connection) arrived.
+    pub last_heard: Option<Instant>,
 }
+
+/// Samples may be this many intervals late before the link is said to be stale.
+const STALE_INTERVALS: f64 = 3.0;
 
 impl Data {
     /// Applies one message.
@@ -119,6 +127,7 @@ impl Data {
         match msg {
             Msg::Connected => {
                 self.link = Some(Link::Live);
+                self.last_heard = Some(Instant::now());
                 self.error = None;
             }
             Msg::Lost { attempt, reason, retry_in_secs } => {
@@ -164,6 +173,7 @@ impl Data {
                     self.scores.pop_front();
                 }
                 self.latest = Some(sample);
+                self.last_heard = Some(Instant::now());
             }
             Some(Item::Missed(Missed { count, .. })) => self.missed += count,
             None => {}
@@ -181,6 +191,14 @@ impl Data {
             d.status = event.status;
             d.notes = event.notes;
         }
+    }
+
+    /// How long no sample has come while the link is open, once that is longer than
+    /// three sampling intervals: a server that is up but not sampling.
+    pub fn stale_for(&self, now: Instant) -> Option<Duration> {
+        let interval = self.status.as_ref().map(|s| s.interval_seconds).filter(|i| *i > 0.0)?;
+        let silent = now.checked_duration_since(self.last_heard?)?;
+        (self.link == Some(Link::Live) && silent.as_secs_f64() > STALE_INTERVALS * interval).then_some(silent)
     }
 
     /// Samples per second at the server's current interval.
@@ -263,5 +281,20 @@ mod tests {
         assert!(d.error.is_some());
         d.apply(Msg::Events(ListEventsRequest::default(), Vec::new()));
         assert_eq!(d.error, None);
+    }
+
+    #[test]
+    fn a_link_is_stale_after_three_silent_intervals_while_open() {
+        let mut d = Data::default();
+        d.apply(Msg::Status(Box::new(GetStatusResponse { interval_seconds: 1.0, ..Default::default() })));
+        d.apply(Msg::Connected);
+        let heard = d.last_heard.expect("connected");
+        assert_eq!(d.stale_for(heard + Duration::from_secs(3)), None);
+        assert_eq!(d.stale_for(heard + Duration::from_secs(4)), Some(Duration::from_secs(4)));
+        d.apply(item(1, 1, 5.0));
+        let heard = d.last_heard.expect("sampled");
+        assert_eq!(d.stale_for(heard + Duration::from_secs(2)), None, "a sample is news");
+        d.apply(Msg::Lost { attempt: 1, reason: "gone".into(), retry_in_secs: 0.25 });
+        assert_eq!(d.stale_for(heard + Duration::from_secs(60)), None, "a lost link says so itself");
     }
 }

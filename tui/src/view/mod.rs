@@ -6,6 +6,8 @@ mod detail;
 mod events;
 mod help;
 
+use std::time::Instant;
+
 use pmon_proto::{
     format,
     v1::{Event, EventKind, Tier},
@@ -89,7 +91,12 @@ fn header(data: &Data, target: &str) -> Line<'static> {
     let bold = Style::new().add_modifier(Modifier::BOLD);
     let mut spans = vec![Span::styled(" pmon ", bold.fg(Color::Black).bg(Color::Cyan)), Span::raw(" ")];
     match &data.link {
-        Some(Link::Live) => spans.push(Span::styled("● live", Style::new().fg(Color::Green))),
+        Some(Link::Live) => match data.stale_for(Instant::now()) {
+            Some(silent) => {
+                spans.push(Span::styled(format!("● no sample for {} s", silent.as_secs()), bold.fg(Color::Yellow)))
+            }
+            None => spans.push(Span::styled("● live", Style::new().fg(Color::Green))),
+        },
         Some(Link::Reconnecting { attempt, retry_in_secs, .. }) => spans.push(Span::styled(
             format!("● reconnecting (attempt {attempt}, next in {retry_in_secs:.1} s)"),
             bold.fg(Color::Red),

@@ -380,3 +380,14 @@ fn a_nan_or_infinite_score_draws_without_panicking() {
         }
     }
 }
+
+#[test]
+fn a_live_link_without_samples_says_how_long_it_has_been_silent() {
+    let mut d = data();
+    assert_has(&render(&d, &View::default(), (80, 24)), &["● live"]);
+    // Four times the 0.25 s interval would already count; ten seconds certainly does.
+    d.last_heard = std::time::Instant::now().checked_sub(std::time::Duration::from_secs(10));
+    let s = render(&d, &View::default(), (80, 24));
+    assert_has(&s, &["● no sample for 1"]);
+    assert!(!s.contains("● live"), "{s}");
+}
