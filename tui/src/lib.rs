@@ -13,6 +13,7 @@
 
 mod conn;
 mod input;
+mod order;
 mod state;
 mod term;
 mod ui;
