@@ -47,6 +47,20 @@ pub enum Error {
     Signals(std::io::Error),
 }
 
+/// Resolves at the first SIGTERM, SIGHUP or SIGINT. The handlers are in place when this
+/// returns, so from then on those signals no longer kill the process outright.
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    let (mut term, mut hangup, mut interrupt) =
+        (signal(SignalKind::terminate())?, signal(SignalKind::hangup())?, signal(SignalKind::interrupt())?);
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = hangup.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
+
 /// Runs the dashboard against `endpoint` until the user quits. Server loss is not an
 /// error: the dashboard says so and reconnects.
 pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
@@ -58,9 +72,8 @@ pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
     let mut data = Data { link: Some(Link::Connecting), ..Data::default() };
     let mut view = View::default();
     // A signal ends the loop like `q` does, so the guard gives the terminal back.
-    let watch = |kind| signal(kind).map_err(Error::Signals);
-    let (mut term, mut hangup, mut interrupt) =
-        (watch(SignalKind::terminate())?, watch(SignalKind::hangup())?, watch(SignalKind::interrupt())?);
+    let stop = stop_signal().map_err(Error::Signals)?;
+    tokio::pin!(stop);
     let mut tick = tokio::time::interval(SLOW_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -97,10 +110,26 @@ pub async fn run(endpoint: Endpoint) -> Result<(), Error> {
                 _ => continue,
             },
             _ = tick.tick() => {}
-            _ = term.recv() => break,
-            _ = hangup.recv() => break,
-            _ = interrupt.recv() => break,
+            () = &mut stop => break,
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn each_ending_signal_stops_the_dashboard() {
+        for name in ["HUP", "TERM", "INT"] {
+            let stop = super::stop_signal().expect("signal handlers");
+            let sent = std::process::Command::new("kill")
+                .args([&format!("-{name}"), &std::process::id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(sent.success(), "kill -{name}");
+            tokio::time::timeout(Duration::from_secs(10), stop).await.unwrap_or_else(|_| panic!("SIG{name} ignored"));
+        }
+    }
 }
