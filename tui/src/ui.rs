@@ -86,6 +86,9 @@ pub struct View {
     /// Notes sent to the server and not yet confirmed: (event id, text). Kept so a
     /// refused save can be typed on instead of lost.
     pub saving: Option<(u64, String)>,
+    /// Notes the server refused while their event was not on screen: (event id, text),
+    /// offered again when notes are next written for that event.
+    pub unsaved: Option<(u64, String)>,
     /// A text field being typed in.
     pub typing: Option<Typing>,
     /// A message for the status line (e.g. a bad time filter).
@@ -105,6 +108,7 @@ impl Default for View {
             scroll: 0,
             scroll_max: 0,
             saving: None,
+            unsaved: None,
             typing: None,
             notice: None,
         }
@@ -138,9 +142,17 @@ impl View {
         match msg {
             Msg::Updated(e) if e.id == *id && e.notes == *notes => self.saving = None,
             Msg::NotUpdated { id: failed, reason } if failed == id => {
-                if let Some((_, notes)) = self.saving.take() {
-                    self.notice = Some(format!("notes not saved: {reason}"));
-                    self.typing = Some(Typing::Notes(notes));
+                if let Some((id, notes)) = self.saving.take() {
+                    // Typing resumes only on the event's own detail, so the draft cannot be
+                    // saved onto another event.
+                    if self.screen == Screen::Detail && self.opened == Some(id) && self.typing.is_none() {
+                        self.notice = Some(format!("notes not saved: {reason}"));
+                        self.typing = Some(Typing::Notes(notes));
+                    } else {
+                        self.notice =
+                            Some(format!("notes of event {id} not saved: {reason} (n on it brings them back)"));
+                        self.unsaved = Some((id, notes));
+                    }
                 }
             }
             _ => {}
@@ -241,7 +253,13 @@ impl View {
             // Notes start from what the server holds, so only once the event is in.
             Intent::EditNotes if self.screen == Screen::Detail => {
                 if let Some(e) = self.detail_event(data) {
-                    let draft = self.saving.take().map_or_else(|| e.notes.clone(), |(_, n)| n);
+                    let draft = match self.unsaved.take() {
+                        Some((id, notes)) if id == e.id => notes,
+                        other => {
+                            self.unsaved = other;
+                            e.notes.clone()
+                        }
+                    };
                     self.typing = Some(Typing::Notes(draft));
                 }
             }

@@ -186,3 +186,27 @@ fn refresh_asks_again_on_the_screens_whose_help_lists_it() {
         "the dashboard refreshes itself; its help says nothing of R"
     );
 }
+
+#[test]
+fn a_draft_refused_after_leaving_its_event_never_lands_on_another() {
+    let mut d = data();
+    d.detail = Some(GetEventResponse { event: Some(Event { id: 4, ..Default::default() }), ..Default::default() });
+    let mut v = View { screen: Screen::Detail, opened: Some(4), ..View::default() };
+    v.handle(Intent::EditNotes, &d);
+    v.handle(Intent::Char('x'), &d);
+    v.handle(Intent::Submit, &d);
+    v.handle(Intent::Back, &d);
+    v.handle(Intent::Up, &d);
+    assert_eq!(v.handle(Intent::Open, &d), Outcome::Ask(Request::Get(9)));
+    v.answered(&Msg::NotUpdated { id: 4, reason: "gone".into() });
+    assert_eq!(v.typing, None, "no typing on event 9's screen");
+    assert!(v.notice.as_deref().is_some_and(|n| n.contains("event 4")), "{:?}", v.notice);
+    d.detail = Some(GetEventResponse { event: Some(Event { id: 9, ..Default::default() }), ..Default::default() });
+    v.handle(Intent::EditNotes, &d);
+    assert_eq!(v.typing, Some(Typing::Notes(String::new())), "event 9 starts from its own notes");
+    v.handle(Intent::Back, &d);
+    v.opened = Some(4);
+    d.detail = Some(GetEventResponse { event: Some(Event { id: 4, ..Default::default() }), ..Default::default() });
+    v.handle(Intent::EditNotes, &d);
+    assert_eq!(v.typing, Some(Typing::Notes("x".into())), "event 4 gets its draft back");
+}
