@@ -153,7 +153,10 @@ pub async fn run(
     reloads: impl futures_util::Stream<Item = ()> + Send + Unpin + 'static,
 ) -> Result<(), ServerError> {
     let (claim, listener) = listen::claim(&options.data_dir)?;
-    let collector = collect::open(options.config.sampling.source)?;
+    let collector = collect::open(
+        options.config.sampling.source,
+        Duration::from_secs_f64(options.config.sampling.interval_seconds),
+    )?;
     let source = collector.name();
     let sampling = &options.config.sampling;
     let started_at = SystemTime::now();

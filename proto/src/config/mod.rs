@@ -70,6 +70,10 @@ pub enum SourceKind {
     Auto,
     /// Linux `/proc`.
     Proc,
+    /// macOS libproc calls.
+    Libproc,
+    /// A long-lived `top -l 0` child (macOS).
+    Top,
 }
 
 /// `[tiers]`

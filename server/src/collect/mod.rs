@@ -5,7 +5,12 @@
 //! the same pid and the real elapsed time), plus machine-wide figures. Everything after
 //! the collector is a pure function of samples and configuration.
 
+pub mod child;
+pub mod libproc;
+pub mod powermetrics;
 pub mod proc;
+pub mod rates;
+pub mod top;
 
 use std::time::{Duration, SystemTime};
 
@@ -46,6 +51,19 @@ pub trait Collector: Send {
     fn name(&self) -> &'static str;
     /// Takes one sample. Blocking; called from the sampler thread.
     fn collect(&mut self) -> Result<RawSample, CollectError>;
+    /// Restarts of the source's child process and the latest problem, for status.
+    fn health(&self) -> SourceHealth {
+        SourceHealth::default()
+    }
+}
+
+/// How a source that runs a child process (`top`, `powermetrics`) has fared.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceHealth {
+    /// Times the child exited and had to be started again.
+    pub restarts: u64,
+    /// When the latest exit happened, and how.
+    pub last_problem: Option<(SystemTime, String)>,
 }
 
 /// A collection that failed as a whole (single processes vanishing are not errors).
@@ -69,20 +87,48 @@ pub enum CollectError {
         /// Why.
         source: std::io::Error,
     },
+    /// A source's child process or stream failed (it is being restarted).
+    #[error("{source_name} source: {message}")]
+    Source {
+        /// The source.
+        source_name: &'static str,
+        /// What happened.
+        message: String,
+    },
 }
 
-/// Sources that work on this platform, for error messages.
-const ACCEPTED: &str = if cfg!(target_os = "linux") { "auto, proc" } else { "none yet" };
+/// Sources that work on this platform, for error messages. `top` is a macOS tool;
+/// elsewhere it runs whatever program of that name comes first on PATH (a stand-in
+/// replaying a capture).
+const ACCEPTED: &str = if cfg!(target_os = "linux") {
+    "auto, proc, top"
+} else if cfg!(target_os = "macos") {
+    "auto, libproc, top"
+} else {
+    "top"
+};
 
-/// Opens the collector a configuration asks for.
-pub fn open(kind: SourceKind) -> Result<Box<dyn Collector>, CollectError> {
+/// Opens the collector a configuration asks for; `interval` is the sampling interval
+/// (sources that run a child pass it on).
+pub fn open(kind: SourceKind, interval: Duration) -> Result<Box<dyn Collector>, CollectError> {
     let unsupported =
         |source_name| CollectError::Unsupported { source_name, platform: std::env::consts::OS, accepted: ACCEPTED };
     match kind {
-        SourceKind::Auto | SourceKind::Proc if cfg!(target_os = "linux") => {
-            Ok(Box::new(proc::ProcCollector::new("/proc")))
+        #[cfg(target_os = "linux")]
+        SourceKind::Auto | SourceKind::Proc => Ok(Box::new(proc::ProcCollector::new("/proc"))),
+        #[cfg(target_os = "macos")]
+        SourceKind::Auto | SourceKind::Libproc => {
+            Ok(Box::new(libproc::LibprocCollector::new(libproc::native::Native::default())))
         }
+        SourceKind::Top => Ok(Box::new(top::TopCollector::start("top", interval)?)),
+        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         SourceKind::Auto => Err(unsupported("auto")),
+        #[cfg(not(target_os = "linux"))]
         SourceKind::Proc => Err(unsupported("proc")),
+        #[cfg(not(target_os = "macos"))]
+        SourceKind::Libproc => Err(unsupported("libproc")),
     }
 }
+
+#[cfg(test)]
+mod no_panic_tests;
