@@ -34,7 +34,8 @@ struct Args {
     #[arg(long, value_name = "SECS")]
     interval: Option<f64>,
 
-    /// Collector (overrides sampling.source): auto or proc.
+    /// Collector (overrides sampling.source): auto (the platform default), proc (Linux),
+    /// libproc or top (macOS; top runs a long-lived `top -l 0` found on PATH).
     #[arg(long, value_name = "SOURCE")]
     source: Option<SourceKind>,
 

@@ -16,3 +16,4 @@ mod help;
 mod socket;
 mod stream;
 mod support;
+mod top_source;

@@ -35,7 +35,7 @@ use pmon_proto::{
 use tokio::sync::watch;
 
 use crate::{
-    collect::{Collector, RawSample},
+    collect::{Collector, RawSample, SourceHealth},
     cost::{self, CostFigures, CostMeter},
     forensics::Forensics,
     hub::Hub,
@@ -76,6 +76,8 @@ pub struct EngineStatus {
     pub pauses: u64,
     /// The server's own cost.
     pub cost: CostFigures,
+    /// Restarts of the source's child process.
+    pub source: SourceHealth,
 }
 
 /// The running sampler thread.
@@ -120,6 +122,7 @@ impl Engine {
             interval: Duration::from_secs_f64(config.sampling.interval_seconds),
             pauses: 0,
             cost: meter.figures(),
+            source: SourceHealth::default(),
         });
         // Set before the sentinel starts: a threshold of 0 would make its first tick a stall.
         let threshold_ms =
@@ -237,6 +240,7 @@ impl Sampler {
             );
             let cost = self.meter.figures();
             let tier = self.tiers.tier();
+            let source = self.collector.health();
             self.status_tx.send_modify(|s| {
                 s.sample_count = sequence;
                 s.failed_samples = failed;
@@ -247,6 +251,7 @@ impl Sampler {
                 s.interval = interval;
                 s.pauses = self.pauses;
                 s.cost = cost;
+                s.source = source;
             });
             // Fixed rate, not fixed delay; after a stall, carry on from now rather than
             // firing a burst of catch-up samples.
