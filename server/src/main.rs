@@ -35,7 +35,8 @@ struct Args {
     interval: Option<f64>,
 
     /// Collector (overrides sampling.source): auto (the platform default), proc (Linux),
-    /// libproc or top (macOS; top runs a long-lived `top -l 0` found on PATH).
+    /// libproc, top or powermetrics (macOS; the last two run a long-lived `top -l 0` or
+    /// `powermetrics -f plist` found on PATH; powermetrics needs root).
     #[arg(long, value_name = "SOURCE")]
     source: Option<SourceKind>,
 

@@ -14,6 +14,6 @@ mod evidence;
 mod grpcurl;
 mod help;
 mod socket;
+mod stand_ins;
 mod stream;
 mod support;
-mod top_source;

@@ -74,6 +74,8 @@ pub enum SourceKind {
     Libproc,
     /// A long-lived `top -l 0` child (macOS).
     Top,
+    /// A long-lived `powermetrics -f plist` child (macOS, root).
+    Powermetrics,
 }
 
 /// `[tiers]`

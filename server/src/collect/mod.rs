@@ -97,15 +97,15 @@ pub enum CollectError {
     },
 }
 
-/// Sources that work on this platform, for error messages. `top` is a macOS tool;
-/// elsewhere it runs whatever program of that name comes first on PATH (a stand-in
-/// replaying a capture).
+/// Sources that work on this platform, for error messages. `top` and `powermetrics`
+/// are macOS tools; elsewhere they run whatever program of that name comes first on
+/// PATH (a stand-in replaying a capture).
 const ACCEPTED: &str = if cfg!(target_os = "linux") {
-    "auto, proc, top"
+    "auto, proc, top, powermetrics"
 } else if cfg!(target_os = "macos") {
-    "auto, libproc, top"
+    "auto, libproc, top, powermetrics"
 } else {
-    "top"
+    "top, powermetrics"
 };
 
 /// Opens the collector a configuration asks for; `interval` is the sampling interval
@@ -121,6 +121,7 @@ pub fn open(kind: SourceKind, interval: Duration) -> Result<Box<dyn Collector>, 
             Ok(Box::new(libproc::LibprocCollector::new(libproc::native::Native::default())))
         }
         SourceKind::Top => Ok(Box::new(top::TopCollector::start("top", interval)?)),
+        SourceKind::Powermetrics => Ok(Box::new(powermetrics::PowermetricsCollector::start("powermetrics", interval)?)),
         #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         SourceKind::Auto => Err(unsupported("auto")),
         #[cfg(not(target_os = "linux"))]

@@ -10,6 +10,7 @@
 //! between samples. It gives CPU and page-ins per task; memory, compression, context
 //! switches, system calls, threads and states are not among its figures: unavailable.
 
+mod live;
 pub mod parse;
 
 use std::time::{Duration, SystemTime};
@@ -17,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use pmon_proto::v1::{ProcessFactors, ProcessState, SystemFigures};
 
 use super::{ProcessRecord, RawSample};
+pub use live::PowermetricsCollector;
 pub use parse::{PlistSplitter, PmSample, PmTask, document};
 
 /// Converts one parsed document. A document that is not a delta (`is_delta` false)
