@@ -13,6 +13,7 @@ mod config;
 mod evidence;
 mod grpcurl;
 mod help;
+mod replay;
 mod socket;
 mod stand_ins;
 mod stream;

@@ -10,6 +10,8 @@ pub mod libproc;
 pub mod powermetrics;
 pub mod proc;
 pub mod rates;
+pub mod recording;
+pub mod replay;
 pub mod top;
 
 use std::time::{Duration, SystemTime};
@@ -55,6 +57,21 @@ pub trait Collector: Send {
     fn health(&self) -> SourceHealth {
         SourceHealth::default()
     }
+    /// A replayed sample's place in the recording's time (since its first sample): the
+    /// engine runs its clock on it, so a replay's tiers and events do not depend on its
+    /// speed. `None` for live sources.
+    fn recorded_offset(&self) -> Option<Duration> {
+        None
+    }
+    /// Whether `collect` itself waits for the next sample (a replay at its own pace):
+    /// then the engine does not wait between samples as well.
+    fn self_paced(&self) -> bool {
+        false
+    }
+    /// What a replay has done, for its closing summary; `None` for live sources.
+    fn replay_summary(&self) -> Option<replay::Summary> {
+        None
+    }
 }
 
 /// How a source that runs a child process (`top`, `powermetrics`) has fared.
@@ -86,6 +103,17 @@ pub enum CollectError {
         path: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// A finite source (a replayed capture) has no more samples.
+    #[error("the capture has been replayed to its end")]
+    Finished,
+    /// A capture to replay could not be read.
+    #[error("cannot replay {path}: {message}")]
+    Replay {
+        /// The capture.
+        path: String,
+        /// Why.
+        message: String,
     },
     /// A source's child process or stream failed (it is being restarted).
     #[error("{source_name} source: {message}")]
