@@ -133,7 +133,6 @@ impl Collector for TopCollector {
 
     fn collect(&mut self) -> Result<RawSample, CollectError> {
         let deadline = Instant::now() + self.wait;
-        let mut latest = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -142,33 +141,27 @@ impl Collector for TopCollector {
                     message: format!("no sample from top for {:?}", self.wait),
                 });
             }
+            // With rows in hand, a short silence means the sample is complete.
             let limit = if self.parser.has_rows() { QUIET.min(left) } else { left };
-            match self.child.next(limit) {
-                Some(Output::Bytes(bytes)) => {
-                    for sample in self.parser.push(&bytes) {
-                        latest = Some(self.ready(&sample));
-                    }
-                }
+            let complete = match self.child.next(limit) {
+                // Only the newest complete sample is returned, but each one is converted
+                // so that rates stay over consecutive samples.
+                Some(Output::Bytes(bytes)) => self.parser.push(&bytes).iter().map(|s| self.ready(s)).last(),
                 Some(Output::Started) => {
                     self.parser = TopParser::default();
                     self.converter.restart();
                     self.last_at = None;
+                    None
                 }
                 Some(Output::Exited(message)) => {
                     self.health.restarts += 1;
                     self.health.last_problem = Some((SystemTime::now(), message.clone()));
-                    if latest.is_none() {
-                        return Err(CollectError::Source { source_name: "top", message });
-                    }
+                    return Err(CollectError::Source { source_name: "top", message });
                 }
-                None if self.parser.has_rows() => {
-                    if let Some(sample) = self.parser.finish() {
-                        latest = Some(self.ready(&sample));
-                    }
-                }
-                None => {}
-            }
-            if let Some(sample) = latest.take() {
+                None if self.parser.has_rows() => self.parser.finish().map(|s| self.ready(&s)),
+                None => None,
+            };
+            if let Some(sample) = complete {
                 return Ok(sample);
             }
         }
