@@ -49,27 +49,22 @@ pub fn looks_like(bytes: &[u8]) -> bool {
     bytes.trim_ascii_start().starts_with(b"{\"pmon_recording\"")
 }
 
-/// Reads a recording: its samples and the number of lines that could not be read.
-pub fn read(text: &str) -> Result<(Vec<RawSample>, u64), String> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Header = lines
-        .next()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .ok_or("a pmon recording starts with a {\"pmon_recording\": 1, …} line")?;
+/// Checks a recording's first line.
+pub fn header(line: &str) -> Result<(), String> {
+    let header: Header = serde_json::from_str(line)
+        .map_err(|_| "a pmon recording starts with a {\"pmon_recording\": 1, …} line".to_string())?;
     if header.pmon_recording != VERSION {
         return Err(format!(
             "recording format {} is not known (this pmon reads format {VERSION})",
             header.pmon_recording
         ));
     }
-    let (mut samples, mut bad) = (Vec::new(), 0);
-    for line in lines {
-        match serde_json::from_str::<Line>(line) {
-            Ok(l) => samples.push(sample(l)),
-            Err(_) => bad += 1,
-        }
-    }
-    Ok((samples, bad))
+    Ok(())
+}
+
+/// One sample line; `None` if it is not one.
+pub fn line(line: &str) -> Option<RawSample> {
+    serde_json::from_str::<Line>(line).ok().map(sample)
 }
 
 fn sample(l: Line) -> RawSample {
@@ -169,18 +164,19 @@ mod tests {
         let mut rec = Recorder::create(&path, "proc").expect("create");
         rec.write(&sample).expect("write");
         drop(rec);
-        let text = std::fs::read_to_string(&path).expect("read") + "not json\n";
+        let text = std::fs::read_to_string(&path).expect("read");
         assert!(looks_like(text.as_bytes()));
-        let (samples, bad) = read(&text).expect("a recording");
-        assert_eq!(samples, vec![sample]);
-        assert_eq!(bad, 1);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(header(lines[0]), Ok(()));
+        assert_eq!(line(lines[1]), Some(sample));
+        assert_eq!(line("not json"), None);
         assert!(!text.contains("cmprs"), "unavailable figures are absent: {text}");
     }
 
     #[test]
     fn a_recording_of_another_version_is_refused_by_name() {
-        let err = read("{\"pmon_recording\":7,\"source\":\"x\"}\n").expect_err("unknown version");
+        let err = header("{\"pmon_recording\":7,\"source\":\"x\"}").expect_err("unknown version");
         assert!(err.contains("format 7"), "{err}");
-        assert!(read("hello\n").expect_err("no header").contains("pmon_recording"));
+        assert!(header("hello").expect_err("no header").contains("pmon_recording"));
     }
 }

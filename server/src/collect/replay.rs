@@ -6,11 +6,16 @@
 //! file ──detect──► top parser + converter │ plist splitter + parser │ recording reader ──► RawSample …
 //! ```
 //!
+//! The capture is read a chunk at a time as samples are needed: a day of `top` logs is
+//! never in memory whole.
+//!
 //! Samples keep their recorded times, and the engine runs its clock on them
 //! ([`Collector::recorded_offset`]), so tiers, hysteresis and events come out the same
 //! whatever the replay speed.
 
 use std::{
+    collections::VecDeque,
+    io::Read,
     path::{Path, PathBuf},
     time::{Duration, Instant, SystemTime},
 };
@@ -77,76 +82,99 @@ impl Format {
     }
 }
 
-/// A capture read into samples.
-#[derive(Debug)]
-pub struct Capture {
-    /// Its format.
-    pub format: Format,
-    /// Its samples, in order.
-    pub samples: Vec<RawSample>,
+/// Turns a capture's bytes into samples as they are read, so a long capture is never
+/// held in memory whole.
+enum Decoder {
+    Top { parser: Box<top::TopParser>, converter: top::TopConverter, prev: Option<NaiveDateTime>, untimed: u64 },
+    Powermetrics { splitter: powermetrics::PlistSplitter, bad: u64 },
+    Recording { pending: Vec<u8>, header_seen: bool, bad: u64 },
+}
+
+impl Decoder {
+    fn new(format: Format) -> Decoder {
+        match format {
+            Format::Top => {
+                Decoder::Top { parser: Box::default(), converter: top::TopConverter::default(), prev: None, untimed: 0 }
+            }
+            Format::Powermetrics => Decoder::Powermetrics { splitter: powermetrics::PlistSplitter::default(), bad: 0 },
+            Format::Recording => Decoder::Recording { pending: Vec::new(), header_seen: false, bad: 0 },
+        }
+    }
+
+    /// Feeds bytes (`None`: the end of the capture); completed samples go to `out`.
+    fn push(&mut self, bytes: Option<&[u8]>, out: &mut VecDeque<RawSample>) -> Result<(), String> {
+        match self {
+            Decoder::Top { parser, converter, prev, untimed } => {
+                let parsed = match bytes {
+                    Some(b) => parser.push(b),
+                    None => parser.finish().into_iter().collect(),
+                };
+                for sample in &parsed {
+                    // A top log's times are local to where it was captured (set TZ to
+                    // that zone); a sample without its time cannot be placed.
+                    let Some((naive, time)) = sample.time.and_then(|t| Some((t, local(t)?))) else {
+                        *untimed += 1;
+                        continue;
+                    };
+                    let elapsed = prev.and_then(|p| (naive - p).to_std().ok());
+                    *prev = Some(naive);
+                    out.push_back(converter.convert(sample, time, elapsed));
+                }
+            }
+            Decoder::Powermetrics { splitter, bad } => {
+                let docs = match bytes {
+                    Some(b) => splitter.push(b),
+                    None => splitter.finish().into_iter().collect(),
+                };
+                for doc in docs {
+                    match powermetrics::document(&doc) {
+                        Ok(s) => match s.time {
+                            Some(time) => out.push_back(powermetrics::convert(&s, time)),
+                            None => *bad += 1,
+                        },
+                        Err(_) => *bad += 1,
+                    }
+                }
+            }
+            Decoder::Recording { pending, header_seen, bad } => {
+                match bytes {
+                    Some(b) => pending.extend_from_slice(b),
+                    None => pending.push(b'\n'),
+                }
+                let mut start = 0;
+                while let Some(end) = pending[start..].iter().position(|c| *c == b'\n') {
+                    let line = String::from_utf8_lossy(&pending[start..start + end]).into_owned();
+                    start += end + 1;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    if !*header_seen {
+                        recording::header(&line)?;
+                        *header_seen = true;
+                    } else if let Some(sample) = recording::line(&line) {
+                        out.push_back(sample);
+                    } else {
+                        *bad += 1;
+                    }
+                }
+                pending.drain(..start);
+            }
+        }
+        Ok(())
+    }
+
     /// Lines (top, recording) or documents (powermetrics) that could not be parsed.
-    pub unparsed: u64,
-}
-
-impl Capture {
-    /// Reads a capture from its bytes.
-    pub fn parse(bytes: &[u8]) -> Result<Capture, String> {
-        let format = Format::detect(bytes).ok_or(
-            "not a capture pmon can replay: expected a `top -l` log (starting with \"Processes:\"), a \
-             `powermetrics -f plist` stream (starting with \"<?xml\") or a pmon recording (from --record)",
-        )?;
-        let (samples, unparsed) = match format {
-            Format::Top => top_samples(bytes),
-            Format::Powermetrics => powermetrics_samples(bytes),
-            Format::Recording => recording::read(&String::from_utf8_lossy(bytes))?,
-        };
-        Ok(Capture { format, samples, unparsed })
+    fn unparsed(&self) -> u64 {
+        match self {
+            Decoder::Top { parser, untimed, .. } => parser.unparsed_lines() + untimed,
+            Decoder::Powermetrics { splitter, bad } => splitter.dropped() + bad,
+            Decoder::Recording { bad, .. } => *bad,
+        }
     }
-}
-
-/// A `top` log: times come from each sample's header (local time of this machine; set
-/// TZ to the capture's zone), rates from the time between headers.
-fn top_samples(bytes: &[u8]) -> (Vec<RawSample>, u64) {
-    let mut parser = top::TopParser::default();
-    let mut parsed = parser.push(bytes);
-    parsed.extend(parser.finish());
-    let mut unparsed = parser.unparsed_lines();
-    let mut converter = top::TopConverter::default();
-    let mut prev: Option<NaiveDateTime> = None;
-    let mut samples = Vec::with_capacity(parsed.len());
-    for sample in &parsed {
-        // Without its time a sample cannot be placed in the replay.
-        let Some((naive, time)) = sample.time.and_then(|t| Some((t, local(t)?))) else {
-            unparsed += 1;
-            continue;
-        };
-        let elapsed = prev.and_then(|p| (naive - p).to_std().ok());
-        prev = Some(naive);
-        samples.push(converter.convert(sample, time, elapsed));
-    }
-    (samples, unparsed)
 }
 
 fn local(t: NaiveDateTime) -> Option<SystemTime> {
     Local.from_local_datetime(&t).earliest().map(SystemTime::from)
-}
-
-/// A powermetrics stream: times and intervals are the documents' own.
-fn powermetrics_samples(bytes: &[u8]) -> (Vec<RawSample>, u64) {
-    let mut splitter = powermetrics::PlistSplitter::default();
-    let mut docs = splitter.push(bytes);
-    docs.extend(splitter.finish());
-    let mut unparsed = splitter.dropped();
-    let mut samples = Vec::with_capacity(docs.len());
-    for doc in docs {
-        match powermetrics::document(&doc) {
-            Ok(s) if s.time.is_some() => {
-                samples.push(powermetrics::convert(&s, s.time.unwrap_or(SystemTime::UNIX_EPOCH)))
-            }
-            _ => unparsed += 1,
-        }
-    }
-    (samples, unparsed)
 }
 
 /// What a finished replay reports.
@@ -164,11 +192,17 @@ pub struct Summary {
     pub unit: &'static str,
 }
 
+/// Bytes read from the capture at a time.
+const CHUNK: usize = 256 * 1024;
+
 /// The replay collector.
 pub struct Replay {
     path: PathBuf,
-    capture: Capture,
-    next: usize,
+    format: Format,
+    file: Option<std::fs::File>,
+    decoder: Decoder,
+    ready: VecDeque<RawSample>,
+    replayed: u64,
     speed: Speed,
     /// When the first sample was handed out, and its recorded time.
     start: Option<(Instant, SystemTime)>,
@@ -176,22 +210,60 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// Reads the capture at `path`.
+    /// Opens the capture at `path` and tells its format from its first bytes.
     pub fn open(path: &Path, speed: Speed) -> Result<Replay, CollectError> {
         let fail = |message: String| CollectError::Replay { path: path.display().to_string(), message };
-        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        let capture = Capture::parse(&bytes).map_err(fail)?;
-        Ok(Replay { path: path.to_path_buf(), capture, next: 0, speed, start: None, offset: None })
+        let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        let mut head = Vec::new();
+        // Enough to see past leading blank space to the first characters.
+        (&mut file).take(4096).read_to_end(&mut head).map_err(|e| fail(e.to_string()))?;
+        let format = Format::detect(&head).ok_or_else(|| {
+            fail(
+                "not a capture pmon can replay: expected a `top -l` log (starting with \"Processes:\"), a \
+                  `powermetrics -f plist` stream (starting with \"<?xml\") or a pmon recording (from --record)"
+                    .into(),
+            )
+        })?;
+        let mut replay = Replay {
+            path: path.to_path_buf(),
+            format,
+            file: Some(file),
+            decoder: Decoder::new(format),
+            ready: VecDeque::new(),
+            replayed: 0,
+            speed,
+            start: None,
+            offset: None,
+        };
+        replay.decoder.push(Some(&head), &mut replay.ready).map_err(fail)?;
+        Ok(replay)
+    }
+
+    /// The next sample, reading on as needed; `None` at the end of the capture.
+    fn next_sample(&mut self) -> Result<Option<RawSample>, CollectError> {
+        let fail = |message: String| CollectError::Replay { path: self.path.display().to_string(), message };
+        while self.ready.is_empty() {
+            let Some(file) = &mut self.file else { break };
+            let mut buf = Vec::with_capacity(CHUNK);
+            let n = file.take(CHUNK as u64).read_to_end(&mut buf).map_err(|e| fail(e.to_string()))?;
+            if n == 0 {
+                self.file = None;
+                self.decoder.push(None, &mut self.ready).map_err(fail)?;
+            } else {
+                self.decoder.push(Some(&buf), &mut self.ready).map_err(fail)?;
+            }
+        }
+        Ok(self.ready.pop_front())
     }
 
     /// What was replayed so far.
     pub fn summary(&self) -> Summary {
-        let unit = if self.capture.format == Format::Powermetrics { "documents" } else { "lines" };
+        let unit = if self.format == Format::Powermetrics { "documents" } else { "lines" };
         Summary {
             path: self.path.clone(),
-            format: self.capture.format.name(),
-            samples: self.next as u64,
-            unparsed: self.capture.unparsed,
+            format: self.format.name(),
+            samples: self.replayed,
+            unparsed: self.decoder.unparsed(),
             unit,
         }
     }
@@ -203,10 +275,10 @@ impl Collector for Replay {
     }
 
     fn collect(&mut self) -> Result<RawSample, CollectError> {
-        let Some(sample) = self.capture.samples.get(self.next).cloned() else {
+        let Some(sample) = self.next_sample()? else {
             return Err(CollectError::Finished);
         };
-        self.next += 1;
+        self.replayed += 1;
         let (started, first) = *self.start.get_or_insert((Instant::now(), sample.time));
         // A capture whose clock went backwards replays that sample at once.
         let offset = sample.time.duration_since(first).unwrap_or(Duration::ZERO);
