@@ -201,7 +201,9 @@ pub async fn run(
         instance,
     ));
     let (store, writer, next_event_id) = Store::open(&options.data_dir)?;
-    let notifier = Notifier::new(options.config.alerts.clone(), options.config.learning_mode, store.clone());
+    // A replay's stress happened elsewhere, earlier: recorded, never announced here.
+    let silent = options.config.learning_mode || options.replay.is_some();
+    let notifier = Notifier::new(options.config.alerts.clone(), silent, store.clone());
     let forensics = Forensics::new(
         options.data_dir.clone(),
         store.clone(),
@@ -383,7 +385,7 @@ async fn reload_on(
                     tracing::warn!("changed settings that take effect only after a restart: {}", restart.join(", "));
                 }
                 let config = keep_start_only(&live.config, config);
-                notifier.reconfigure(config.alerts.clone(), config.learning_mode);
+                notifier.reconfigure(config.alerts.clone(), config.learning_mode || options.replay.is_some());
                 if engine.send(engine::Msg::Reconfigure(Box::new(config.clone()))).is_err() {
                     return;
                 }
