@@ -405,6 +405,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_replay_summary_counts_in_words() {
+        let summary = collect::replay::Summary {
+            path: PathBuf::from("pm.plist"),
+            format: "powermetrics stream",
+            samples: 1,
+            unparsed: 1,
+            unit: "documents",
+        };
+        assert_eq!(
+            summary_line(&summary, 2, 1),
+            "replay of pm.plist (powermetrics stream): 1 sample read, 3 events recorded (2 escalations, 1 pause), \
+             1 document could not be parsed"
+        );
+    }
+
+    #[test]
     fn a_reload_keeps_command_line_overrides_and_start_only_settings() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.toml");
