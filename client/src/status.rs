@@ -42,6 +42,12 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
         parts.push(format!("self {cpu} cpu, {rss}, {per_sample}/sample"));
     }
     parts.push(format!("{} watcher{}", status.watchers, if status.watchers == 1 { "" } else { "s" }));
+    if status.source_restarts > 0 {
+        // A gap in sampling: the source's child process had to be started again.
+        let times =
+            if status.source_restarts == 1 { "once".into() } else { format!("{} times", status.source_restarts) };
+        parts.push(format!("{} restarted {times} (last: {})", status.source, status.source_problem));
+    }
     if !status.config_error.is_empty() {
         parts.push(format!("CONFIG NOT RELOADED: {}", status.config_error));
     }

@@ -67,6 +67,21 @@ pub struct Options {
     pub config_explicit: bool,
     /// Command-line settings that win over the file, at start and on every reload.
     pub overrides: Overrides,
+    /// Replay a capture instead of sampling this machine (`--source replay:PATH`).
+    pub replay: Option<ReplayOptions>,
+    /// Write every sample to pmon's own recording (`--record PATH`).
+    pub record: Option<PathBuf>,
+}
+
+/// How to replay a capture.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// The capture: a `top -l` log, a `powermetrics -f plist` stream or a pmon recording.
+    pub path: PathBuf,
+    /// Recorded pace times a factor, or as fast as possible.
+    pub speed: collect::replay::Speed,
+    /// Keep serving after the capture ends (otherwise the server stops, exit status 0).
+    pub keep_serving: bool,
 }
 
 /// Settings given on the command line.
@@ -136,6 +151,14 @@ pub enum ServerError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// The recording could not be created.
+    #[error("cannot write the recording {path}: {source}")]
+    Record {
+        /// The file asked for.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Reflection could not be built from the descriptor sets.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -153,8 +176,21 @@ pub async fn run(
     reloads: impl futures_util::Stream<Item = ()> + Send + Unpin + 'static,
 ) -> Result<(), ServerError> {
     let (claim, listener) = listen::claim(&options.data_dir)?;
-    let collector = collect::open(options.config.sampling.source)?;
+    let collector: Box<dyn collect::Collector> = match &options.replay {
+        Some(replay) => Box::new(collect::replay::Replay::open(&replay.path, replay.speed)?),
+        None => collect::open(
+            options.config.sampling.source,
+            Duration::from_secs_f64(options.config.sampling.interval_seconds),
+        )?,
+    };
     let source = collector.name();
+    let recorder = match &options.record {
+        Some(path) => Some(
+            collect::recording::Recorder::create(path, source)
+                .map_err(|source| ServerError::Record { path: path.display().to_string(), source })?,
+        ),
+        None => None,
+    };
     let sampling = &options.config.sampling;
     let started_at = SystemTime::now();
     // Start time in nanoseconds: distinct for every run of a server.
@@ -165,7 +201,9 @@ pub async fn run(
         instance,
     ));
     let (store, writer, next_event_id) = Store::open(&options.data_dir)?;
-    let notifier = Notifier::new(options.config.alerts.clone(), options.config.learning_mode, store.clone());
+    // A replay's stress happened elsewhere, earlier: recorded, never announced here.
+    let silent = options.config.learning_mode || options.replay.is_some();
+    let notifier = Notifier::new(options.config.alerts.clone(), silent, store.clone());
     let forensics = Forensics::new(
         options.data_dir.clone(),
         store.clone(),
@@ -173,14 +211,21 @@ pub async fn run(
         notifier.clone(),
     );
     let notifier_handle = notifier.clone();
-    let parts = Parts { hub: Arc::clone(&hub), store: store.clone(), next_event_id, forensics, notifier };
+    let parts = Parts { hub: Arc::clone(&hub), store: store.clone(), next_event_id, forensics, notifier, recorder };
     let (engine, status) = Engine::spawn(collector, options.config.clone(), parts).map_err(ServerError::Thread)?;
-    let sentinel = Sentinel::spawn(
-        Duration::from_millis(u64::from(options.config.pause.sentinel_interval_ms)),
-        engine.threshold_ms(),
-        engine.messages(),
-    )
-    .map_err(ServerError::Thread)?;
+    // A replay is about the machine that made the capture: this one's stalls are not
+    // part of it.
+    let sentinel = match options.replay {
+        Some(_) => None,
+        None => Some(
+            Sentinel::spawn(
+                Duration::from_millis(u64::from(options.config.pause.sentinel_interval_ms)),
+                engine.threshold_ms(),
+                engine.messages(),
+            )
+            .map_err(ServerError::Thread)?,
+        ),
+    };
     let live: service::LiveConfig = Arc::new(std::sync::RwLock::new(service::Live {
         config: options.config.clone(),
         file_exists: options.config_file_exists,
@@ -190,6 +235,7 @@ pub async fn run(
     let pruning = tokio::spawn(prune_periodically(store.clone(), Arc::clone(&live)));
     let reloading =
         tokio::spawn(reload_on(reloads, options.clone(), Arc::clone(&live), engine.messages(), notifier_handle));
+    let replay_done = replay_finished(status.clone(), options.replay.as_ref().is_some_and(|r| !r.keep_serving));
 
     let service = service::Service::new(
         Arc::clone(&hub),
@@ -212,7 +258,10 @@ pub async fn run(
     let signal = {
         let hub = Arc::clone(&hub);
         async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                () = replay_done => {}
+            }
             tracing::info!("shutting down");
             health.set_not_serving::<PauseMonitorServer<service::Service>>().await;
             // Ends every watcher stream, so graceful shutdown is not held open by them.
@@ -242,7 +291,9 @@ pub async fn run(
     // Joining waits for at most the sample in progress and one sentinel tick; then the
     // writer finishes what is queued (bounded: forensics still running hold the store).
     let stopped = tokio::task::spawn_blocking(move || {
-        sentinel.stop();
+        if let Some(sentinel) = sentinel {
+            sentinel.stop();
+        }
         engine.stop();
         writer.join_within(WRITER_GRACE)
     });
@@ -254,6 +305,37 @@ pub async fn run(
     drop(claim);
     tracing::info!("pmon-server stopped");
     result
+}
+
+/// Completes when a replay has reached the end of its capture and the server should
+/// stop; prints the replay's one summary line (also when it keeps serving).
+async fn replay_finished(mut status: tokio::sync::watch::Receiver<engine::EngineStatus>, stop: bool) {
+    let status = match status.wait_for(|s| s.finished.is_some()).await {
+        Ok(s) => s.clone(),
+        // The sampler is gone: nothing will finish.
+        Err(_) => return std::future::pending().await,
+    };
+    if let Some(summary) = &status.finished {
+        println!("{}", summary_line(summary, status.escalations, status.pauses));
+    }
+    if !stop {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// `replay of PATH (top log): 4 samples read, 1 event recorded (1 escalation, 0 pauses), 0 lines could not be parsed`
+fn summary_line(s: &collect::replay::Summary, escalations: u64, pauses: u64) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "replay of {} ({}): {} read, {} recorded ({}, {}), {} could not be parsed",
+        s.path.display(),
+        s.format,
+        plural(s.samples, "sample", "samples"),
+        plural(escalations + pauses, "event", "events"),
+        plural(escalations, "escalation", "escalations"),
+        plural(pauses, "pause", "pauses"),
+        plural(s.unparsed, &s.unit[..s.unit.len() - 1], s.unit),
+    )
 }
 
 /// Applies retention every `prune_interval_hours` (read at start), starting one interval
@@ -303,7 +385,7 @@ async fn reload_on(
                     tracing::warn!("changed settings that take effect only after a restart: {}", restart.join(", "));
                 }
                 let config = keep_start_only(&live.config, config);
-                notifier.reconfigure(config.alerts.clone(), config.learning_mode);
+                notifier.reconfigure(config.alerts.clone(), config.learning_mode || options.replay.is_some());
                 if engine.send(engine::Msg::Reconfigure(Box::new(config.clone()))).is_err() {
                     return;
                 }
@@ -321,6 +403,22 @@ async fn reload_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_replay_summary_counts_in_words() {
+        let summary = collect::replay::Summary {
+            path: PathBuf::from("pm.plist"),
+            format: "powermetrics stream",
+            samples: 1,
+            unparsed: 1,
+            unit: "documents",
+        };
+        assert_eq!(
+            summary_line(&summary, 2, 1),
+            "replay of pm.plist (powermetrics stream): 1 sample read, 3 events recorded (2 escalations, 1 pause), \
+             1 document could not be parsed"
+        );
+    }
 
     #[test]
     fn a_reload_keeps_command_line_overrides_and_start_only_settings() {

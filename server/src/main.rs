@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 ///   pmon-server                                  default paths, 1 s interval
 ///   pmon-server --data-dir /tmp/pmon --interval 0.5
 ///   PMON_LOG=debug pmon-server --config ./pmon.toml
+///   pmon-server --source replay:capture.log --replay-speed max   a top log made elsewhere
 #[derive(Debug, Parser)]
 #[command(name = "pmon-server", version, verbatim_doc_comment)]
 struct Args {
@@ -34,13 +35,47 @@ struct Args {
     #[arg(long, value_name = "SECS")]
     interval: Option<f64>,
 
-    /// Collector (overrides sampling.source): auto or proc.
+    /// Collector (overrides sampling.source): auto (the platform default), proc (Linux),
+    /// libproc, top or powermetrics (macOS; the last two run a long-lived `top -l 0` or
+    /// `powermetrics -f plist` found on PATH; powermetrics needs root), or replay:PATH
+    /// (a `top -l` log, a `powermetrics -f plist` stream or a --record recording).
     #[arg(long, value_name = "SOURCE")]
-    source: Option<SourceKind>,
+    source: Option<SourceArg>,
+
+    /// Replay speed: a factor of the recorded pace (1 = as recorded) or max.
+    #[arg(long, value_name = "N|max", default_value = "1")]
+    replay_speed: pmon_server::collect::replay::Speed,
+
+    /// After a replay, keep serving (otherwise print a summary line and exit 0).
+    #[arg(long)]
+    keep_serving: bool,
+
+    /// Write every sample to this file (pmon's own recording, for --source replay:FILE).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 
     /// Log filter, e.g. info, debug, pmon_server=trace.
     #[arg(long, env = "PMON_LOG", default_value = "info", value_name = "FILTER")]
     log: String,
+}
+
+/// `--source`: a collector, or a capture to replay.
+#[derive(Debug, Clone)]
+enum SourceArg {
+    Kind(SourceKind),
+    Replay(PathBuf),
+}
+
+impl std::str::FromStr for SourceArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix("replay:") {
+            Some("") => Err("replay: needs the capture's path, e.g. replay:./top.log".into()),
+            Some(path) => Ok(SourceArg::Replay(PathBuf::from(path))),
+            None => s.parse().map(SourceArg::Kind).map_err(|e| format!("{e}, or replay:PATH")),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -77,7 +112,14 @@ fn start(args: Args) -> anyhow::Result<()> {
         Some(d) => d,
         None => paths::default_data_dir()?,
     };
-    let overrides = pmon_server::Overrides { interval_seconds: args.interval, source: args.source };
+    let (source, replay) = match args.source {
+        Some(SourceArg::Kind(kind)) => (Some(kind), None),
+        Some(SourceArg::Replay(path)) => {
+            (None, Some(pmon_server::ReplayOptions { path, speed: args.replay_speed, keep_serving: args.keep_serving }))
+        }
+        None => (None, None),
+    };
+    let overrides = pmon_server::Overrides { interval_seconds: args.interval, source };
     let (config, config_file_exists) =
         pmon_server::load_config(&config_path, explicit, &overrides).map_err(anyhow::Error::msg)?;
     pmon_server::collect::proc::raise_open_file_limit();
@@ -88,6 +130,8 @@ fn start(args: Args) -> anyhow::Result<()> {
         config_file_exists,
         config_explicit: explicit,
         overrides,
+        replay,
+        record: args.record,
     };
 
     // One thread serves every client; the sampler has its own. A monitor stays small.

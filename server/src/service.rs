@@ -194,6 +194,9 @@ impl PauseMonitor for Service {
             pauses: s.pauses,
             config_error: live.error.unwrap_or_default(),
             config_loaded_at: Some(timestamp(live.loaded_at)),
+            source_restarts: s.source.restarts,
+            source_problem: s.source.last_problem.as_ref().map(|p| p.1.clone()).unwrap_or_default(),
+            source_problem_at: s.source.last_problem.as_ref().map(|p| timestamp(p.0)),
         }))
     }
 

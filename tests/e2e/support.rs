@@ -77,7 +77,15 @@ impl Server {
 
     /// Starts a server in a prepared directory (its `data/` may already hold things).
     pub fn start_in(dir: TempDir, config: &str) -> Server {
-        let child = spawn_server(dir.path(), config);
+        Server::start_with_env(dir, config, &[])
+    }
+
+    /// Starts a server in a prepared directory with extra environment variables
+    /// (e.g. a PATH that puts stand-in tools first).
+    pub fn start_with_env(dir: TempDir, config: &str, env: &[(&str, &std::ffi::OsStr)]) -> Server {
+        let mut command = server_command(dir.path(), config);
+        command.envs(env.iter().copied());
+        let child = command.spawn().expect("spawn pmon-server");
         let mut server = Server { child, dir };
         server.wait_ready();
         server
@@ -207,10 +215,16 @@ impl Drop for Server {
 /// Spawns `pmon-server --config <dir>/config.toml --data-dir <dir>/data`, logging to
 /// `<dir>/server.log`; does not wait.
 pub fn spawn_server(dir: &Path, config: &str) -> Child {
+    server_command(dir, config).spawn().expect("spawn pmon-server")
+}
+
+/// The command [`spawn_server`] runs (it writes the config and creates the log).
+fn server_command(dir: &Path, config: &str) -> Command {
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, config).expect("write config");
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-    Command::new(bin("pmon-server"))
+    let mut command = Command::new(bin("pmon-server"));
+    command
         .arg("--config")
         .arg(&config_path)
         .arg("--data-dir")
@@ -218,9 +232,8 @@ pub fn spawn_server(dir: &Path, config: &str) -> Child {
         .env("PMON_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn pmon-server")
+        .stderr(log);
+    command
 }
 
 /// Waits for a child to exit; `None` if it is still running after `limit`.

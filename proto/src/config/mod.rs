@@ -70,6 +70,12 @@ pub enum SourceKind {
     Auto,
     /// Linux `/proc`.
     Proc,
+    /// macOS libproc calls.
+    Libproc,
+    /// A long-lived `top -l 0` child (macOS).
+    Top,
+    /// A long-lived `powermetrics -f plist` child (macOS, root).
+    Powermetrics,
 }
 
 /// `[tiers]`

@@ -5,7 +5,14 @@
 //! the same pid and the real elapsed time), plus machine-wide figures. Everything after
 //! the collector is a pure function of samples and configuration.
 
+pub mod child;
+pub mod libproc;
+pub mod powermetrics;
 pub mod proc;
+pub mod rates;
+pub mod recording;
+pub mod replay;
+pub mod top;
 
 use std::time::{Duration, SystemTime};
 
@@ -46,6 +53,34 @@ pub trait Collector: Send {
     fn name(&self) -> &'static str;
     /// Takes one sample. Blocking; called from the sampler thread.
     fn collect(&mut self) -> Result<RawSample, CollectError>;
+    /// Restarts of the source's child process and the latest problem, for status.
+    fn health(&self) -> SourceHealth {
+        SourceHealth::default()
+    }
+    /// A replayed sample's place in the recording's time (since its first sample): the
+    /// engine runs its clock on it, so a replay's tiers and events do not depend on its
+    /// speed. `None` for live sources.
+    fn recorded_offset(&self) -> Option<Duration> {
+        None
+    }
+    /// Whether `collect` itself waits for the next sample (a replay at its own pace):
+    /// then the engine does not wait between samples as well.
+    fn self_paced(&self) -> bool {
+        false
+    }
+    /// What a replay has done, for its closing summary; `None` for live sources.
+    fn replay_summary(&self) -> Option<replay::Summary> {
+        None
+    }
+}
+
+/// How a source that runs a child process (`top`, `powermetrics`) has fared.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceHealth {
+    /// Times the child exited and had to be started again.
+    pub restarts: u64,
+    /// When the latest exit happened, and how.
+    pub last_problem: Option<(SystemTime, String)>,
 }
 
 /// A collection that failed as a whole (single processes vanishing are not errors).
@@ -69,20 +104,60 @@ pub enum CollectError {
         /// Why.
         source: std::io::Error,
     },
+    /// A finite source (a replayed capture) has no more samples.
+    #[error("the capture has been replayed to its end")]
+    Finished,
+    /// A capture to replay could not be read.
+    #[error("cannot replay {path}: {message}")]
+    Replay {
+        /// The capture.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// A source's child process or stream failed (it is being restarted).
+    #[error("{source_name} source: {message}")]
+    Source {
+        /// The source.
+        source_name: &'static str,
+        /// What happened.
+        message: String,
+    },
 }
 
-/// Sources that work on this platform, for error messages.
-const ACCEPTED: &str = if cfg!(target_os = "linux") { "auto, proc" } else { "none yet" };
+/// Sources that work on this platform, for error messages. `top` and `powermetrics`
+/// are macOS tools; elsewhere they run whatever program of that name comes first on
+/// PATH (a stand-in replaying a capture).
+const ACCEPTED: &str = if cfg!(target_os = "linux") {
+    "auto, proc, top, powermetrics"
+} else if cfg!(target_os = "macos") {
+    "auto, libproc, top, powermetrics"
+} else {
+    "top, powermetrics"
+};
 
-/// Opens the collector a configuration asks for.
-pub fn open(kind: SourceKind) -> Result<Box<dyn Collector>, CollectError> {
+/// Opens the collector a configuration asks for; `interval` is the sampling interval
+/// (sources that run a child pass it on).
+pub fn open(kind: SourceKind, interval: Duration) -> Result<Box<dyn Collector>, CollectError> {
     let unsupported =
         |source_name| CollectError::Unsupported { source_name, platform: std::env::consts::OS, accepted: ACCEPTED };
     match kind {
-        SourceKind::Auto | SourceKind::Proc if cfg!(target_os = "linux") => {
-            Ok(Box::new(proc::ProcCollector::new("/proc")))
+        #[cfg(target_os = "linux")]
+        SourceKind::Auto | SourceKind::Proc => Ok(Box::new(proc::ProcCollector::new("/proc"))),
+        #[cfg(target_os = "macos")]
+        SourceKind::Auto | SourceKind::Libproc => {
+            Ok(Box::new(libproc::LibprocCollector::new(libproc::native::Native::default())))
         }
+        SourceKind::Top => Ok(Box::new(top::TopCollector::start("top", interval)?)),
+        SourceKind::Powermetrics => Ok(Box::new(powermetrics::PowermetricsCollector::start("powermetrics", interval)?)),
+        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         SourceKind::Auto => Err(unsupported("auto")),
+        #[cfg(not(target_os = "linux"))]
         SourceKind::Proc => Err(unsupported("proc")),
+        #[cfg(not(target_os = "macos"))]
+        SourceKind::Libproc => Err(unsupported("libproc")),
     }
 }
+
+#[cfg(test)]
+mod no_panic_tests;

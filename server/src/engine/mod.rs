@@ -35,7 +35,7 @@ use pmon_proto::{
 use tokio::sync::watch;
 
 use crate::{
-    collect::{Collector, RawSample},
+    collect::{CollectError, Collector, RawSample, SourceHealth, recording::Recorder, replay::Summary},
     cost::{self, CostFigures, CostMeter},
     forensics::Forensics,
     hub::Hub,
@@ -76,6 +76,12 @@ pub struct EngineStatus {
     pub pauses: u64,
     /// The server's own cost.
     pub cost: CostFigures,
+    /// Restarts of the source's child process.
+    pub source: SourceHealth,
+    /// Escalations opened since start (ELEVATED entries).
+    pub escalations: u64,
+    /// A replay that reached the end of its capture, and what it read.
+    pub finished: Option<Summary>,
 }
 
 /// The running sampler thread.
@@ -100,6 +106,8 @@ pub struct Parts {
     pub forensics: Forensics,
     /// Announces stress.
     pub notifier: Notifier,
+    /// Writes every collected sample to pmon's own recording (`--record`).
+    pub recorder: Option<Recorder>,
 }
 
 impl Engine {
@@ -120,6 +128,9 @@ impl Engine {
             interval: Duration::from_secs_f64(config.sampling.interval_seconds),
             pauses: 0,
             cost: meter.figures(),
+            source: SourceHealth::default(),
+            escalations: 0,
+            finished: None,
         });
         // Set before the sentinel starts: a threshold of 0 would make its first tick a stall.
         let threshold_ms =
@@ -136,6 +147,8 @@ impl Engine {
             hub: parts.hub,
             store: parts.store,
             forensics: parts.forensics,
+            recorder: parts.recorder,
+            escalations: 0,
             meter,
             status_tx,
         };
@@ -175,6 +188,8 @@ struct Sampler {
     critical_since: Option<(Instant, bool)>,
     threshold_ms: Arc<AtomicU64>,
     pauses: u64,
+    recorder: Option<Recorder>,
+    escalations: u64,
     meter: CostMeter,
     status_tx: watch::Sender<EngineStatus>,
 }
@@ -184,6 +199,8 @@ impl Sampler {
         let (mut sequence, mut failed) = (0u64, 0u64);
         let mut due = Instant::now();
         let mut last_started = due;
+        // A replay's samples are placed on the engine's clock by their recorded time.
+        let anchor = due;
         loop {
             match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -207,14 +224,32 @@ impl Sampler {
             let latest = match self.collector.collect() {
                 Ok(raw) => {
                     sequence += 1;
-                    let (sample, actions) = self.evaluate(sequence, raw, started);
+                    self.record(&raw);
+                    let at = self.collector.recorded_offset().map_or(started, |offset| anchor + offset);
+                    let (sample, actions) = self.evaluate(sequence, raw, at);
                     let sample = Arc::new(sample);
-                    self.hub.publish(started, Arc::clone(&sample));
-                    for op in self.tracker.on_sample(&sample, &actions, started) {
+                    self.hub.publish(at, Arc::clone(&sample));
+                    for op in self.tracker.on_sample(&sample, &actions, at) {
                         self.store.submit(op);
                     }
-                    self.announce(&sample, &actions, started);
+                    self.announce(&sample, &actions, at);
+                    self.escalations += u64::from(actions.contains(&TierAction::ElevatedEntry));
                     Some(sample)
+                }
+                Err(CollectError::Finished) => {
+                    let summary = self.collector.replay_summary();
+                    let escalations = self.escalations;
+                    self.status_tx.send_modify(|s| {
+                        s.escalations = escalations;
+                        s.finished = summary;
+                    });
+                    // Nothing more to sample: serve what there is until told to stop.
+                    loop {
+                        match rx.recv() {
+                            Ok(Msg::Stop) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
                 }
                 Err(e) => {
                     failed += 1;
@@ -237,6 +272,7 @@ impl Sampler {
             );
             let cost = self.meter.figures();
             let tier = self.tiers.tier();
+            let source = self.collector.health();
             self.status_tx.send_modify(|s| {
                 s.sample_count = sequence;
                 s.failed_samples = failed;
@@ -247,12 +283,15 @@ impl Sampler {
                 s.interval = interval;
                 s.pauses = self.pauses;
                 s.cost = cost;
+                s.source = source;
+                s.escalations = self.escalations;
             });
             // Fixed rate, not fixed delay; after a stall, carry on from now rather than
             // firing a burst of catch-up samples.
             due += interval;
             let now = Instant::now();
-            if due < now {
+            // A self-paced source (a replay) waits in `collect`: no second wait here.
+            if due < now || self.collector.self_paced() {
                 due = now;
             }
         }
@@ -266,6 +305,17 @@ impl Sampler {
         } else {
             sampling.elevated_interval_seconds
         })
+    }
+
+    /// Appends a collected sample to the recording, if one is being made. A recording
+    /// that cannot be written is given up (and said so), never the sampling.
+    fn record(&mut self, raw: &RawSample) {
+        if let Some(recorder) = &mut self.recorder
+            && let Err(e) = recorder.write(raw)
+        {
+            tracing::error!("recording stopped: cannot write it: {e}");
+            self.recorder = None;
+        }
     }
 
     /// Notifications about stress: ELEVATED entry, and CRITICAL once it has lasted
