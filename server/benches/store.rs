@@ -58,6 +58,8 @@ fn rogue(i: u32) -> Rogue {
             csw_per_sec: Some(1200.0),
             sysbsd_per_sec: Some(5400.0),
             threads: Some(12),
+            // As on Linux: no per-process disk figures.
+            ..ProcessFactors::default()
         }),
         explanation: vec![share(Factor::Cpu, 9.5), share(Factor::Mem, 0.9), share(Factor::Csw, 0.1)],
         suspect: false,
@@ -93,6 +95,8 @@ fn sample(sequence: u64, at_ms: i64) -> Arc<Sample> {
             cpu_pressure: Some(psi),
             memory_pressure: Some(psi),
             io_pressure: Some(psi),
+            // As on Linux: the macOS-only figures are unset.
+            ..SystemFigures::default()
         }),
         rogues: (0..15).map(rogue).collect(),
     })

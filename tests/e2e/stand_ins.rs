@@ -211,6 +211,12 @@ fn powermetrics_source_streams_the_capture_and_survives_powermetrics_being_kille
     assert!((top["score"].as_f64().expect("score") - (25.0 * 0.9987 + 15.0)).abs() < 1e-9, "{top}");
     assert!(samples.iter().all(|s| s["tier"] == "TIER_SENTINEL"), "{samples:?}");
     assert_eq!(rogue(&samples[2], 5120)["command"], "Google Chrome Helper (Renderer)");
+    // The machine figures powermetrics adds: thermal pressure, GPU busy (1 − idle_ratio)
+    // and disk throughput.
+    let system = &samples[0]["system"];
+    assert_eq!(system["thermalPressure"], "THERMAL_PRESSURE_NOMINAL", "{system}");
+    assert!((system["gpuBusyPercent"].as_f64().expect("gpu") - 12.2657).abs() < 1e-3, "{system}");
+    assert_eq!(system["diskReadBytesPerSec"], 56017.2, "{system}");
 
     let status = server.status();
     assert_eq!(status["source"], "powermetrics");

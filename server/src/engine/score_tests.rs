@@ -149,6 +149,8 @@ fn any_factors() -> impl Strategy<Value = ProcessFactors> {
             csw_per_sec: csw,
             sysbsd_per_sec: sysbsd,
             threads,
+            // Evidence only: scoring never reads them.
+            ..ProcessFactors::default()
         })
 }
 

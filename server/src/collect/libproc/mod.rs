@@ -141,6 +141,9 @@ impl LibprocConverter {
                 csw_per_sec: csw,
                 sysbsd_per_sec: syscalls,
                 threads: p.threads,
+                // Per-process disk bytes come from powermetrics.
+                disk_read_bytes_per_sec: None,
+                disk_write_bytes_per_sec: None,
             },
         }
     }

@@ -41,7 +41,7 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use pmon_proto::v1::{ProcessFactors, SystemFigures};
+use pmon_proto::v1::{ProcessFactors, SystemFigures, ThermalPressure};
 
 use super::{CollectError, Collector, ProcessRecord, RawSample};
 pub use files::raise_open_file_limit;
@@ -237,6 +237,9 @@ impl ProcCollector {
             csw_per_sec: rate(ctxt_switches, before.and_then(|b| b.ctxt_switches)),
             sysbsd_per_sec: rate(syscalls, before.and_then(|b| b.syscalls)),
             threads: Some(stat.num_threads),
+            // Disk bytes per process come from powermetrics only.
+            disk_read_bytes_per_sec: None,
+            disk_write_bytes_per_sec: None,
         };
         let record = ProcessRecord { pid, command: stat.comm.clone(), state: stat.state, factors };
         self.next.insert(pid, Counters { stat, sched, ctxt_switches, swap_bytes, syscalls });
@@ -278,6 +281,11 @@ impl ProcCollector {
             cpu_pressure,
             memory_pressure,
             io_pressure,
+            // macOS figures (powermetrics): not on Linux.
+            thermal_pressure: ThermalPressure::Unspecified as i32,
+            gpu_busy_percent: None,
+            disk_read_bytes_per_sec: None,
+            disk_write_bytes_per_sec: None,
         };
         self.prev_vm = vm;
         figures

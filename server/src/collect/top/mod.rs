@@ -61,6 +61,9 @@ impl TopConverter {
                         csw_per_sec: csw,
                         sysbsd_per_sec: sysbsd,
                         threads: row.threads,
+                        // top has no per-process disk figures.
+                        disk_read_bytes_per_sec: None,
+                        disk_write_bytes_per_sec: None,
                     },
                 }
             })
