@@ -7,7 +7,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::{FAST, Server, Watch, json_u64, pmon, spawn_server, wait_exit};
+use crate::support::{FAST, KillOnDrop, Server, Watch, json_u64, pmon, spawn_server, wait_exit};
 
 #[test]
 fn status_json_reports_tier_sample_count_and_own_cost() {
@@ -50,8 +50,9 @@ fn rogue(sample: &Value, pid: u32) -> Option<&Value> {
 fn a_cpu_hog_becomes_a_rogue_explained_by_cpu_and_disappears_after_it_exits() {
     let server = Server::start(FAST);
     server.wait_samples(1);
-    let mut hog =
-        Command::new("sh").args(["-c", "while :; do :; done"]).stdin(Stdio::null()).spawn().expect("start hog");
+    let mut hog = KillOnDrop(
+        Command::new("sh").args(["-c", "while :; do :; done"]).stdin(Stdio::null()).spawn().expect("start hog"),
+    );
     let pid = hog.id();
     // Every sample after this one was taken with the hog running.
     let after = json_u64(&server.status()["lastSequence"]);

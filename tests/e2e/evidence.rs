@@ -7,7 +7,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::{Server, json_u64};
+use crate::support::{KillOnDrop, Server, json_u64};
 
 /// Waits up to `limit` for `f` to return something.
 fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
@@ -93,9 +93,9 @@ fn a_quiet_minute_records_no_pause() {
 /// A hog that burns CPU and keeps touching memory it grows by 128 MiB every ~0.2 s up to
 /// 1.5 GiB: its score rises for a few seconds (so peaks are recorded) and ends above
 /// what CPU alone can score.
-fn hog() -> std::process::Child {
+fn hog() -> KillOnDrop {
     let script = "import time\nchunks = []\nwhile True:\n    if len(chunks) < 12:\n        chunks.append(bytearray(128 << 20))\n    end = time.monotonic() + 0.2\n    while time.monotonic() < end:\n        for b in chunks:\n            for i in range(0, len(b), 4096):\n                b[i] = (b[i] + 1) & 255\n";
-    Command::new("python3").args(["-c", script]).stdin(Stdio::null()).spawn().expect("start python3 hog")
+    KillOnDrop(Command::new("python3").args(["-c", script]).stdin(Stdio::null()).spawn().expect("start python3 hog"))
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn a_rogue_matching_a_suspects_pattern_is_flagged_in_watch_and_in_events() {
     std::os::unix::fs::symlink("/bin/sh", &exe).expect("symlink sh");
     let hog =
         KillOnDrop(Command::new(&exe).args(["-c", "while :; do :; done"]).stdin(Stdio::null()).spawn().expect("hog"));
-    let pid = u64::from(hog.0.id());
+    let pid = u64::from(hog.id());
 
     let watch = crate::support::Watch::start(&server, &[]);
     let flagged = (0..20).find_map(|_| {
@@ -249,16 +249,6 @@ fn a_rogue_matching_a_suspects_pattern_is_flagged_in_watch_and_in_events() {
     let text = String::from_utf8_lossy(&report.stdout);
     let line = text.lines().find(|l| l.contains("pmon-suspect-ho")).unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("known suspect"), "{line}");
-}
-
-/// A child that is killed when the test ends, pass or fail.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

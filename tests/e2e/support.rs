@@ -330,3 +330,27 @@ impl Drop for Watch {
         let _ = self.child.wait();
     }
 }
+
+/// A child process that is killed and reaped when the test ends, pass or fail, so a
+/// failing test never leaves a hog burning the machine under the tests after it.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

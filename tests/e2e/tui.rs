@@ -6,11 +6,11 @@ use std::{
     net::{Shutdown, TcpListener},
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
-use crate::support::{Server, bin, json_u64};
+use crate::support::{KillOnDrop, Server, bin, json_u64};
 
 /// The hog's process name: a symlink to `sh` under this name makes the kernel's `comm`
 /// say so, which no other process on the machine does.
@@ -95,24 +95,15 @@ fn tmux_binary() -> PathBuf {
     })
 }
 
-struct Hog(Child);
-
-impl Drop for Hog {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A hog that works in bursts and sleeps 50 ms between them: about a third of a core,
 /// plenty to rank among the busiest processes, without starving the hogs of tests
 /// running beside it.
-fn hog(dir: &Path) -> Hog {
+fn hog(dir: &Path) -> KillOnDrop {
     let link = dir.join(HOG);
     std::os::unix::fs::symlink("/bin/sh", &link).expect("symlink the hog");
     let bursts = "while :; do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 0.05; done";
     let child = Command::new(&link).args(["-c", bursts]).stdin(Stdio::null()).spawn().expect("start the hog");
-    Hog(child)
+    KillOnDrop(child)
 }
 
 fn event_status(server: &Server) -> (String, String) {
