@@ -43,7 +43,7 @@ use std::{
 
 use pmon_proto::v1::{ProcessFactors, SystemFigures, ThermalPressure};
 
-use super::{CollectError, Collector, ProcessRecord, RawSample};
+use super::{CollectError, Collector, ProcessRecord, RawSample, rates::rate};
 pub use files::raise_open_file_limit;
 use files::{PidFile, ProcFiles};
 
@@ -300,13 +300,6 @@ impl Collector for ProcCollector {
     fn collect(&mut self) -> Result<RawSample, CollectError> {
         self.collect_at(Instant::now(), SystemTime::now())
     }
-}
-
-/// Per-second rate of a cumulative counter; none without both readings and time, or
-/// when the counter went backwards (it was reset: no meaningful rate).
-fn rate(cur: Option<u64>, old: Option<u64>, secs: Option<f64>) -> Option<f64> {
-    let (cur, old, secs) = (cur?, old?, secs?);
-    (cur >= old).then(|| (cur - old) as f64 / secs)
 }
 
 /// Machine-wide /proc files are ASCII; lossy decoding only guards against surprises.
