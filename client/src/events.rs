@@ -182,19 +182,6 @@ async fn list(
     Ok(())
 }
 
-/// How long an event lasted: the stall for a pause, start to end for an escalation.
-fn length(e: &Event) -> String {
-    if let Some(stall) = e.stall_ms {
-        return format!("{:.2} s", stall / 1000.0);
-    }
-    match (&e.started_at, &e.ended_at) {
-        (Some(s), Some(end)) => {
-            format!("{:.0} s", (end.seconds - s.seconds) as f64 + f64::from(end.nanos - s.nanos) / 1e9)
-        }
-        _ => "open".into(),
-    }
-}
-
 /// One line per event.
 fn row(e: &Event) -> String {
     let culprit = e.culprits.first().and_then(|c| c.rogue.as_ref()).map_or_else(|| "-".into(), format::rogue);
@@ -204,7 +191,7 @@ fn row(e: &Event) -> String {
         format::event_kind(e.kind),
         format::event_status(e.status),
         format::date_time(e.started_at.as_ref()),
-        length(e),
+        format::event_length(e),
         e.peak_score
     )
 }
@@ -216,7 +203,7 @@ fn report(r: &GetEventResponse) -> String {
     let what = if e.kind == EventKind::Pause as i32 { "Pause" } else { "Escalation" };
     let _ = writeln!(out, "{what} {} ({})", e.id, format::event_status(e.status));
     let ended = e.ended_at.as_ref().map_or_else(|| "still open".into(), |t| format::date_time(Some(t)));
-    let _ = writeln!(out, "  {} to {ended}, {}", format::date_time(e.started_at.as_ref()), length(e));
+    let _ = writeln!(out, "  {} to {ended}, {}", format::date_time(e.started_at.as_ref()), format::event_length(e));
     let _ = writeln!(out, "  peak score {:.1}, tier {}", e.peak_score, format::tier(e.peak_tier));
     if !e.notes.is_empty() {
         let _ = writeln!(out, "  notes: {}", e.notes);
@@ -237,21 +224,9 @@ fn report(r: &GetEventResponse) -> String {
             c.why,
             c.samples_seen
         );
-        let factors = rogue.factors.unwrap_or_default();
-        let shares: Vec<String> = rogue
-            .explanation
-            .iter()
-            .map(|s| {
-                format!(
-                    "{} {} = {:.1}",
-                    format::factor_name(s.factor),
-                    format::factor_value(s.factor, &factors, rogue.state),
-                    s.points
-                )
-            })
-            .collect();
+        let shares = format::explanation(rogue);
         if !shares.is_empty() {
-            let _ = writeln!(out, "     {}", shares.join(" · "));
+            let _ = writeln!(out, "     {shares}");
         }
     }
     if !r.findings.is_empty() {

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Local};
 
-use crate::v1::{EventKind, EventStatus, Factor, ProcessFactors, Rogue, Tier};
+use crate::v1::{Event, EventKind, EventStatus, Factor, ProcessFactors, Rogue, Tier};
 
 /// `SENTINEL`, `ELEVATED`, `CRITICAL`.
 pub fn tier(value: i32) -> &'static str {
@@ -128,6 +128,31 @@ pub fn rogue(r: &Rogue) -> String {
     match main_factor(r) {
         Some(why) => format!("{head}: {why}"),
         None => head,
+    }
+}
+
+/// A rogue's explanation on one line: each factor's raw value and its points,
+/// `cpu 98.0% = 22.1 · mem 1.5 GiB = 2.8`; empty when nothing scored.
+pub fn explanation(r: &Rogue) -> String {
+    let factors = r.factors.unwrap_or_default();
+    let shares: Vec<String> = r
+        .explanation
+        .iter()
+        .map(|s| format!("{} {} = {:.1}", factor_name(s.factor), factor_value(s.factor, &factors, r.state), s.points))
+        .collect();
+    shares.join(" · ")
+}
+
+/// How long an event lasted: the stall for a pause, start to end for an escalation.
+pub fn event_length(e: &Event) -> String {
+    if let Some(stall) = e.stall_ms {
+        return format!("{:.2} s", stall / 1000.0);
+    }
+    match (&e.started_at, &e.ended_at) {
+        (Some(s), Some(end)) => {
+            format!("{:.0} s", (end.seconds - s.seconds) as f64 + f64::from(end.nanos - s.nanos) / 1e9)
+        }
+        _ => "open".into(),
     }
 }
 

@@ -14,7 +14,7 @@ use ratatui::{
     widgets::{Axis, Block, Chart, Dataset, Gauge, GraphType, Paragraph, Row, Table, TableState},
 };
 
-use super::{event_length, event_style, tier_color, top_culprit};
+use super::{event_style, tier_color, top_culprit};
 use crate::{
     state::Data,
     ui::{Column, View, sorted_rogues},
@@ -204,7 +204,7 @@ fn draw_recent(frame: &mut Frame, area: Rect, data: &Data) {
             .map(|e| {
                 Line::from(vec![
                     Span::styled(
-                        format!("#{:<4} {:<10} {:>9}", e.id, format::event_kind(e.kind), event_length(e)),
+                        format!("#{:<4} {:<10} {:>9}", e.id, format::event_kind(e.kind), format::event_length(e)),
                         event_style(e),
                     ),
                     Span::raw(format!(

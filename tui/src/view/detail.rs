@@ -13,7 +13,7 @@ use ratatui::{
     widgets::{Block, Paragraph, Wrap},
 };
 
-use super::{event_length, event_style};
+use super::event_style;
 use crate::{state::Data, ui::View};
 
 /// Lines of a finding's detail shown under its summary.
@@ -52,7 +52,11 @@ fn report(d: &GetEventResponse) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     let Some(e) = &d.event else { return out };
     let ended = e.ended_at.as_ref().map_or_else(|| "still open".into(), |t| format::date_time(Some(t)));
-    out.push(Line::raw(format!("{} to {ended}, lasted {}", format::date_time(e.started_at.as_ref()), event_length(e))));
+    out.push(Line::raw(format!(
+        "{} to {ended}, lasted {}",
+        format::date_time(e.started_at.as_ref()),
+        format::event_length(e)
+    )));
     out.push(Line::raw(format!("peak score {:.1}, tier {}", e.peak_score, format::tier(e.peak_tier))));
     let notes = if e.notes.is_empty() { "(none: press n to write some)".to_string() } else { e.notes.clone() };
     out.push(Line::from(vec![Span::styled("notes: ", Style::new().add_modifier(Modifier::BOLD)), Span::raw(notes)]));
@@ -71,21 +75,9 @@ fn report(d: &GetEventResponse) -> Vec<Line<'static>> {
             ),
             Span::raw(format!(": {} (a rogue in {} samples)", c.why, c.samples_seen)),
         ]));
-        let f = r.factors.unwrap_or_default();
-        let shares: Vec<String> = r
-            .explanation
-            .iter()
-            .map(|s| {
-                format!(
-                    "{} {} = {:.1}",
-                    format::factor_name(s.factor),
-                    format::factor_value(s.factor, &f, r.state),
-                    s.points
-                )
-            })
-            .collect();
+        let shares = format::explanation(r);
         if !shares.is_empty() {
-            out.push(Line::raw(format!("     {}", shares.join(" · "))));
+            out.push(Line::raw(format!("     {shares}")));
         }
     }
     if !d.findings.is_empty() {

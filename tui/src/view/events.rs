@@ -9,7 +9,7 @@ use ratatui::{
     widgets::{Block, Paragraph, Row, Table, TableState},
 };
 
-use super::{event_length, event_style, top_culprit};
+use super::{event_style, top_culprit};
 use crate::{state::Data, ui::View};
 
 pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
@@ -35,7 +35,7 @@ pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
             format::event_kind(e.kind).to_string(),
             format::event_status(e.status).to_string(),
             format::date_time(e.started_at.as_ref()),
-            event_length(e),
+            format::event_length(e),
             format!("{:.1}", e.peak_score),
             top_culprit(e),
         ])

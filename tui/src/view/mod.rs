@@ -68,19 +68,6 @@ pub fn event_style(e: &Event) -> Style {
     }
 }
 
-/// How long an event lasted: the stall for a pause, start to end for an escalation.
-pub fn event_length(e: &Event) -> String {
-    if let Some(stall) = e.stall_ms {
-        return format!("{:.2} s", stall / 1000.0);
-    }
-    match (&e.started_at, &e.ended_at) {
-        (Some(s), Some(end)) => {
-            format!("{:.0} s", (end.seconds - s.seconds) as f64 + f64::from(end.nanos - s.nanos) / 1e9)
-        }
-        _ => "open".into(),
-    }
-}
-
 /// The event's top culprit as one phrase, or `-`.
 pub fn top_culprit(e: &Event) -> String {
     e.culprits.first().and_then(|c| c.rogue.as_ref()).map_or_else(|| "-".into(), format::rogue)
