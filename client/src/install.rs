@@ -353,6 +353,11 @@ pub fn uninstall(args: UninstallArgs) -> Result<(), Failure> {
     } else if cfg!(target_os = "macos") {
         refuse_sudo("uninstall")?;
         launchd::uninstall(&mut report, &home()?)?;
+        if Path::new(sudoers::SUDOERS_FILE).exists() {
+            report.push(Action::Notice {
+                message: format!("{} stays: `sudo pmon uninstall --forensics` removes it", sudoers::SUDOERS_FILE),
+            });
+        }
     } else if cfg!(target_os = "linux") {
         refuse_sudo("uninstall")?;
         systemd::uninstall(&mut report, &systemd::unit_dir()?)?;

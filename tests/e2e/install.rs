@@ -18,9 +18,18 @@ const UNIT: &str = "pmon-server.service";
 /// A temporary home with a stand-in `systemctl`.
 struct Home {
     dir: TempDir,
+    /// PATH for pmon, when not the stand-in's directory before the test's own PATH.
+    path: Option<std::ffi::OsString>,
 }
 
 impl Home {
+    /// A home whose PATH has no `systemctl` at all (a container without systemd).
+    fn without_systemctl() -> Home {
+        let home = Home::new(true);
+        std::fs::remove_file(home.dir.path().join("bin/systemctl")).expect("remove stand-in");
+        Home { path: Some(home.dir.path().join("bin").into_os_string()), ..home }
+    }
+
     fn new(reachable: bool) -> Home {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin_dir = dir.path().join("bin");
@@ -50,7 +59,7 @@ esac
         let path = bin_dir.join("systemctl");
         std::fs::write(&path, script).expect("write stand-in");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        Home { dir }
+        Home { dir, path: None }
     }
 
     fn unit(&self) -> PathBuf {
@@ -74,15 +83,16 @@ esac
     }
 
     fn pmon(&self, args: &[&str]) -> Output {
-        let path = std::env::var_os("PATH").unwrap_or_default();
+        let inherited = std::env::var_os("PATH").unwrap_or_default();
         let mut paths = vec![self.dir.path().join("bin")];
-        paths.extend(std::env::split_paths(&path));
+        paths.extend(std::env::split_paths(&inherited));
+        let path = self.path.clone().unwrap_or_else(|| std::env::join_paths(paths).expect("PATH"));
         Command::new(bin("pmon"))
             .args(args)
             .env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("XDG_DATA_HOME", self.dir.path().join("data"))
-            .env("PATH", std::env::join_paths(paths).expect("PATH"))
+            .env("PATH", path)
             .env_remove("PMON_DATA_DIR")
             .env_remove("PMON_CONFIG")
             // Under sudo, install refuses to put a user's service in root's home.
@@ -198,6 +208,17 @@ fn without_a_user_manager_the_unit_is_written_and_the_exit_code_says_it_is_not_r
         assert_eq!(wrote, round == 0, "round {round}: {}", stdout(&out));
         assert!(home.unit().exists());
     }
+    assert_eq!(lines(&home.pmon(&["uninstall"])), [format!("removed ~/config/systemd/user/{UNIT}")]);
+}
+
+#[test]
+fn without_systemd_at_all_the_unit_is_written_and_the_exit_code_says_it_is_not_running() {
+    let home = Home::without_systemctl();
+    let out = home.pmon(&["install"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("systemd's user manager is not reachable (cannot run systemctl"), "{err}");
+    assert!(home.unit().exists());
     assert_eq!(lines(&home.pmon(&["uninstall"])), [format!("removed ~/config/systemd/user/{UNIT}")]);
 }
 
