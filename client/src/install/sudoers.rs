@@ -79,8 +79,9 @@ pub fn rules(user: &str, data_dir: &Path) -> Result<String, RulesError> {
         .collect();
     Ok(format!(
         "# Written by `pmon install --forensics`; `pmon uninstall --forensics` removes it.\n\
-         # pmon-server runs exactly these through `sudo -n` for {user}, and nothing else:\n\
-         # a tailspin trace and spindump's reading of it at a pause, and the powermetrics source.\n\
+         # For {user} only, and nothing else: the tailspin trace and spindump's reading of it\n\
+         # that pmon-server's forensics runs through `sudo -n` at a pause, and powermetrics\n\
+         # with exactly the arguments of pmon's powermetrics source.\n\
          {}{}{}\
          {user} ALL = (root) NOPASSWD: PMON_TAILSPIN, PMON_SPINDUMP, PMON_POWERMETRICS\n",
         alias("PMON_TAILSPIN", &tailspin),
