@@ -16,6 +16,7 @@ mod config;
 mod config_file;
 mod events;
 mod history;
+mod install;
 mod lines;
 mod prune;
 mod shell;
@@ -103,6 +104,19 @@ enum Command {
     ///
     /// Example: pmon calibrate --apply
     Calibrate(calibrate::Args),
+    /// Keep pmon-server running: a launchd agent (macOS) or a systemd user unit (Linux).
+    ///
+    /// Writes only what differs and says what it did; running it again does nothing.
+    /// A --data-dir given here (or $PMON_DATA_DIR) is passed on to the server. With
+    /// --forensics (macOS, as root), the sudoers rules for tailspin, spindump and
+    /// powermetrics instead.
+    ///
+    /// Example: pmon install --dry-run
+    Install(install::InstallArgs),
+    /// Stop pmon-server's service and remove what `pmon install` wrote.
+    ///
+    /// Example: pmon uninstall --dry-run
+    Uninstall(install::UninstallArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell::CompletionsArgs),
     /// Print the man page, or write one page per command into a directory.
@@ -175,6 +189,8 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Man(a) => shell::man(&a),
+            Command::Install(a) => install::install(a, cli.data_dir),
+            Command::Uninstall(a) => install::uninstall(a),
             Command::Status(a) => status::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::Watch(a) => watch::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
             Command::Tui => pmon_tui::run(endpoint(cli.connect, cli.data_dir)?)

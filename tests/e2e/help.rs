@@ -9,7 +9,7 @@ use std::{path::Path, process::Command};
 use crate::support::bin;
 
 /// Every command path, as `pmon` arguments.
-const PMON: [&[&str]; 19] = [
+const PMON: [&[&str]; 21] = [
     &[],
     &["status"],
     &["watch"],
@@ -27,6 +27,8 @@ const PMON: [&[&str]; 19] = [
     &["config", "edit"],
     &["config", "reset"],
     &["calibrate"],
+    &["install"],
+    &["uninstall"],
     &["completions"],
     &["man"],
 ];

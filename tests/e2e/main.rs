@@ -13,6 +13,7 @@ mod config;
 mod evidence;
 mod grpcurl;
 mod help;
+mod install;
 mod replay;
 mod socket;
 mod stand_ins;

@@ -2,8 +2,9 @@
 //! stall), spindump's reading of it (the most-blocked threads), the unified log's
 //! errors and faults around the pause, and new DiagnosticReports.
 //!
-//! tailspin needs root: it runs through `sudo -n`, for which `pmon install --forensics`
-//! sets up a narrow sudoers rule; without it the step is recorded as failed, saying so.
+//! tailspin and spindump need root: they run through `sudo -n`, for which
+//! `sudo pmon install --forensics` sets up narrow sudoers rules; without them the steps
+//! are recorded as failed, saying so.
 
 use std::{fmt::Write as _, time::Duration};
 
@@ -34,8 +35,9 @@ pub(super) fn steps(pause: &Pause) -> Vec<Step> {
 
 fn tailspin(trace: &std::path::Path, limit: Duration) -> Result<Output, String> {
     let args = ["-n", "tailspin", "save", "-o"].iter().map(|s| s.to_string()).chain([trace.display().to_string()]);
-    command::run("sudo", &args.collect::<Vec<_>>(), limit)
-        .map_err(|e| format!("{e} (tailspin needs root: `pmon install --forensics` adds a narrow sudoers rule)"))?;
+    command::run("sudo", &args.collect::<Vec<_>>(), limit).map_err(|e| {
+        format!("{e} (tailspin needs root: `sudo pmon install --forensics` adds a narrow sudoers rule)")
+    })?;
     let size = std::fs::metadata(trace).map(|m| m.len()).unwrap_or(0);
     Ok(Output {
         summary: format!("kernel trace of the seconds before the stall saved ({:.1} MB)", size as f64 / 1e6),
@@ -48,8 +50,13 @@ fn decode(trace: &std::path::Path, limit: Duration) -> Result<Output, String> {
     if !trace.exists() {
         return Err("no tailspin trace to read (the tailspin step did not save one)".into());
     }
-    let args = vec!["-i".to_string(), trace.display().to_string(), "-stdout".to_string()];
-    let text = String::from_utf8_lossy(&command::run("spindump", &args, limit)?).into_owned();
+    // spindump refuses to run without root, even to read a saved trace.
+    let args =
+        ["-n", "spindump", "-i"].iter().map(|s| s.to_string()).chain([trace.display().to_string(), "-stdout".into()]);
+    let text = String::from_utf8_lossy(&command::run("sudo", &args.collect::<Vec<_>>(), limit).map_err(|e| {
+        format!("{e} (spindump needs root: `sudo pmon install --forensics` adds a narrow sudoers rule)")
+    })?)
+    .into_owned();
     let blocked = spindump::blocked_threads(&text);
     let mut detail = String::new();
     for b in blocked.iter().take(SHOWN) {
