@@ -25,9 +25,13 @@ pub fn bin(name: &str) -> PathBuf {
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
         panic!("{} is not built; run scripts/test (or `cargo build --workspace` before `cargo test`)", path.display())
     });
-    // Each binary is rebuilt when its own crates or the contract change, not otherwise.
-    let crate_dirs: &[&str] = if name == "pmon-server" { &["server/src"] } else { &["client/src", "tui/src"] };
-    let newest = newest_source(&[crate_dirs, &["proto", "build.rs"]].concat());
+    // Cargo lists every file a binary was built from in its dep-info file: only the
+    // files compiled for this platform, so an edit to macOS-only code does not make the
+    // Linux binary look stale.
+    let dep_info = path.with_extension("d");
+    let listed = std::fs::read_to_string(&dep_info)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}; run scripts/test", dep_info.display()));
+    let newest = newest_source(&listed);
     assert!(
         built >= newest,
         "{} is older than the sources; run scripts/test (or `cargo build --workspace` first)",
@@ -36,26 +40,26 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// The newest modification time among these paths (relative to the repository).
-fn newest_source(paths: &[&str]) -> SystemTime {
-    fn walk(dir: &Path, newest: &mut SystemTime) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, newest);
-            } else if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {
-                *newest = (*newest).max(m);
-            }
-        }
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// The newest modification time among the files of a dep-info file
+/// (`target: file file\ with\ space …`).
+fn newest_source(dep_info: &str) -> SystemTime {
+    let files = dep_info.lines().next().and_then(|l| l.split_once(": ")).map_or("", |(_, files)| files);
     let mut newest = SystemTime::UNIX_EPOCH;
-    for path in paths {
-        let path = root.join(path);
-        if path.is_dir() {
-            walk(&path, &mut newest);
-        } else if let Ok(m) = std::fs::metadata(&path).and_then(|m| m.modified()) {
-            newest = newest.max(m);
+    let mut file = String::new();
+    let mut escaped = false;
+    for c in files.chars().chain(std::iter::once(' ')) {
+        match c {
+            '\\' if !escaped => escaped = true,
+            ' ' if !escaped => {
+                if let Ok(m) = std::fs::metadata(&file).and_then(|m| m.modified()) {
+                    newest = newest.max(m);
+                }
+                file.clear();
+            }
+            _ => {
+                file.push(c);
+                escaped = false;
+            }
         }
     }
     newest
