@@ -138,6 +138,9 @@ const ACCEPTED: &str = if cfg!(target_os = "linux") {
 
 /// Opens the collector a configuration asks for; `interval` is the sampling interval
 /// (sources that run a child pass it on).
+///
+/// powermetrics needs root. A server that is not root on macOS runs it through
+/// `sudo -n`, which `sudo pmon install --forensics` allows for exactly these arguments.
 pub fn open(kind: SourceKind, interval: Duration) -> Result<Box<dyn Collector>, CollectError> {
     let unsupported =
         |source_name| CollectError::Unsupported { source_name, platform: std::env::consts::OS, accepted: ACCEPTED };
@@ -149,7 +152,9 @@ pub fn open(kind: SourceKind, interval: Duration) -> Result<Box<dyn Collector>, 
             Ok(Box::new(libproc::LibprocCollector::new(libproc::native::Native::default())))
         }
         SourceKind::Top => Ok(Box::new(top::TopCollector::start("top", interval)?)),
-        SourceKind::Powermetrics => Ok(Box::new(powermetrics::PowermetricsCollector::start("powermetrics", interval)?)),
+        SourceKind::Powermetrics => {
+            Ok(Box::new(powermetrics::PowermetricsCollector::start(powermetrics_command(), interval)?))
+        }
         #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         SourceKind::Auto => Err(unsupported("auto")),
         #[cfg(not(target_os = "linux"))]
@@ -161,3 +166,11 @@ pub fn open(kind: SourceKind, interval: Duration) -> Result<Box<dyn Collector>, 
 
 #[cfg(test)]
 mod no_panic_tests;
+
+/// How to run powermetrics: directly as root (and on PATH elsewhere, where only
+/// stand-ins exist), through `sudo -n` with its full path on macOS otherwise.
+fn powermetrics_command() -> &'static [&'static str] {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if cfg!(target_os = "macos") && !root { &["sudo", "-n", "/usr/bin/powermetrics"] } else { &["powermetrics"] }
+}

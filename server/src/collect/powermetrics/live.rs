@@ -23,13 +23,17 @@ pub struct PowermetricsCollector {
 }
 
 impl PowermetricsCollector {
-    /// Starts `program` (normally `powermetrics`, found on PATH; it needs root)
-    /// sampling every `interval` (at least 100 ms).
-    pub fn start(program: &str, interval: Duration) -> Result<Self, CollectError> {
+    /// Starts `command` (`powermetrics` on PATH, or it through `sudo -n`) sampling
+    /// every `interval` (at least 100 ms).
+    pub fn start(command: &[&str], interval: Duration) -> Result<Self, CollectError> {
         let ms = interval.as_millis().max(100);
-        let args = ["-f", "plist", "-i", &ms.to_string(), "--samplers", SAMPLERS, "--show-process-io"]
+        let (program, prefix) = command.split_first().map_or(("powermetrics", &[][..]), |(p, rest)| (*p, rest));
+        let args = prefix
+            .iter()
+            .copied()
+            .chain(["-f", "plist", "-i", &ms.to_string(), "--samplers", SAMPLERS, "--show-process-io"])
             .map(str::to_string)
-            .to_vec();
+            .collect();
         let child = Child::spawn(program.to_string(), args).map_err(|e| CollectError::Source {
             source_name: "powermetrics",
             message: format!("cannot start {program}: {e}"),
