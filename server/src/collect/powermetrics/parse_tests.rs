@@ -34,7 +34,7 @@ fn documents_followed_by_newline_and_nul() {
     assert_eq!(mds.cpu_ms_per_s, Some(998.7));
     assert_eq!(mds.pageins_per_s, Some(1800.5));
     assert_eq!(mds.disk_read_bytes_per_s, Some(52_428_800.0));
-    assert_eq!(mds.started_ns, Some(3_255_466_108_566));
+    assert_eq!(mds.started_ns, Some(3_101_873_322_905));
     assert_eq!(mds.wakeups_per_s, Some(80.1 + 1.99578));
     assert_eq!(s.tasks[2].name, "Google Chrome Helper (Renderer)");
     assert_eq!(samples[2].thermal_pressure.as_deref(), Some("Heavy"));
