@@ -17,6 +17,9 @@ pub mod paths;
 pub mod time;
 pub mod when;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 /// Generated code for proto package `pmon.v1`: messages, `PauseMonitorClient`,
 /// `PauseMonitorServer`, and serde impls that follow the proto3 JSON mapping (the
 /// same shape `grpcurl` prints).
