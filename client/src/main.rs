@@ -1,7 +1,7 @@
 //! `pmon`: the pause-monitor command line.
 //!
 //! ```text
-//! pmon [--connect URL | --data-dir DIR] <command>
+//! pmon [--connect URL [--token-file F] [--ca-file F] | --data-dir DIR] <command>
 //!   status ──► GetStatus ─────► one line (or JSON)
 //!   watch  ──► WatchSamples ──► one line per sample (or JSON lines)
 //!   config ──► GetConfig / local paths
@@ -26,11 +26,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use pmon_proto::{
-    endpoint::{ConnectError, Endpoint},
-    paths,
-    v1::pause_monitor_client::PauseMonitorClient,
+    endpoint::{Client, ConnectError, Endpoint},
+    paths, token,
 };
-use tonic::transport::Channel;
 
 /// pmon — find out what froze your machine.
 ///
@@ -43,21 +41,38 @@ use tonic::transport::Channel;
     name = "pmon",
     version,
     verbatim_doc_comment,
-    after_help = "Examples:\n  pmon status\n  pmon watch --json --count 10\n  pmon events --status unreviewed\n  pmon --connect unix:///tmp/pmon/daemon.sock history --at \"10 min ago\""
+    after_help = "Examples:\n  pmon status\n  pmon watch --json --count 10\n  pmon events --status unreviewed\n  pmon --connect unix:///tmp/pmon/daemon.sock history --at \"10 min ago\"\n  pmon --connect https://mac.local:7070 --token-file mac.token --ca-file ca.pem status"
 )]
 struct Cli {
-    /// Server address: unix:///path/daemon.sock or http://host:port
+    #[command(flatten)]
+    target: Target,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Which server to talk to, and the credentials for it.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// Server address: unix:///path/daemon.sock, https://host:port or http://host:port
     /// [default: unix://<data dir>/daemon.sock]. Takes precedence over --data-dir.
     #[arg(long, global = true, value_name = "URL")]
     connect: Option<Endpoint>,
+
+    /// File holding the bearer token of a TCP server (mode 0600, like the server's).
+    /// Not used for the local socket.
+    #[arg(long, global = true, env = token::TOKEN_FILE_ENV, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+
+    /// CA certificate (PEM) that signed an https:// server's certificate [default: the
+    /// public web roots].
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
 
     /// The local server's data directory, whose socket to use [default:
     /// ~/.local/share/pause-monitor].
     #[arg(long, global = true, env = paths::DATA_DIR_ENV, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,7 +91,7 @@ enum Command {
     /// report. Press ? for the keys. It keeps running when the server goes away, says
     /// so, and reconnects.
     ///
-    /// Example: pmon --connect http://mac.local:7070 tui
+    /// Example: pmon --connect https://mac.local:7070 --token-file ~/.pmon-mac.token tui
     Tui,
     /// The configuration: what the server runs with, and where the file is.
     ///
@@ -132,6 +147,17 @@ impl From<ConnectError> for Failure {
 
 impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Self {
+        if s.code() == tonic::Code::Unauthenticated {
+            return Failure { code: 3, message: format!("the server refused the token: {}", s.message()) };
+        }
+        // A plaintext client talking to a TLS listener gets no gRPC answer at all.
+        if s.message().contains("h2 protocol error") {
+            let message = format!(
+                "the connection failed below gRPC ({}); if the server's listener uses TLS, connect with https://",
+                s.message()
+            );
+            return Failure { code: 3, message };
+        }
         Failure { code: 1, message: format!("server answered {:?}: {}", s.code(), s.message()) }
     }
 }
@@ -142,8 +168,14 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-/// Where to connect, from the flags.
-fn endpoint(cli_connect: Option<Endpoint>, data_dir: Option<PathBuf>) -> Result<Endpoint, Failure> {
+/// Where to connect and with which credentials, from the flags.
+fn endpoint(t: &Target) -> Result<Endpoint, Failure> {
+    let address = local_or(t.connect.clone(), t.data_dir.clone())?;
+    address.with_credentials(t.token_file.clone(), t.ca_file.clone()).map_err(|message| Failure { code: 2, message })
+}
+
+/// The address given, or the socket of the data directory.
+fn local_or(cli_connect: Option<Endpoint>, data_dir: Option<PathBuf>) -> Result<Endpoint, Failure> {
     if let Some(e) = cli_connect {
         return Ok(e);
     }
@@ -154,7 +186,7 @@ fn endpoint(cli_connect: Option<Endpoint>, data_dir: Option<PathBuf>) -> Result<
     Ok(Endpoint::local(&dir))
 }
 
-async fn connect(endpoint: &Endpoint) -> Result<PauseMonitorClient<Channel>, Failure> {
+async fn connect(endpoint: &Endpoint) -> Result<Client, Failure> {
     Ok(endpoint.connect().await?)
 }
 
@@ -169,23 +201,26 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Config(c) => config::run(c, cli.connect, cli.data_dir).await,
+            Command::Config(c) => {
+                let target = cli.target.connect.is_some().then(|| endpoint(&cli.target)).transpose()?;
+                config::run(c, target, cli.target.data_dir).await
+            }
             Command::Completions(a) => {
                 shell::completions(&a);
                 Ok(())
             }
             Command::Man(a) => shell::man(&a),
-            Command::Status(a) => status::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
-            Command::Watch(a) => watch::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
-            Command::Tui => pmon_tui::run(endpoint(cli.connect, cli.data_dir)?)
-                .await
-                .map_err(|e| Failure { code: 1, message: e.to_string() }),
-            Command::Events(a) => events::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
-            Command::History(a) => history::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
-            Command::Prune(a) => prune::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
+            Command::Status(a) => status::run(a, &endpoint(&cli.target)?).await,
+            Command::Watch(a) => watch::run(a, &endpoint(&cli.target)?).await,
+            Command::Tui => {
+                pmon_tui::run(endpoint(&cli.target)?).await.map_err(|e| Failure { code: 1, message: e.to_string() })
+            }
+            Command::Events(a) => events::run(a, &endpoint(&cli.target)?).await,
+            Command::History(a) => history::run(a, &endpoint(&cli.target)?).await,
+            Command::Prune(a) => prune::run(a, &endpoint(&cli.target)?).await,
             Command::Calibrate(a) => {
-                let endpoint = endpoint(cli.connect, cli.data_dir.clone())?;
-                calibrate::run(a, &endpoint, cli.data_dir).await
+                let endpoint = endpoint(&cli.target)?;
+                calibrate::run(a, &endpoint, cli.target.data_dir).await
             }
         }
     });

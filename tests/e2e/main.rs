@@ -13,6 +13,8 @@ mod config;
 mod evidence;
 mod grpcurl;
 mod help;
+mod metrics;
+mod remote;
 mod socket;
 mod stream;
 mod support;
