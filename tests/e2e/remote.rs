@@ -292,3 +292,27 @@ fn a_token_file_others_can_read_is_refused_by_server_and_client() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("(token failed)") && stderr(&out).contains("mode 0644"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_dashboard_works_over_tls_with_a_token() {
+    crate::tui::tmux_binary();
+    let pki = Pki::new();
+    let server = pki.server(&[]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let url = format!("https://localhost:{}", port(&server));
+    let command = format!(
+        "PMON_TOKEN_FILE={} {} --connect {url} --ca-file {} tui; echo pmon exited $?; sleep 600",
+        pki.arg("token"),
+        crate::support::bin("pmon").display(),
+        pki.arg("ca.pem"),
+    );
+    let tmux = crate::tui::Tmux::start(work.path(), &command, (100, 30));
+    let screen = tmux.wait("live samples over TLS", Duration::from_secs(20), |s| {
+        s.contains("● live") && s.contains("procs") && s.contains("Hz")
+    });
+    assert!(screen.contains(&url), "{screen}");
+    tmux.keys(&["e"]);
+    tmux.wait_for("no events match", Duration::from_secs(10));
+    tmux.keys(&["q"]);
+    tmux.wait_for("pmon exited 0", Duration::from_secs(10));
+}
