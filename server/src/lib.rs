@@ -107,6 +107,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("sampling.source", old.sampling.source != new.sampling.source),
         ("sampling.ring_buffer_seconds", old.sampling.ring_buffer_seconds != new.sampling.ring_buffer_seconds),
         ("watchers.queue_samples", old.watchers.queue_samples != new.watchers.queue_samples),
+        ("limits.max_request_bytes", old.limits.max_request_bytes != new.limits.max_request_bytes),
         ("pause.sentinel_interval_ms", old.pause.sentinel_interval_ms != new.pause.sentinel_interval_ms),
         ("pause.step_timeout_seconds", old.pause.step_timeout_seconds != new.pause.step_timeout_seconds),
         ("retention.prune_interval_hours", old.retention.prune_interval_hours != new.retention.prune_interval_hours),
@@ -121,6 +122,7 @@ fn keep_start_only(old: &Config, mut new: Config) -> Config {
     new.sampling.source = old.sampling.source;
     new.sampling.ring_buffer_seconds = old.sampling.ring_buffer_seconds;
     new.watchers.queue_samples = old.watchers.queue_samples;
+    new.limits.max_request_bytes = old.limits.max_request_bytes;
     new.pause.sentinel_interval_ms = old.pause.sentinel_interval_ms;
     new.pause.step_timeout_seconds = old.pause.step_timeout_seconds;
     new.retention.prune_interval_hours = old.retention.prune_interval_hours;
@@ -251,7 +253,10 @@ pub async fn run(
     let routes = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(PauseMonitorServer::new(service));
+        .add_service(
+            PauseMonitorServer::new(service)
+                .max_decoding_message_size(options.config.limits.max_request_bytes as usize),
+        );
     let serve_unix = tonic::transport::Server::builder()
         .add_routes(routes.clone())
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal);

@@ -13,6 +13,7 @@ mod config;
 mod evidence;
 mod grpcurl;
 mod help;
+mod limits;
 mod metrics;
 mod remote;
 mod socket;
