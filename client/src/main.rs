@@ -26,7 +26,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use pmon_proto::{
-    endpoint::{Client, ConnectError, Endpoint},
+    endpoint::{Client, ConnectError, Credentials, Endpoint},
     paths, token,
 };
 
@@ -68,6 +68,14 @@ struct Target {
     /// public web roots].
     #[arg(long, global = true, value_name = "FILE")]
     ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) for an https:// server that asks for one (--client-ca).
+    #[arg(long, global = true, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
 
     /// The local server's data directory, whose socket to use [default:
     /// ~/.local/share/pause-monitor].
@@ -150,12 +158,7 @@ impl From<tonic::Status> for Failure {
         if s.code() == tonic::Code::Unauthenticated {
             return Failure { code: 3, message: format!("the server refused the token: {}", s.message()) };
         }
-        // A plaintext client talking to a TLS listener gets no gRPC answer at all.
-        if s.message().contains("h2 protocol error") {
-            let message = format!(
-                "the connection failed below gRPC ({}); if the server's listener uses TLS, connect with https://",
-                s.message()
-            );
+        if let Some(message) = below_grpc(&s, TARGET.get()) {
             return Failure { code: 3, message };
         }
         Failure { code: 1, message: format!("server answered {:?}: {}", s.code(), s.message()) }
@@ -168,10 +171,51 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// The kind of server address in use, for explaining a connection that breaks below
+/// gRPC (set once, when the address is chosen).
+static TARGET: std::sync::OnceLock<Endpoint> = std::sync::OnceLock::new();
+
+/// How a call to a TCP server failed below gRPC, in words, naming the step likely at
+/// fault; `None` when the server answered (or for the local socket, where it only
+/// means the server went away).
+fn below_grpc(s: &tonic::Status, target: Option<&Endpoint>) -> Option<String> {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        causes.push(e.to_string());
+        source = e.source();
+    }
+    let broken = s.message().contains("h2 protocol error")
+        || (matches!(s.code(), tonic::Code::Unknown | tonic::Code::Cancelled)
+            && ["transport error", "operation was canceled"].contains(&s.message()));
+    if !broken {
+        return None;
+    }
+    let detail = if causes.is_empty() { s.message().to_string() } else { causes.join(": ") };
+    let hint = match target {
+        // A plaintext client gets no HTTP/2 answer from a TLS listener.
+        Some(Endpoint::Tcp(remote)) if !remote.tls => "(TLS?) if the server's listener uses TLS, connect with https://",
+        // A TLS server that wants a client certificate says so only after the handshake
+        // (TLS 1.3), so its refusal cuts off the first call.
+        Some(Endpoint::Tcp(_)) => {
+            "(TLS failed?) a server started with --client-ca needs --client-cert and --client-key signed by that CA"
+        }
+        _ => return None,
+    };
+    Some(format!("the connection was closed before the server answered ({detail}); {hint}"))
+}
+
 /// Where to connect and with which credentials, from the flags.
 fn endpoint(t: &Target) -> Result<Endpoint, Failure> {
     let address = local_or(t.connect.clone(), t.data_dir.clone())?;
-    address.with_credentials(t.token_file.clone(), t.ca_file.clone()).map_err(|message| Failure { code: 2, message })
+    let credentials = Credentials {
+        token_file: t.token_file.clone(),
+        ca_file: t.ca_file.clone(),
+        client_cert: t.client_cert.clone().zip(t.client_key.clone()),
+    };
+    let endpoint = address.with_credentials(credentials).map_err(|message| Failure { code: 2, message })?;
+    let _ = TARGET.set(endpoint.clone());
+    Ok(endpoint)
 }
 
 /// The address given, or the socket of the data directory.

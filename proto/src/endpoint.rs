@@ -4,7 +4,7 @@
 //! a loopback listener started with `--insecure`).
 //!
 //! ```text
-//! "https://mac.local:7070" ─► Endpoint::Tcp ─► with_credentials(token file, CA file)
+//! "https://mac.local:7070" ─► Endpoint::Tcp ─► with_credentials(token, CA, client certificate)
 //!     ─► connect: address (TCP) ─► TLS handshake ─► Client (adds `authorization: Bearer …`)
 //! ```
 //!
@@ -21,7 +21,7 @@ use std::{
 use tonic::{
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Certificate, Channel, ClientTlsConfig},
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
 };
 
 use crate::{token::Token, v1::pause_monitor_client::PauseMonitorClient};
@@ -48,11 +48,21 @@ pub struct Remote {
     pub uri: String,
     /// Whether the connection uses TLS (`https://`).
     pub tls: bool,
+    /// What to present.
+    pub credentials: Credentials,
+}
+
+/// Files a client presents to a TCP server. Read at each connection, so a rotated
+/// token or certificate is picked up by a reconnecting dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
     /// The bearer token's file.
     pub token_file: Option<PathBuf>,
     /// The CA certificate (PEM) that signed the server's certificate; without it the
     /// usual public roots are trusted.
     pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) and its key, for a server that asks for one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// An address that is not one of the accepted forms.
@@ -129,19 +139,19 @@ impl Endpoint {
 
     /// This address with the credentials to present. The local socket needs none (its
     /// file permissions guard it), so a token file set for remote use is ignored there;
-    /// a CA file makes sense only for `https://`.
-    pub fn with_credentials(self, token_file: Option<PathBuf>, ca_file: Option<PathBuf>) -> Result<Self, String> {
+    /// certificates make sense only for `https://`.
+    pub fn with_credentials(self, credentials: Credentials) -> Result<Self, String> {
+        let tls_only = if credentials.ca_file.is_some() {
+            Some("--ca-file")
+        } else {
+            credentials.client_cert.as_ref().map(|_| "--client-cert")
+        };
         match self {
-            Endpoint::Tcp(remote) => {
-                if ca_file.is_some() && !remote.tls {
-                    return Err(format!("--ca-file applies to https:// addresses only, not {}", remote.uri));
-                }
-                Ok(Endpoint::Tcp(Remote { token_file, ca_file, ..remote }))
+            Endpoint::Tcp(remote) if remote.tls || tls_only.is_none() => {
+                Ok(Endpoint::Tcp(Remote { credentials, ..remote }))
             }
-            Endpoint::Unix(path) if ca_file.is_some() => {
-                Err(format!("--ca-file applies to https:// addresses only, not unix://{}", path.display()))
-            }
-            unix => Ok(unix),
+            Endpoint::Unix(_) if tls_only.is_none() => Ok(self),
+            other => Err(format!("{} applies to https:// addresses only, not {other}", tls_only.unwrap_or_default())),
         }
     }
 
@@ -160,7 +170,8 @@ impl Endpoint {
                 (format!("unix://{}", absolute.display()), None, Bearer(None))
             }
             Endpoint::Tcp(remote) => {
-                let bearer = match &remote.token_file {
+                let c = &remote.credentials;
+                let bearer = match &c.token_file {
                     Some(path) => {
                         let token = Token::read(path).map_err(|e| fail(Stage::Token, e.to_string(), false))?;
                         let mut value = MetadataValue::try_from(token.header_value())
@@ -171,15 +182,25 @@ impl Endpoint {
                     }
                     None => Bearer(None),
                 };
-                let tls = match (&remote.tls, &remote.ca_file) {
+                // Reads a PEM file; a failure is the TLS step's.
+                let read = |what: &str, path: &Path| {
+                    fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+                };
+                let tls_err = |reason: String| fail(Stage::Tls, reason, false);
+                let tls = match (&remote.tls, &c.ca_file) {
                     (false, _) => None,
                     (true, None) => Some(ClientTlsConfig::new().with_webpki_roots()),
-                    (true, Some(ca)) => {
-                        let pem = fs::read(ca).map_err(|e| {
-                            fail(Stage::Tls, format!("cannot read the CA file {}: {e}", ca.display()), false)
-                        })?;
-                        Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
-                    }
+                    (true, Some(ca)) => Some(
+                        ClientTlsConfig::new()
+                            .ca_certificate(Certificate::from_pem(read("CA file", ca).map_err(tls_err)?)),
+                    ),
+                };
+                let tls = match (tls, &c.client_cert) {
+                    (Some(tls), Some((cert, key))) => Some(tls.identity(Identity::from_pem(
+                        read("client certificate", cert).map_err(tls_err)?,
+                        read("client key", key).map_err(tls_err)?,
+                    ))),
+                    (tls, _) => tls,
                 };
                 (remote.uri.clone(), tls, bearer)
             }
@@ -291,7 +312,7 @@ impl FromStr for Endpoint {
         if port.parse::<u16>().is_err() {
             return Err(fail("the port is not a number from 0 to 65535"));
         }
-        Ok(Endpoint::Tcp(Remote { uri: format!("{scheme}://{authority}"), tls, token_file: None, ca_file: None }))
+        Ok(Endpoint::Tcp(Remote { uri: format!("{scheme}://{authority}"), tls, credentials: Credentials::default() }))
     }
 }
 
@@ -309,7 +330,7 @@ mod tests {
     use super::*;
 
     fn tcp(uri: &str, tls: bool) -> Endpoint {
-        Endpoint::Tcp(Remote { uri: uri.into(), tls, token_file: None, ca_file: None })
+        Endpoint::Tcp(Remote { uri: uri.into(), tls, credentials: Credentials::default() })
     }
 
     #[test]
@@ -351,19 +372,28 @@ mod tests {
     }
 
     #[test]
-    fn credentials_go_with_tcp_and_a_ca_only_with_https() {
-        let token = Some(PathBuf::from("/t"));
-        let ca = Some(PathBuf::from("/ca.pem"));
-        let https: Endpoint = "https://h:1".parse().expect("valid");
-        let Endpoint::Tcp(r) = https.with_credentials(token.clone(), ca.clone()).expect("accepted") else {
-            panic!("tcp")
+    fn credentials_go_with_tcp_and_certificates_only_with_https() {
+        let token = Credentials { token_file: Some("/t".into()), ..Credentials::default() };
+        let all = Credentials {
+            ca_file: Some("/ca.pem".into()),
+            client_cert: Some(("/c.pem".into(), "/k.pem".into())),
+            ..token.clone()
         };
-        assert_eq!((r.token_file, r.ca_file), (token.clone(), ca.clone()));
+        let https: Endpoint = "https://h:1".parse().expect("valid");
+        let Endpoint::Tcp(r) = https.with_credentials(all.clone()).expect("accepted") else { panic!("tcp") };
+        assert_eq!(r.credentials, all);
         let unix: Endpoint = "unix:///s".parse().expect("valid");
-        assert_eq!(unix.clone().with_credentials(token.clone(), None).expect("ignored"), unix);
-        for plain in ["http://h:1", "unix:///s"] {
-            let err = plain.parse::<Endpoint>().expect("valid").with_credentials(None, ca.clone()).expect_err(plain);
-            assert!(err.contains("https:// addresses only"), "{err}");
+        assert_eq!(unix.clone().with_credentials(token.clone()).expect("ignored"), unix);
+        let plain: Endpoint = "http://h:1".parse().expect("valid");
+        assert!(plain.with_credentials(token).is_ok(), "a token over loopback plaintext");
+        let cert_only = Credentials { client_cert: all.client_cert.clone(), ..Credentials::default() };
+        for (given, credentials, flag) in [
+            ("http://h:1", all.clone(), "--ca-file"),
+            ("unix:///s", all.clone(), "--ca-file"),
+            ("http://h:1", cert_only, "--client-cert"),
+        ] {
+            let err = given.parse::<Endpoint>().expect("valid").with_credentials(credentials).expect_err(given);
+            assert!(err.starts_with(&format!("{flag} applies to https:// addresses only, not {given}")), "{err}");
         }
     }
 
@@ -375,7 +405,8 @@ mod tests {
         assert_eq!((err.stage, err.not_running), (Stage::Address, true), "{err}");
         assert!(err.to_string().contains("(address failed)"), "{err}");
 
-        let with_token = refused.with_credentials(Some("/nonexistent/token".into()), None).expect("valid");
+        let credentials = Credentials { token_file: Some("/nonexistent/token".into()), ..Credentials::default() };
+        let with_token = refused.with_credentials(credentials).expect("valid");
         let err = with_token.connect().await.expect_err("no token file");
         assert_eq!(err.stage, Stage::Token, "{err}");
         assert!(err.to_string().contains("cannot read token file /nonexistent/token"), "{err}");

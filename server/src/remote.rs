@@ -16,6 +16,7 @@ use std::{
     net::{SocketAddr, ToSocketAddrs},
     path::{Path, PathBuf},
     sync::Arc,
+    time::Duration,
 };
 
 use pmon_proto::token::{self, Token};
@@ -26,6 +27,13 @@ use tonic::{
         server::{TcpConnectInfo, TcpIncoming},
     },
 };
+
+/// How long a client gets to finish the TLS handshake: one that connects and stays
+/// silent must not hold a connection for ever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle remote connection is probed, so a client that vanished (a laptop
+/// closed mid-watch) frees its watcher slot instead of holding it until TCP gives up.
+const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// The TCP listener's settings, as given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -156,11 +164,12 @@ pub fn prepare(s: &Settings) -> Result<Listener, RemoteError> {
         Some(path) => Token::read(path)?,
         None => return Err(RemoteError::Flags("--listen needs --token-file".into())),
     };
-    let mut server = Server::builder();
+    let mut server =
+        Server::builder().http2_keepalive_interval(Some(KEEPALIVE)).http2_keepalive_timeout(Some(KEEPALIVE / 2));
     let tls = match (&s.tls_cert, &s.tls_key) {
         (Some(cert), Some(key)) => {
             let identity = Identity::from_pem(read_pem("--tls-cert", cert)?, read_pem("--tls-key", key)?);
-            let mut config = ServerTlsConfig::new().identity(identity);
+            let mut config = ServerTlsConfig::new().identity(identity).timeout(HANDSHAKE_TIMEOUT);
             if let Some(ca) = &s.client_ca {
                 config = config.client_ca_root(Certificate::from_pem(read_pem("--client-ca", ca)?));
             }
@@ -194,7 +203,7 @@ impl Listener {
     ) -> Result<(), tonic::transport::Error> {
         let token = self.token;
         let check = move |request: tonic::Request<()>| authorize(&token, request);
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true)).with_keepalive(Some(KEEPALIVE));
         self.server
             .layer(InterceptorLayer::new(check))
             .add_routes(routes)

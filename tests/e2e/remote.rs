@@ -3,7 +3,10 @@
 
 use std::{os::unix::fs::PermissionsExt, path::PathBuf, process::Output, time::Duration};
 
-use pmon_proto::{endpoint::Endpoint, v1::GetStatusRequest};
+use pmon_proto::{
+    endpoint::{Credentials, Endpoint},
+    v1::GetStatusRequest,
+};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tempfile::TempDir;
 
@@ -117,6 +120,10 @@ fn tls_and_the_right_token_serve_status_watch_and_events() {
     assert!(!server.log().contains(TOKEN), "the token is never logged");
 }
 
+fn ca_only(pki: &Pki) -> Credentials {
+    Credentials { ca_file: Some(pki.path("ca.pem")), ..Credentials::default() }
+}
+
 fn port(server: &Server) -> String {
     server.tcp_address().rsplit_once(':').expect("host:port").1.to_string()
 }
@@ -142,13 +149,12 @@ fn no_token_or_a_wrong_one_is_unauthenticated() {
     runtime.block_on(async {
         let url = format!("https://localhost:{}", port(&server));
         let endpoint: Endpoint = url.parse().expect("valid");
-        let mut anonymous =
-            endpoint.with_credentials(None, Some(pki.path("ca.pem"))).expect("creds").connect().await.expect("TLS");
+        let mut anonymous = endpoint.with_credentials(ca_only(&pki)).expect("creds").connect().await.expect("TLS");
         let status = anonymous.get_status(GetStatusRequest {}).await.expect_err("refused");
         assert_eq!(status.code(), tonic::Code::Unauthenticated);
         let endpoint: Endpoint = url.parse().expect("valid");
         let mut right = endpoint
-            .with_credentials(Some(pki.path("token")), Some(pki.path("ca.pem")))
+            .with_credentials(Credentials { token_file: Some(pki.path("token")), ..ca_only(&pki) })
             .expect("creds")
             .connect()
             .await
@@ -218,10 +224,15 @@ fn mutual_tls_wants_a_client_certificate_from_the_client_ca() {
         let without = call(tls).await;
         assert!(!matches!(without, Ok(Ok(()))), "a client without a certificate is turned away");
     });
-    // A pmon without a client certificate is turned away as well, and says so.
+    // pmon presents one with --client-cert and --client-key, and is turned away without.
     let token = pki.arg("token");
-    let out = remote_pmon(&server, "https", &["--token-file", &token, "--ca-file", &ca, "status"]);
-    assert!(!out.status.success());
+    let auth = ["--token-file", token.as_str(), "--ca-file", ca.as_str()];
+    let out = remote_pmon(&server, "https", &[&auth[..], &["status"]].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("needs --client-cert and --client-key"), "{}", stderr(&out));
+    let (cert, key) = (pki.arg("client.pem"), pki.arg("client-key.pem"));
+    let with_cert = [&auth[..], &["--client-cert", &cert, "--client-key", &key, "status"]].concat();
+    assert!(succeeds(&remote_pmon(&server, "https", &with_cert)).starts_with("pmon-server "));
     server.wait_samples(2);
 }
 
