@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod calibrate;
+mod churn;
 mod cli;
 mod config;
 mod evidence;

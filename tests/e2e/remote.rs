@@ -16,12 +16,12 @@ const TOKEN: &str = "dGhlLXJpZ2h0LXRva2VuLWZvci1wbW9uLXRlc3Rz";
 
 /// A CA, a server certificate it signed for localhost and 127.0.0.1, a client
 /// certificate it signed, a CA nobody used, and token files, all in a temporary dir.
-struct Pki {
+pub(crate) struct Pki {
     dir: TempDir,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = tempfile::tempdir().expect("tempdir");
         let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write pem");
         let ca = ca("pmon test CA");
@@ -41,7 +41,7 @@ impl Pki {
         pki
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -57,7 +57,7 @@ impl Pki {
     }
 
     /// Starts a TLS server on a free loopback port with these extra arguments.
-    fn server(&self, extra: &[&str]) -> Server {
+    pub(crate) fn server(&self, extra: &[&str]) -> Server {
         let (cert, key, token) = (self.arg("server.pem"), self.arg("server-key.pem"), self.arg("token"));
         let mut args = vec!["--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key, "--token-file", &token];
         args.extend_from_slice(extra);
@@ -124,7 +124,7 @@ fn ca_only(pki: &Pki) -> Credentials {
     Credentials { ca_file: Some(pki.path("ca.pem")), ..Credentials::default() }
 }
 
-fn port(server: &Server) -> String {
+pub(crate) fn port(server: &Server) -> String {
     server.tcp_address().rsplit_once(':').expect("host:port").1.to_string()
 }
 
