@@ -411,4 +411,21 @@ mod tests {
         assert_eq!(err.stage, Stage::Token, "{err}");
         assert!(err.to_string().contains("cannot read token file /nonexistent/token"), "{err}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_is_refused_and_accepted_addresses_display_as_they_parse(text in "\\PC{0,40}") {
+            if let Ok(endpoint) = text.parse::<Endpoint>() {
+                let again = endpoint.to_string().parse::<Endpoint>().expect("its own display parses");
+                proptest::prop_assert_eq!(again, endpoint);
+            }
+        }
+
+        #[test]
+        fn host_and_port_forms_round_trip(host in "[a-z][a-z0-9.-]{0,20}", port: u16, tls: bool) {
+            let scheme = if tls { "https" } else { "http" };
+            let endpoint: Endpoint = format!("{scheme}://{host}:{port}").parse().expect("valid");
+            proptest::prop_assert_eq!(endpoint, tcp(&format!("{scheme}://{host}:{port}"), tls));
+        }
+    }
 }

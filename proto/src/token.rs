@@ -190,4 +190,15 @@ mod tests {
         let token = Token::parse(GOOD).expect("valid");
         assert!(!format!("{token:?}").contains(GOOD));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn a_token_accepts_its_own_header_and_nothing_else(text in "\\PC{0,64}", other in "\\PC{0,80}") {
+            if let Some(token) = Token::parse(&text) {
+                proptest::prop_assert!(token.accepts(token.header_value().as_bytes()));
+                let header = format!("Bearer {other}");
+                proptest::prop_assert_eq!(token.accepts(header.as_bytes()), other == text.trim());
+            }
+        }
+    }
 }

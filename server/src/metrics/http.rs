@@ -221,4 +221,15 @@ mod tests {
         let err = bind("nonsense").expect_err("no port").to_string();
         assert!(err.contains("cannot serve metrics on nonsense") && err.contains("HOST:PORT"), "{err}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_request_head_is_routed_without_panicking(head in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let route = route(&head);
+            let _ = wants_openmetrics(&head);
+            if matches!(route, Route::Metrics { .. }) {
+                proptest::prop_assert!(head.starts_with(b"GET /metrics") || head.starts_with(b"HEAD /metrics"));
+            }
+        }
+    }
 }

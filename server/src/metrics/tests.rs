@@ -169,3 +169,21 @@ fn the_prometheus_text_form_names_counters_by_their_samples() {
         "the same samples"
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_command_makes_one_valid_bounded_series(command in "\\PC{0,300}", score in 0.0f64..100.0) {
+        let mut s = status();
+        s.latest = Some(sample(1, 1, &command, score));
+        let text = render(&Snapshot::read(&s, 0, 0, None));
+        let series: Vec<&str> = text.lines().filter(|l| l.starts_with("pmon_top_rogue_score{")).collect();
+        proptest::prop_assert_eq!(series.len(), 1, "{}", text);
+        // One line per series: quotes, backslashes and newlines in the name are escaped.
+        proptest::prop_assert!(text.ends_with("# EOF\n"));
+        let prometheus = to_prometheus_text(&text);
+        proptest::prop_assert_eq!(
+            prometheus.lines().filter(|l| l.starts_with("pmon_top_rogue_score{")).count(),
+            1
+        );
+    }
+}
