@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use pmon_proto::{config::Config, endpoint::Endpoint, paths, v1::GetConfigRequest};
 
-use crate::{Failure, config_file, connect, endpoint};
+use crate::{Failure, config_file, connect, local_or};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -110,7 +110,7 @@ pub async fn run(command: Command, connect_to: Option<Endpoint>, data_dir: Optio
             Ok(())
         }
         Command::Show { json, .. } => {
-            let endpoint = endpoint(connect_to, data_dir)?;
+            let endpoint = local_or(connect_to, data_dir)?;
             let answer = connect(&endpoint).await?.get_config(GetConfigRequest {}).await?.into_inner();
             if json {
                 println!("{}", serde_json::to_string(&answer).context("cannot render as JSON")?);

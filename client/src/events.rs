@@ -140,10 +140,7 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
     }
 }
 
-async fn list(
-    a: ListArgs,
-    client: &mut pmon_proto::v1::pause_monitor_client::PauseMonitorClient<tonic::transport::Channel>,
-) -> Result<(), Failure> {
+async fn list(a: ListArgs, client: &mut pmon_proto::endpoint::Client) -> Result<(), Failure> {
     let time = |t: Option<String>, flag: &str| -> Result<_, Failure> {
         t.map(|t| parse_time_now(&t).map(timestamp).with_context(|| format!("--{flag}")))
             .transpose()

@@ -1,7 +1,7 @@
 //! `pmon`: the pause-monitor command line.
 //!
 //! ```text
-//! pmon [--connect URL | --data-dir DIR] <command>
+//! pmon [--connect URL [--token-file F] [--ca-file F] | --data-dir DIR] <command>
 //!   status ──► GetStatus ─────► one line (or JSON)
 //!   watch  ──► WatchSamples ──► one line per sample (or JSON lines)
 //!   config ──► GetConfig / local paths
@@ -27,38 +27,62 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use pmon_proto::{
-    endpoint::{ConnectError, Endpoint},
-    paths,
-    v1::pause_monitor_client::PauseMonitorClient,
+    endpoint::{Client, ConnectError, Credentials, Endpoint},
+    paths, token,
 };
-use tonic::transport::Channel;
 
 /// pmon — find out what froze your machine.
 ///
 /// Talks to pmon-server, which samples every process, scores stress and keeps the
 /// evidence. By default it connects to the local server's socket.
 ///
-/// Exit codes: 0 success, 1 error, 2 usage error, 3 server not reachable.
+/// Exit codes: 0 success, 1 error, 2 usage error, 3 server not reachable or credentials
+/// refused, 4 (install) the service is written but its manager is not reachable.
 #[derive(Debug, Parser)]
 #[command(
     name = "pmon",
     version,
     verbatim_doc_comment,
-    after_help = "Examples:\n  pmon status\n  pmon watch --json --count 10\n  pmon events --status unreviewed\n  pmon --connect unix:///tmp/pmon/daemon.sock history --at \"10 min ago\""
+    after_help = "Examples:\n  pmon status\n  pmon watch --json --count 10\n  pmon events --status unreviewed\n  pmon --connect unix:///tmp/pmon/daemon.sock history --at \"10 min ago\"\n  pmon --connect https://mac.local:7070 --token-file mac.token --ca-file ca.pem status"
 )]
 struct Cli {
-    /// Server address: unix:///path/daemon.sock or http://host:port
+    #[command(flatten)]
+    target: Target,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Which server to talk to, and the credentials for it.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// Server address: unix:///path/daemon.sock, https://host:port or http://host:port
     /// [default: unix://<data dir>/daemon.sock]. Takes precedence over --data-dir.
     #[arg(long, global = true, value_name = "URL")]
     connect: Option<Endpoint>,
+
+    /// File holding the bearer token of a TCP server (mode 0600, like the server's).
+    /// Not used for the local socket.
+    #[arg(long, global = true, env = token::TOKEN_FILE_ENV, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+
+    /// CA certificate (PEM) that signed an https:// server's certificate [default: the
+    /// public web roots].
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) for an https:// server that asks for one (--client-ca).
+    #[arg(long, global = true, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
 
     /// The local server's data directory, whose socket to use [default:
     /// ~/.local/share/pause-monitor].
     #[arg(long, global = true, env = paths::DATA_DIR_ENV, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +101,7 @@ enum Command {
     /// report. Press ? for the keys. It keeps running when the server goes away, says
     /// so, and reconnects.
     ///
-    /// Example: pmon --connect http://mac.local:7070 tui
+    /// Example: pmon --connect https://mac.local:7070 --token-file ~/.pmon-mac.token tui
     Tui,
     /// The configuration: what the server runs with, and where the file is.
     ///
@@ -146,6 +170,12 @@ impl From<ConnectError> for Failure {
 
 impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Self {
+        if s.code() == tonic::Code::Unauthenticated {
+            return Failure { code: 3, message: format!("the server refused the token: {}", s.message()) };
+        }
+        if let Some(message) = below_grpc(&s, TARGET.get()) {
+            return Failure { code: 3, message };
+        }
         Failure { code: 1, message: format!("server answered {:?}: {}", s.code(), s.message()) }
     }
 }
@@ -156,8 +186,55 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-/// Where to connect, from the flags.
-fn endpoint(cli_connect: Option<Endpoint>, data_dir: Option<PathBuf>) -> Result<Endpoint, Failure> {
+/// The kind of server address in use, for explaining a connection that breaks below
+/// gRPC (set once, when the address is chosen).
+static TARGET: std::sync::OnceLock<Endpoint> = std::sync::OnceLock::new();
+
+/// How a call to a TCP server failed below gRPC, in words, naming the step likely at
+/// fault; `None` when the server answered (or for the local socket, where it only
+/// means the server went away).
+fn below_grpc(s: &tonic::Status, target: Option<&Endpoint>) -> Option<String> {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        causes.push(e.to_string());
+        source = e.source();
+    }
+    let broken = s.message().contains("h2 protocol error")
+        || (matches!(s.code(), tonic::Code::Unknown | tonic::Code::Cancelled)
+            && ["transport error", "operation was canceled"].contains(&s.message()));
+    if !broken {
+        return None;
+    }
+    let detail = if causes.is_empty() { s.message().to_string() } else { causes.join(": ") };
+    let hint = match target {
+        // A plaintext client gets no HTTP/2 answer from a TLS listener.
+        Some(Endpoint::Tcp(remote)) if !remote.tls => "(TLS?) if the server's listener uses TLS, connect with https://",
+        // A TLS server that wants a client certificate says so only after the handshake
+        // (TLS 1.3), so its refusal cuts off the first call.
+        Some(Endpoint::Tcp(_)) => {
+            "(TLS failed?) a server started with --client-ca needs --client-cert and --client-key signed by that CA"
+        }
+        _ => return None,
+    };
+    Some(format!("the connection was closed before the server answered ({detail}); {hint}"))
+}
+
+/// Where to connect and with which credentials, from the flags.
+fn endpoint(t: &Target) -> Result<Endpoint, Failure> {
+    let address = local_or(t.connect.clone(), t.data_dir.clone())?;
+    let credentials = Credentials {
+        token_file: t.token_file.clone(),
+        ca_file: t.ca_file.clone(),
+        client_cert: t.client_cert.clone().zip(t.client_key.clone()),
+    };
+    let endpoint = address.with_credentials(credentials).map_err(|message| Failure { code: 2, message })?;
+    let _ = TARGET.set(endpoint.clone());
+    Ok(endpoint)
+}
+
+/// The address given, or the socket of the data directory.
+fn local_or(cli_connect: Option<Endpoint>, data_dir: Option<PathBuf>) -> Result<Endpoint, Failure> {
     if let Some(e) = cli_connect {
         return Ok(e);
     }
@@ -168,7 +245,7 @@ fn endpoint(cli_connect: Option<Endpoint>, data_dir: Option<PathBuf>) -> Result<
     Ok(Endpoint::local(&dir))
 }
 
-async fn connect(endpoint: &Endpoint) -> Result<PauseMonitorClient<Channel>, Failure> {
+async fn connect(endpoint: &Endpoint) -> Result<Client, Failure> {
     Ok(endpoint.connect().await?)
 }
 
@@ -183,25 +260,28 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Config(c) => config::run(c, cli.connect, cli.data_dir).await,
+            Command::Config(c) => {
+                let target = cli.target.connect.is_some().then(|| endpoint(&cli.target)).transpose()?;
+                config::run(c, target, cli.target.data_dir).await
+            }
             Command::Completions(a) => {
                 shell::completions(&a);
                 Ok(())
             }
             Command::Man(a) => shell::man(&a),
-            Command::Install(a) => install::install(a, cli.data_dir),
+            Command::Install(a) => install::install(a, cli.target.data_dir),
             Command::Uninstall(a) => install::uninstall(a),
-            Command::Status(a) => status::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
-            Command::Watch(a) => watch::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
-            Command::Tui => pmon_tui::run(endpoint(cli.connect, cli.data_dir)?)
-                .await
-                .map_err(|e| Failure { code: 1, message: e.to_string() }),
-            Command::Events(a) => events::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
-            Command::History(a) => history::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
-            Command::Prune(a) => prune::run(a, &endpoint(cli.connect, cli.data_dir)?).await,
+            Command::Status(a) => status::run(a, &endpoint(&cli.target)?).await,
+            Command::Watch(a) => watch::run(a, &endpoint(&cli.target)?).await,
+            Command::Tui => {
+                pmon_tui::run(endpoint(&cli.target)?).await.map_err(|e| Failure { code: 1, message: e.to_string() })
+            }
+            Command::Events(a) => events::run(a, &endpoint(&cli.target)?).await,
+            Command::History(a) => history::run(a, &endpoint(&cli.target)?).await,
+            Command::Prune(a) => prune::run(a, &endpoint(&cli.target)?).await,
             Command::Calibrate(a) => {
-                let endpoint = endpoint(cli.connect, cli.data_dir.clone())?;
-                calibrate::run(a, &endpoint, cli.data_dir).await
+                let endpoint = endpoint(&cli.target)?;
+                calibrate::run(a, &endpoint, cli.target.data_dir).await
             }
         }
     });

@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod format;
 pub mod paths;
 pub mod time;
+pub mod token;
 pub mod when;
 
 #[cfg(test)]

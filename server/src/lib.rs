@@ -21,8 +21,10 @@ pub mod engine;
 pub mod forensics;
 pub mod hub;
 pub mod listen;
+pub mod metrics;
 pub mod notify;
 pub mod pause;
+pub mod remote;
 pub mod service;
 pub mod store;
 
@@ -67,6 +69,10 @@ pub struct Options {
     pub config_explicit: bool,
     /// Command-line settings that win over the file, at start and on every reload.
     pub overrides: Overrides,
+    /// The TCP listener, when one is asked for.
+    pub remote: Option<remote::Settings>,
+    /// `HOST:PORT` of the metrics endpoint, when one is asked for.
+    pub metrics: Option<String>,
     /// Replay a capture instead of sampling this machine (`--source replay:PATH`).
     pub replay: Option<ReplayOptions>,
     /// Write every sample to pmon's own recording (`--record PATH`).
@@ -116,6 +122,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("sampling.source", old.sampling.source != new.sampling.source),
         ("sampling.ring_buffer_seconds", old.sampling.ring_buffer_seconds != new.sampling.ring_buffer_seconds),
         ("watchers.queue_samples", old.watchers.queue_samples != new.watchers.queue_samples),
+        ("limits.max_request_bytes", old.limits.max_request_bytes != new.limits.max_request_bytes),
         ("pause.sentinel_interval_ms", old.pause.sentinel_interval_ms != new.pause.sentinel_interval_ms),
         ("pause.step_timeout_seconds", old.pause.step_timeout_seconds != new.pause.step_timeout_seconds),
         ("retention.prune_interval_hours", old.retention.prune_interval_hours != new.retention.prune_interval_hours),
@@ -130,6 +137,7 @@ fn keep_start_only(old: &Config, mut new: Config) -> Config {
     new.sampling.source = old.sampling.source;
     new.sampling.ring_buffer_seconds = old.sampling.ring_buffer_seconds;
     new.watchers.queue_samples = old.watchers.queue_samples;
+    new.limits.max_request_bytes = old.limits.max_request_bytes;
     new.pause.sentinel_interval_ms = old.pause.sentinel_interval_ms;
     new.pause.step_timeout_seconds = old.pause.step_timeout_seconds;
     new.retention.prune_interval_hours = old.retention.prune_interval_hours;
@@ -162,6 +170,12 @@ pub enum ServerError {
     /// Reflection could not be built from the descriptor sets.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TCP listener cannot start.
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
+    /// The metrics endpoint cannot start.
+    #[error(transparent)]
+    Metrics(#[from] metrics::http::MetricsError),
     /// The gRPC server failed.
     #[error("gRPC server error: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -176,6 +190,8 @@ pub async fn run(
     reloads: impl futures_util::Stream<Item = ()> + Send + Unpin + 'static,
 ) -> Result<(), ServerError> {
     let (claim, listener) = listen::claim(&options.data_dir)?;
+    let tcp = options.remote.as_ref().map(remote::prepare).transpose()?;
+    let scrapes = options.metrics.as_deref().map(metrics::http::bind).transpose()?;
     let collector: Box<dyn collect::Collector> = match &options.replay {
         Some(replay) => Box::new(collect::replay::Replay::open(&replay.path, replay.speed)?),
         None => collect::open(
@@ -237,6 +253,15 @@ pub async fn run(
         tokio::spawn(reload_on(reloads, options.clone(), Arc::clone(&live), engine.messages(), notifier_handle));
     let replay_done = replay_finished(status.clone(), options.replay.as_ref().is_some_and(|r| !r.keep_serving));
 
+    let scraping = scrapes.map(|scrapes| {
+        let address = scrapes.address;
+        if address.ip().is_loopback() {
+            tracing::info!(%address, "serving metrics at /metrics (no authentication)");
+        } else {
+            tracing::warn!(%address, "serving metrics at /metrics, reachable from the network without authentication");
+        }
+        tokio::spawn(scrapes.serve(metrics::registry(status.clone(), Arc::clone(&hub)), std::future::pending()))
+    });
     let service = service::Service::new(
         Arc::clone(&hub),
         status,
@@ -254,7 +279,11 @@ pub async fn run(
     let (reflection_v1, reflection_v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
 
     tracing::info!(socket = %claim.socket.display(), source, "pmon-server listening");
+    if let Some(tcp) = &tcp {
+        tracing::info!(address = %tcp.address, tls = tcp.tls, "listening on TCP (bearer token required)");
+    }
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let mut tcp_stopping = stopping.clone();
     let signal = {
         let hub = Arc::clone(&hub);
         async move {
@@ -269,12 +298,24 @@ pub async fn run(
             let _ = stopping_tx.send(true);
         }
     };
-    let serve = tonic::transport::Server::builder()
-        .add_service(health_service)
+    // The same services on both listeners; only TCP asks for the token.
+    let routes = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(PauseMonitorServer::new(service))
+        .add_service(
+            PauseMonitorServer::new(service)
+                .max_decoding_message_size(options.config.limits.max_request_bytes as usize),
+        );
+    let serve_unix = tonic::transport::Server::builder()
+        .add_routes(routes.clone())
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal);
+    let serve_tcp = async move {
+        match tcp {
+            Some(tcp) => tcp.serve(routes, async move { _ = tcp_stopping.wait_for(|s| *s).await }).await,
+            None => Ok(()),
+        }
+    };
+    let serve = async { tokio::try_join!(serve_unix, serve_tcp).map(|_| ()) };
     let result = tokio::select! {
         r = serve => r.map_err(ServerError::from),
         () = async {
@@ -287,6 +328,9 @@ pub async fn run(
     };
 
     pruning.abort();
+    if let Some(scraping) = scraping {
+        scraping.abort();
+    }
     reloading.abort();
     // Joining waits for at most the sample in progress and one sentinel tick; then the
     // writer finishes what is queued (bounded: forensics still running hold the store).

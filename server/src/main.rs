@@ -8,7 +8,8 @@ use pmon_proto::{config::SourceKind, paths};
 use tracing_subscriber::EnvFilter;
 
 /// The pause-monitor daemon: samples every process, scores stress, and serves it over
-/// gRPC on a Unix socket (<data dir>/daemon.sock).
+/// gRPC on a Unix socket (<data dir>/daemon.sock), and optionally on TCP with TLS and
+/// a bearer token (--listen).
 ///
 /// Watch it with `pmon watch`, `pmon status`, or any gRPC client (reflection is on):
 ///   grpcurl -plaintext -unix -authority localhost <data dir>/daemon.sock list
@@ -18,6 +19,7 @@ use tracing_subscriber::EnvFilter;
 ///   pmon-server --data-dir /tmp/pmon --interval 0.5
 ///   PMON_LOG=debug pmon-server --config ./pmon.toml
 ///   pmon-server --source replay:capture.log --replay-speed max   a top log made elsewhere
+///   pmon-server --listen 0.0.0.0:7070 --tls-cert cert.pem --tls-key key.pem --token-file token
 #[derive(Debug, Parser)]
 #[command(name = "pmon-server", version, verbatim_doc_comment)]
 struct Args {
@@ -37,7 +39,8 @@ struct Args {
 
     /// Collector (overrides sampling.source): auto (the platform default), proc (Linux),
     /// libproc, top or powermetrics (macOS; the last two run a long-lived `top -l 0` or
-    /// `powermetrics -f plist` found on PATH; powermetrics needs root), or replay:PATH
+    /// `powermetrics -f plist`; powermetrics needs root, or runs through `sudo -n` with the
+    /// rule `sudo pmon install --forensics` writes), or replay:PATH
     /// (a `top -l` log, a `powermetrics -f plist` stream or a --record recording).
     #[arg(long, value_name = "SOURCE")]
     source: Option<SourceArg>,
@@ -53,6 +56,39 @@ struct Args {
     /// Write every sample to this file (pmon's own recording, for --source replay:FILE).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+
+    /// Also serve on TCP, for watching this machine from another one (off by default).
+    /// Needs --token-file, and --tls-cert with --tls-key unless --insecure.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+
+    /// TLS certificate chain (PEM) for --listen.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) for --listen.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// CA certificate (PEM): --listen then accepts only clients with a certificate it
+    /// signed (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+
+    /// File holding the bearer token TCP clients must send; it must be mode 0600.
+    /// Make one with: (umask 077; head -c 32 /dev/urandom | base64 > FILE)
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+
+    /// Plaintext TCP for --listen, allowed only on a loopback address.
+    #[arg(long)]
+    insecure: bool,
+
+    /// Serve Prometheus/OpenMetrics text at http://HOST:PORT/metrics (off by default).
+    /// It has no authentication: use a loopback address such as 127.0.0.1:9187 unless
+    /// the network is trusted.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics: Option<String>,
 
     /// Log filter, e.g. info, debug, pmon_server=trace.
     #[arg(long, env = "PMON_LOG", default_value = "info", value_name = "FILTER")]
@@ -102,6 +138,7 @@ fn main() -> ExitCode {
 }
 
 fn start(args: Args) -> anyhow::Result<()> {
+    let remote = remote_settings(&args)?;
     // A path given by flag or environment must exist; the default location may not.
     let explicit = args.config.is_some();
     let config_path = match args.config {
@@ -132,6 +169,8 @@ fn start(args: Args) -> anyhow::Result<()> {
         overrides,
         replay,
         record: args.record,
+        remote,
+        metrics: args.metrics.clone(),
     };
 
     // One thread serves every client; the sampler has its own. A monitor stays small.
@@ -146,6 +185,23 @@ fn start(args: Args) -> anyhow::Result<()> {
         let reloads = tokio_stream::wrappers::SignalStream::new(hangups);
         pmon_server::run(options, shutdown, reloads).await.map_err(anyhow::Error::from)
     })
+}
+
+/// The TCP listener's settings, if `--listen` was given; its other flags need it.
+fn remote_settings(args: &Args) -> anyhow::Result<Option<pmon_server::remote::Settings>> {
+    let settings = pmon_server::remote::Settings {
+        listen: args.listen.clone().unwrap_or_default(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+        client_ca: args.client_ca.clone(),
+        token_file: args.token_file.clone(),
+        insecure: args.insecure,
+    };
+    match (&args.listen, pmon_server::remote::stray_flag(&settings)) {
+        (Some(_), _) => Ok(Some(settings)),
+        (None, Some(flag)) => anyhow::bail!("{flag} applies only to a TCP listener: add --listen HOST:PORT"),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Registers SIGINT and SIGTERM now; the returned future completes on either.

@@ -5,7 +5,7 @@ use std::{path::PathBuf, pin::Pin, sync::Arc, time::SystemTime};
 
 use futures_util::{Stream, StreamExt};
 use pmon_proto::{
-    config::Config,
+    config::{Config, Limits},
     time::timestamp,
     v1::{
         EventKind, EventStatus, GetConfigRequest, GetConfigResponse, GetEventRequest, GetEventResponse,
@@ -74,6 +74,11 @@ impl Service {
         self.info.live.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// The request limits in force (a reload may change them).
+    fn limits(&self) -> Limits {
+        self.info.live.read().unwrap_or_else(std::sync::PoisonError::into_inner).config.limits.clone()
+    }
+
     /// Runs a blocking store call off the async thread.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -87,12 +92,18 @@ impl Service {
     }
 }
 
-/// Page sizes and lengths a request may ask for.
+/// Page sizes when a request leaves them unset (never above the configured limit).
 const DEFAULT_EVENTS: u32 = 50;
-const MAX_EVENTS: u32 = 1000;
 const DEFAULT_ROWS: u32 = 10_000;
-const MAX_ROWS: u32 = 100_000;
-const MAX_NOTES: usize = 4096;
+
+/// A request's page size: the default when unset, refused above the limit.
+fn page_arg(asked: u32, default: u32, max: u32, key: &str) -> Result<u32, Status> {
+    match asked {
+        0 => Ok(default.min(max)),
+        n if n <= max => Ok(n),
+        n => Err(Status::invalid_argument(format!("limit {n} is too large; accepted: 1 to {max} (limits.{key})"))),
+    }
+}
 
 const STATUSES: &str = "EVENT_STATUS_UNREVIEWED, EVENT_STATUS_REVIEWED, EVENT_STATUS_PINNED, EVENT_STATUS_DISMISSED";
 const KINDS: &str = "EVENT_KIND_ESCALATION, EVENT_KIND_PAUSE (or unset for both)";
@@ -146,6 +157,15 @@ impl PauseMonitor for Service {
         let request = request.into_inner();
         // Sequence numbers from another run of the server mean nothing here.
         let after = request.after_sequence.filter(|_| request.server_instance.is_none_or(|i| i == self.hub.instance()));
+        // Checked and subscribed with no await between: on the server's one thread no
+        // other request slips in, so the limit holds exactly.
+        let max = self.limits().max_watchers;
+        if self.hub.watchers() >= max as usize {
+            return Err(Status::resource_exhausted(format!(
+                "{max} watchers are connected, the most this server accepts (limits.max_watchers); \
+                 close one or raise the limit"
+            )));
+        }
         let subscription =
             self.hub.subscribe(after).ok_or_else(|| Status::unavailable("pmon-server is shutting down"))?;
         let stream = subscription.into_stream(Arc::clone(&self.hub)).map(Ok);
@@ -218,11 +238,7 @@ impl PauseMonitor for Service {
         let since_ms = time_arg(r.since.as_ref(), "since")?;
         let until_ms = time_arg(r.until.as_ref(), "until")?;
         range_arg(since_ms, until_ms, ("since", "until"))?;
-        let limit = match r.limit {
-            0 => DEFAULT_EVENTS,
-            n if n <= MAX_EVENTS => n,
-            n => return Err(Status::invalid_argument(format!("limit {n} is too large; accepted: 1 to {MAX_EVENTS}"))),
-        };
+        let limit = page_arg(r.limit, DEFAULT_EVENTS, self.limits().max_events_page, "max_events_page")?;
         let filter = EventFilter { statuses, kind, since_ms, until_ms, limit, before_id: r.before_id };
         let (events, next_before_id) =
             self.blocking(move |s| s.read(|c, _| crate::store::read::list_events(c, &filter))).await?;
@@ -244,11 +260,12 @@ impl PauseMonitor for Service {
             EventStatus::Unspecified => None,
             s => Some(s),
         };
+        let max_notes = self.limits().max_notes_bytes;
         if let Some(notes) = &r.notes
-            && notes.len() > MAX_NOTES
+            && notes.len() > max_notes as usize
         {
             return Err(Status::invalid_argument(format!(
-                "notes are {} bytes; accepted: at most {MAX_NOTES}",
+                "notes are {} bytes; accepted: at most {max_notes} (limits.max_notes_bytes)",
                 notes.len()
             )));
         }
@@ -270,11 +287,7 @@ impl PauseMonitor for Service {
         request: Request<QueryHistoryRequest>,
     ) -> Result<Response<QueryHistoryResponse>, Status> {
         let r = request.into_inner();
-        let limit = match r.limit {
-            0 => DEFAULT_ROWS,
-            n if n <= MAX_ROWS => n,
-            n => return Err(Status::invalid_argument(format!("limit {n} is too large; accepted: 1 to {MAX_ROWS}"))),
-        };
+        let limit = page_arg(r.limit, DEFAULT_ROWS, self.limits().max_history_rows, "max_history_rows")?;
         let query = match r.query {
             Some(Query::At(at)) => HistoryQuery::At(time_arg(Some(&at), "at")?.unwrap_or(0)),
             Some(Query::Range(range)) => {

@@ -8,12 +8,16 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod calibrate;
+mod churn;
 mod cli;
 mod config;
 mod evidence;
 mod grpcurl;
 mod help;
 mod install;
+mod limits;
+mod metrics;
+mod remote;
 mod replay;
 mod socket;
 mod stand_ins;

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use pmon_proto::v1::{
-    GetStatusRequest, WatchSamplesRequest, WatchSamplesResponse, pause_monitor_client::PauseMonitorClient,
-    watch_samples_response::Item,
+use pmon_proto::{
+    endpoint::{Client, client_over},
+    v1::{GetStatusRequest, WatchSamplesRequest, WatchSamplesResponse, watch_samples_response::Item},
 };
 use tonic::Streaming;
 
@@ -19,10 +19,7 @@ async fn next(stream: &mut Streaming<WatchSamplesResponse>) -> WatchSamplesRespo
         .expect("stream open")
 }
 
-async fn watch(
-    client: &mut PauseMonitorClient<tonic::transport::Channel>,
-    after: Option<u64>,
-) -> Streaming<WatchSamplesResponse> {
+async fn watch(client: &mut Client, after: Option<u64>) -> Streaming<WatchSamplesResponse> {
     client
         .watch_samples(WatchSamplesRequest { after_sequence: after, server_instance: None })
         .await
@@ -78,7 +75,7 @@ async fn a_stalled_watcher_delays_nobody_and_is_told_how_many_it_missed() {
         .connect()
         .await
         .expect("connect");
-    let mut stalled = watch(&mut PauseMonitorClient::new(channel), None).await;
+    let mut stalled = watch(&mut client_over(channel), None).await;
     let mut last_stalled = next(&mut stalled).await.sequence;
 
     let mut reader_client = server.client().await;

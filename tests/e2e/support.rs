@@ -9,10 +9,8 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use pmon_proto::v1::pause_monitor_client::PauseMonitorClient;
 use serde_json::Value;
 use tempfile::TempDir;
-use tonic::transport::Channel;
 
 /// Samples five times a second, so tests see several samples quickly.
 pub const FAST: &str = "[sampling]\ninterval_seconds = 0.2\nelevated_interval_seconds = 0.2\n";
@@ -68,6 +66,8 @@ fn newest_source(dep_info: &str) -> SystemTime {
 /// A running `pmon-server` on its own temporary data directory; killed on drop.
 pub struct Server {
     child: Child,
+    /// Command-line arguments beyond the config and data directory.
+    args: Vec<String>,
     /// Holds the data directory, config and log.
     pub dir: TempDir,
 }
@@ -81,16 +81,26 @@ impl Server {
 
     /// Starts a server in a prepared directory (its `data/` may already hold things).
     pub fn start_in(dir: TempDir, config: &str) -> Server {
-        Server::start_with_env(dir, config, &[])
+        Server::start_with(dir, config, &[])
+    }
+
+    /// Starts a server with extra command-line arguments.
+    pub fn start_with(dir: TempDir, config: &str, args: &[&str]) -> Server {
+        Server::start_full(dir, config, args, &[])
     }
 
     /// Starts a server in a prepared directory with extra environment variables
     /// (e.g. a PATH that puts stand-in tools first).
     pub fn start_with_env(dir: TempDir, config: &str, env: &[(&str, &std::ffi::OsStr)]) -> Server {
-        let mut command = server_command(dir.path(), config);
+        Server::start_full(dir, config, &[], env)
+    }
+
+    fn start_full(dir: TempDir, config: &str, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+        let mut command = server_command(dir.path(), config, &args);
         command.envs(env.iter().copied());
         let child = command.spawn().expect("spawn pmon-server");
-        let mut server = Server { child, dir };
+        let mut server = Server { child, args, dir };
         server.wait_ready();
         server
     }
@@ -126,6 +136,26 @@ impl Server {
         panic!("pmon-server did not listen within 20 s:\n{}", self.log());
     }
 
+    /// The TCP address the server says it listens on (`--listen`, port 0 allowed).
+    pub fn tcp_address(&self) -> String {
+        self.logged_address("listening on TCP")
+    }
+
+    /// The `address=` of the first log line containing `marker`, waiting for it (the
+    /// socket accepts before the rest of start-up is logged).
+    pub fn logged_address(&self, marker: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| l.contains(marker)) {
+                let rest = &line[line.find("address=").expect("address in the log line") + "address=".len()..];
+                return rest.split_whitespace().next().expect("an address").to_string();
+            }
+            assert!(Instant::now() < deadline, "nothing logged {marker:?} within 20 s:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Runs `pmon --data-dir <this server's> ARGS`.
     pub fn pmon(&self, args: &[&str]) -> Output {
         let data = self.data_dir();
@@ -155,7 +185,7 @@ impl Server {
     }
 
     /// A client from the generated stubs over the socket.
-    pub async fn client(&self) -> PauseMonitorClient<Channel> {
+    pub async fn client(&self) -> pmon_proto::endpoint::Client {
         pmon_proto::endpoint::Endpoint::local(&self.data_dir()).connect().await.expect("connect")
     }
 
@@ -182,7 +212,7 @@ impl Server {
     /// Starts a stopped server again on the same directory and config.
     pub fn start_again(&mut self) {
         let config = std::fs::read_to_string(self.dir.path().join("config.toml")).expect("config");
-        self.child = spawn_server(self.dir.path(), &config);
+        self.child = spawn_server_with(self.dir.path(), &config, &self.args);
         self.wait_ready();
     }
 
@@ -191,7 +221,7 @@ impl Server {
         self.signal(libc::SIGKILL);
         let _ = self.wait_exit(Duration::from_secs(15));
         let config = std::fs::read_to_string(self.dir.path().join("config.toml")).expect("config");
-        self.child = spawn_server(self.dir.path(), &config);
+        self.child = spawn_server_with(self.dir.path(), &config, &self.args);
         self.wait_ready();
     }
 
@@ -219,11 +249,16 @@ impl Drop for Server {
 /// Spawns `pmon-server --config <dir>/config.toml --data-dir <dir>/data`, logging to
 /// `<dir>/server.log`; does not wait.
 pub fn spawn_server(dir: &Path, config: &str) -> Child {
-    server_command(dir, config).spawn().expect("spawn pmon-server")
+    spawn_server_with(dir, config, &[])
 }
 
-/// The command [`spawn_server`] runs (it writes the config and creates the log).
-fn server_command(dir: &Path, config: &str) -> Command {
+/// [`spawn_server`] with extra command-line arguments.
+pub fn spawn_server_with(dir: &Path, config: &str, args: &[String]) -> Child {
+    server_command(dir, config, args).spawn().expect("spawn pmon-server")
+}
+
+/// The command [`spawn_server_with`] runs (it writes the config and creates the log).
+fn server_command(dir: &Path, config: &str, args: &[String]) -> Command {
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, config).expect("write config");
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");
@@ -233,6 +268,7 @@ fn server_command(dir: &Path, config: &str) -> Command {
         .arg(&config_path)
         .arg("--data-dir")
         .arg(dir.join("data"))
+        .args(args)
         .env("PMON_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

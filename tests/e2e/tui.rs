@@ -17,13 +17,13 @@ use crate::support::{KillOnDrop, Server, bin, json_u64};
 const HOG: &str = "pmon-tui-hog";
 
 /// A tmux server of its own (own socket, no user configuration) running one pane.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: PathBuf,
 }
 
 impl Tmux {
     /// Starts `command` in a detached `width`×`height` session.
-    fn start(dir: &Path, command: &str, (width, height): (u16, u16)) -> Tmux {
+    pub(crate) fn start(dir: &Path, command: &str, (width, height): (u16, u16)) -> Tmux {
         let tmux = Tmux { socket: dir.join("tmux.sock") };
         let (w, h) = (width.to_string(), height.to_string());
         let out = tmux.run(&["new-session", "-d", "-s", "tui", "-x", &w, "-y", &h, command]);
@@ -48,7 +48,7 @@ impl Tmux {
     }
 
     /// Presses keys (tmux key names: `Enter`, `Escape`, `e`, …).
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "tui"];
         args.extend_from_slice(keys);
         assert!(self.run(&args).status.success(), "send-keys {keys:?}");
@@ -60,7 +60,7 @@ impl Tmux {
     }
 
     /// Waits until the screen satisfies `ok`; panics with the screen after `limit`.
-    fn wait(&self, what: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait(&self, what: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let screen = self.screen();
@@ -72,7 +72,7 @@ impl Tmux {
         }
     }
 
-    fn wait_for(&self, text: &str, limit: Duration) -> String {
+    pub(crate) fn wait_for(&self, text: &str, limit: Duration) -> String {
         self.wait(&format!("{text:?}"), limit, |s| s.contains(text))
     }
 }
@@ -84,7 +84,7 @@ impl Drop for Tmux {
 }
 
 /// tmux, or a failure that says how to get it.
-fn tmux_binary() -> PathBuf {
+pub(crate) fn tmux_binary() -> PathBuf {
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())

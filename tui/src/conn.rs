@@ -13,14 +13,10 @@ use std::time::Duration;
 
 use pmon_proto::{
     config::Config,
-    endpoint::Endpoint,
-    v1::{
-        GetConfigRequest, GetEventRequest, GetStatusRequest, ListEventsRequest, WatchSamplesRequest,
-        pause_monitor_client::PauseMonitorClient,
-    },
+    endpoint::{Client, Endpoint},
+    v1::{GetConfigRequest, GetEventRequest, GetStatusRequest, ListEventsRequest, WatchSamplesRequest},
 };
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
 
 use crate::{state::Msg, ui::Request};
 
@@ -127,7 +123,7 @@ async fn watch(
     }
 }
 
-async fn poll_once(client: &mut PauseMonitorClient<Channel>, msgs: &mpsc::Sender<Msg>) -> Result<(), Stop> {
+async fn poll_once(client: &mut Client, msgs: &mpsc::Sender<Msg>) -> Result<(), Stop> {
     let status = polled("status", POLL_TIMEOUT, client.get_status(GetStatusRequest {})).await;
     let recent = ListEventsRequest { limit: RECENT, ..Default::default() };
     let page = polled("the newest events", POLL_TIMEOUT, client.list_events(recent)).await;
@@ -174,7 +170,7 @@ fn poll_failure(what: &str, status: &tonic::Status) -> Poll {
 }
 
 async fn request_task(endpoint: Endpoint, msgs: mpsc::Sender<Msg>, mut inbox: mpsc::UnboundedReceiver<Request>) {
-    let mut client: Option<PauseMonitorClient<Channel>> = None;
+    let mut client: Option<Client> = None;
     while let Some(request) = inbox.recv().await {
         let c = match client.take() {
             Some(c) => c,
@@ -201,7 +197,7 @@ async fn request_task(endpoint: Endpoint, msgs: mpsc::Sender<Msg>, mut inbox: mp
 }
 
 /// The answer to one request, and whether the client still looks usable.
-async fn answer(mut client: PauseMonitorClient<Channel>, request: Request) -> (Msg, bool) {
+async fn answer(mut client: Client, request: Request) -> (Msg, bool) {
     let update = if let Request::Update(r) = &request { Some(r.id) } else { None };
     let result = match request {
         Request::List(r) => client.list_events(r.clone()).await.map(|p| Msg::Events(r, p.into_inner().events)),

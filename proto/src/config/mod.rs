@@ -31,6 +31,8 @@ pub struct Config {
     pub rogues: Rogues,
     /// Limits for `WatchSamples` clients.
     pub watchers: Watchers,
+    /// `[limits]`
+    pub limits: Limits,
     /// Escalation events.
     pub events: Events,
     /// Compact history rows.
@@ -306,6 +308,23 @@ pub struct Watchers {
     pub queue_samples: u32,
 }
 
+/// `[limits]`: what one client may ask of the server. Every refusal is a gRPC status
+/// naming the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// `WatchSamples` streams open at once; more get RESOURCE_EXHAUSTED. Default 1024.
+    pub max_watchers: u32,
+    /// Events in one `ListEvents` page. Default 1000.
+    pub max_events_page: u32,
+    /// Rows one `QueryHistory` returns. Default 100 000.
+    pub max_history_rows: u32,
+    /// Bytes of an event's notes. Default 4096.
+    pub max_notes_bytes: u32,
+    /// Bytes of one request message; read at start. Default 65 536.
+    pub max_request_bytes: u32,
+}
+
 /// `[events]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -524,6 +543,18 @@ impl Rogues {
 impl Default for Watchers {
     fn default() -> Self {
         Self { queue_samples: 128 }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_watchers: 1024,
+            max_events_page: 1000,
+            max_history_rows: 100_000,
+            max_notes_bytes: 4096,
+            max_request_bytes: 65_536,
+        }
     }
 }
 

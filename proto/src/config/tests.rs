@@ -51,6 +51,9 @@ fn out_of_range_values_name_key_line_and_range() {
         ("[scoring.divisors]\nmem_bytes = -1\n", "scoring.divisors.mem_bytes", "2:1"),
         ("[scoring.weights]\n  cpu = 101\n", "scoring.weights.cpu", "2:3"),
         ("watchers.queue_samples = 0\n", "watchers.queue_samples", "1:1"),
+        ("[limits]\nmax_watchers = 0\n", "limits.max_watchers", "2:1"),
+        ("[limits]\nmax_request_bytes = 100\n", "limits.max_request_bytes", "2:1"),
+        ("[limits]\nmax_events_page = 100001\n", "limits.max_events_page", "2:1"),
     ];
     for (text, key, location) in cases {
         let msg = Config::parse(text, "c.toml").expect_err(text).to_string();

@@ -97,6 +97,12 @@ impl Config {
         }
         range("rogues.states.count", f64::from(self.rogues.states.count), 0.0, 100.0)?;
         range("watchers.queue_samples", f64::from(self.watchers.queue_samples), 1.0, 65_536.0)?;
+        let l = &self.limits;
+        range("limits.max_watchers", f64::from(l.max_watchers), 1.0, 65_536.0)?;
+        range("limits.max_events_page", f64::from(l.max_events_page), 1.0, 100_000.0)?;
+        range("limits.max_history_rows", f64::from(l.max_history_rows), 1.0, 10_000_000.0)?;
+        range("limits.max_notes_bytes", f64::from(l.max_notes_bytes), 1.0, 1_048_576.0)?;
+        range("limits.max_request_bytes", f64::from(l.max_request_bytes), 1024.0, 16_777_216.0)?;
 
         range("events.peak_tracking_seconds", self.events.peak_tracking_seconds, 0.0, 86_400.0)?;
         range("history.interval_seconds", self.history.interval_seconds, 0.05, 86_400.0)?;

@@ -74,6 +74,8 @@ pub struct EngineStatus {
     pub interval: Duration,
     /// Pauses recorded since start.
     pub pauses: u64,
+    /// Their durations, as histogram buckets (for the metrics endpoint).
+    pub pause_stalls: crate::metrics::PauseStalls,
     /// The server's own cost.
     pub cost: CostFigures,
     /// Restarts of the source's child process.
@@ -127,6 +129,7 @@ impl Engine {
             tier: Tier::Sentinel,
             interval: Duration::from_secs_f64(config.sampling.interval_seconds),
             pauses: 0,
+            pause_stalls: crate::metrics::PauseStalls::default(),
             cost: meter.figures(),
             source: SourceHealth::default(),
             escalations: 0,
@@ -350,7 +353,10 @@ impl Sampler {
         let top = ring.last().and_then(|s| s.rogues.first()).map(|r| r.command.clone());
         tracing::warn!(event = id, stall_ms = stall.as_millis() as u64, ?top, "pause: the machine stalled");
         self.forensics.start(id, ended_at, stall, ring);
-        self.status_tx.send_modify(|s| s.pauses = self.pauses);
+        self.status_tx.send_modify(|s| {
+            s.pauses = self.pauses;
+            s.pause_stalls.observe(stall);
+        });
     }
 
     /// Scores a collection, steps the tiers, and builds the sample that travels.

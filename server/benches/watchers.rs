@@ -1,0 +1,203 @@
+//! Many watchers (SPEC §8): the real `pmon-server` at 4 Hz, watched over its Unix socket
+//! by 200 clients at once.
+//!
+//! ```text
+//! cargo bench -p pmon-server --bench watchers
+//! PMON_BENCH_WATCHERS=100 PMON_BENCH_SECONDS=20 cargo bench -p pmon-server --bench watchers
+//! ```
+//!
+//! The server's CPU time (utime + stime from /proc) is read over a window with no
+//! watcher, then over an equal window with every watcher reading; the difference is
+//! what the watchers cost it. Each watcher is its own connection and checks that it got
+//! every sample of the window, in order, with no `missed` item. Latency is the time
+//! from a sample's timestamp (when its collection started, so it includes collecting
+//! and scoring) to its arrival at each watcher; fan-out is the time from the first
+//! watcher's arrival to each other's. The watchers run in this process, on the same
+//! cores as the server: on a 2-core machine they compete with it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context, Result, bail};
+use pmon_proto::{
+    endpoint::Endpoint,
+    time::system_time,
+    v1::{WatchSamplesRequest, watch_samples_response::Item},
+};
+
+/// What one watcher saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Per sample: sequence, when it was taken, when it arrived.
+    samples: Vec<(u64, SystemTime, SystemTime)>,
+    /// When it was told it missed samples.
+    missed_at: Vec<SystemTime>,
+}
+
+fn env_number(name: &str, default: u64) -> Result<u64> {
+    std::env::var(name).map_or(Ok(default), |v| v.parse().with_context(|| format!("{name}={v} is not a number")))
+}
+
+/// CPU time (user + system) of a process so far, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("server stat")?;
+    let after_comm = stat.rsplit_once(')').context("stat format")?.1;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields 14 and 15 of stat; after "pid (comm)" they are the 12th and 13th.
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
+    Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn watcher(endpoint: Endpoint, seen_by_all: Arc<Mutex<Vec<Seen>>>, stop: tokio::sync::watch::Receiver<bool>) {
+    let mut seen = Seen::default();
+    let Ok(mut client) = endpoint.connect().await else { return };
+    let request = WatchSamplesRequest { after_sequence: None, server_instance: None };
+    let Ok(stream) = client.watch_samples(request).await else { return };
+    let mut stream = stream.into_inner();
+    let mut stop = stop;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            item = stream.message() => match item {
+                Ok(Some(item)) => {
+                    let now = SystemTime::now();
+                    match item.item {
+                        Some(Item::Sample(sample)) => {
+                            let taken = sample.time.as_ref().and_then(system_time).unwrap_or(now);
+                            seen.samples.push((item.sequence, taken, now));
+                        }
+                        _ => seen.missed_at.push(now),
+                    }
+                }
+                _ => break,
+            },
+        }
+    }
+    seen_by_all.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(seen);
+}
+
+fn main() -> Result<()> {
+    let watchers = env_number("PMON_BENCH_WATCHERS", 200)?;
+    let seconds = env_number("PMON_BENCH_SECONDS", 60)?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[sampling]\ninterval_seconds = 0.25\nelevated_interval_seconds = 0.25\n")?;
+    let data = dir.path().join("data");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_pmon-server"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("PMON_LOG", "warn")
+        .spawn()
+        .context("start pmon-server")?;
+    let result = run(&server, &data, watchers, seconds);
+    let _ = server.kill();
+    let _ = server.wait();
+    result
+}
+
+fn run(server: &std::process::Child, data: &std::path::Path, watchers: u64, seconds: u64) -> Result<()> {
+    let socket = data.join("daemon.sock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        if Instant::now() > deadline {
+            bail!("pmon-server did not listen within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = server.id();
+    let window = Duration::from_secs(seconds);
+    println!("pmon-server at 4 Hz, {watchers} watchers over the Unix socket, windows of {seconds} s");
+    std::thread::sleep(Duration::from_secs(3));
+
+    let before = cpu_time(pid)?;
+    std::thread::sleep(window);
+    let idle_cpu = cpu_time(pid)? - before;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let endpoint = Endpoint::local(data);
+    let tasks: Vec<_> = (0..watchers)
+        .map(|_| runtime.spawn(watcher(endpoint.clone(), Arc::clone(&arrivals), stop_rx.clone())))
+        .collect();
+    // Every watcher connected and streaming before the window opens.
+    std::thread::sleep(Duration::from_secs(3));
+    let (before, window_start) = (cpu_time(pid)?, SystemTime::now());
+    std::thread::sleep(window);
+    let loaded_cpu = cpu_time(pid)? - before;
+    let window_end = SystemTime::now();
+    // Samples taken just before the end get time to arrive.
+    std::thread::sleep(Duration::from_secs(1));
+    stop_tx.send(true)?;
+    runtime.block_on(async {
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+
+    let all = std::mem::take(&mut *arrivals.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    if all.len() as u64 != watchers {
+        bail!("only {} of {watchers} watchers connected and streamed", all.len());
+    }
+    // The samples taken inside the window (the ring's replay at connection is older),
+    // and each one's first arrival among all watchers.
+    let inside = |taken: &SystemTime| (window_start..window_end).contains(taken);
+    let mut first: HashMap<u64, SystemTime> = HashMap::new();
+    for seen in &all {
+        for (sequence, taken, arrived) in &seen.samples {
+            if inside(taken) {
+                first.entry(*sequence).and_modify(|f| *f = (*f).min(*arrived)).or_insert(*arrived);
+            }
+        }
+    }
+    let (mut latency, mut fan_out, mut incomplete) = (Vec::new(), Vec::new(), 0);
+    for seen in &all {
+        let got: Vec<_> = seen.samples.iter().filter(|(_, taken, _)| inside(taken)).collect();
+        let missed = seen.missed_at.iter().any(|at| *at >= window_start);
+        incomplete += u64::from(missed || got.len() != first.len());
+        for (sequence, taken, arrived) in got {
+            let ms = |from: &SystemTime| arrived.duration_since(*from).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+            latency.push(ms(taken));
+            fan_out.extend(first.get(sequence).map(ms));
+        }
+    }
+    latency.sort_by(f64::total_cmp);
+    fan_out.sort_by(f64::total_cmp);
+    let per_core = |cpu: Duration| cpu.as_secs_f64() / window.as_secs_f64() * 100.0;
+    let extra = per_core(loaded_cpu) - per_core(idle_cpu);
+    println!("samples in the window        {}", first.len());
+    println!("watchers missing any sample  {incomplete} of {watchers}");
+    println!(
+        "latency, sample -> watcher   p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        percentile(&latency, 0.5),
+        percentile(&latency, 0.99),
+        percentile(&latency, 1.0)
+    );
+    println!(
+        "fan-out, first -> each       p50 {:.2} ms  p99 {:.2} ms",
+        percentile(&fan_out, 0.5),
+        percentile(&fan_out, 0.99)
+    );
+    println!(
+        "server CPU                   {:.2} % of one core idle, {:.2} % watched: {:.2} % extra, {:.2} % per 100 watchers",
+        per_core(idle_cpu),
+        per_core(loaded_cpu),
+        extra,
+        extra * 100.0 / watchers as f64
+    );
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Fleet metrics (SPEC §7): an OpenMetrics text endpoint an existing Prometheus scrapes,
+//! so many machines are watched without pmon growing an aggregator of its own.
+//!
+//! ```text
+//! engine status (watch) ─┐
+//! hub (watchers, missed) ─┼─► Snapshot (read at each scrape) ─► OpenMetrics text ─► http
+//! pause stalls (engine) ──┘
+//! ```
+//!
+//! Everything is read when scraped, nothing is kept per process: the top rogue is one
+//! series labelled by its command, replaced when another process leads, so the
+//! endpoint's cardinality stays fixed however many pids come and go. A figure the
+//! server does not have (no sample yet, CPU not measured yet) is left out, never 0.
+
+pub mod http;
+
+use std::{sync::Arc, time::Duration};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::{Registry, Unit},
+};
+use tokio::sync::watch;
+
+use crate::{engine::EngineStatus, hub::Hub};
+
+/// Upper bounds, in seconds, of the pause-duration histogram's buckets (then +Inf).
+pub const PAUSE_BUCKETS: [f64; 9] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
+/// The longest command label: commands are short, but a label must stay bounded.
+const MAX_COMMAND_LEN: usize = 64;
+
+/// Recorded pause durations as histogram buckets: a fixed size however many pauses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PauseStalls {
+    /// Pauses per bucket (not cumulative); the last one is above every bound.
+    counts: [u64; PAUSE_BUCKETS.len() + 1],
+    /// Total stalled time, seconds.
+    sum_seconds: f64,
+}
+
+impl PauseStalls {
+    /// Counts one pause.
+    pub fn observe(&mut self, stall: Duration) {
+        let seconds = stall.as_secs_f64();
+        let bucket = PAUSE_BUCKETS.iter().position(|&bound| seconds <= bound).unwrap_or(PAUSE_BUCKETS.len());
+        self.counts[bucket] += 1;
+        self.sum_seconds += seconds;
+    }
+
+    /// Pauses counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// (upper bound, count) per bucket, +Inf last.
+    fn buckets(&self) -> Vec<(f64, u64)> {
+        PAUSE_BUCKETS.iter().copied().chain([f64::INFINITY]).zip(self.counts).collect()
+    }
+}
+
+/// What one scrape reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Highest rogue score of the latest sample; `None` before the first.
+    pub max_score: Option<f64>,
+    /// Current tier, 1 to 3.
+    pub tier: i64,
+    /// Samples taken.
+    pub samples: u64,
+    /// Collections that failed.
+    pub failed_samples: u64,
+    /// Samples watchers missed because they read too slowly.
+    pub watcher_missed_samples: u64,
+    /// Connected watchers.
+    pub watchers: u64,
+    /// Pause durations.
+    pub pauses: PauseStalls,
+    /// The server's CPU use, % of one core, once measured.
+    pub cpu_percent: Option<f64>,
+    /// The server's CPU time in total, seconds.
+    pub cpu_seconds: f64,
+    /// Mean CPU time per sample, seconds, once measured.
+    pub sample_cpu_seconds: Option<f64>,
+    /// The server's resident memory, where the platform reports it.
+    pub resident_bytes: Option<u64>,
+    /// The top rogue of the latest sample: its command and score.
+    pub top_rogue: Option<(String, f64)>,
+}
+
+impl Snapshot {
+    /// The figures of an engine status and the hub.
+    pub fn read(status: &EngineStatus, watchers: usize, missed: u64, resident_bytes: Option<u64>) -> Snapshot {
+        let latest = status.latest.as_deref();
+        Snapshot {
+            max_score: latest.map(|s| s.max_score),
+            tier: status.tier as i64,
+            samples: status.sample_count,
+            failed_samples: status.failed_samples,
+            watcher_missed_samples: missed,
+            watchers: watchers as u64,
+            pauses: status.pause_stalls.clone(),
+            cpu_percent: status.cost.cpu_percent,
+            cpu_seconds: status.cost.cpu_total.as_secs_f64(),
+            sample_cpu_seconds: status.cost.mean_sample_cpu.map(|d| d.as_secs_f64()),
+            resident_bytes,
+            top_rogue: latest.and_then(|s| s.rogues.first()).map(|r| (command_label(&r.command), r.score)),
+        }
+    }
+
+    /// Writes every metric in the OpenMetrics text format.
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        fn gauge<V: prometheus_client::encoding::EncodeGaugeValue + std::fmt::Debug + Send + Sync + 'static>(
+            encoder: &mut DescriptorEncoder,
+            name: &str,
+            help: &str,
+            unit: Option<&Unit>,
+            value: Option<V>,
+        ) -> Result<(), std::fmt::Error> {
+            match value {
+                Some(v) => ConstGauge::new(v).encode(encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?),
+                None => Ok(()),
+            }
+        }
+        fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+            ConstCounter::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+        }
+        gauge(encoder, "pmon_max_score", "Highest rogue score of the latest sample, 0 to 100", None, self.max_score)?;
+        gauge(encoder, "pmon_tier", "Stress tier: 1 SENTINEL, 2 ELEVATED, 3 CRITICAL", None, Some(self.tier))?;
+        counter(encoder, "pmon_samples", "Samples taken since the server started", self.samples)?;
+        counter(encoder, "pmon_failed_samples", "Collections that failed", self.failed_samples)?;
+        counter(
+            encoder,
+            "pmon_watcher_missed_samples",
+            "Samples watchers missed because they read too slowly",
+            self.watcher_missed_samples,
+        )?;
+        gauge(encoder, "pmon_watchers", "Connected WatchSamples streams", None, Some(self.watchers as i64))?;
+        counter(encoder, "pmon_pauses", "Pauses (stalls of the whole machine) recorded", self.pauses.count())?;
+        let mut histogram = encoder.encode_descriptor(
+            "pmon_pause_duration",
+            "How long each recorded pause lasted",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        histogram.encode_histogram::<NoLabelSet>(
+            self.pauses.sum_seconds,
+            self.pauses.count(),
+            &self.pauses.buckets(),
+            None,
+        )?;
+        gauge(encoder, "pmon_self_cpu_percent", "The server's own CPU use, % of one core", None, self.cpu_percent)?;
+        ConstCounter::new(self.cpu_seconds).encode(encoder.encode_descriptor(
+            "pmon_self_cpu",
+            "The server's own CPU time",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?)?;
+        gauge(
+            encoder,
+            "pmon_self_sample_cpu",
+            "The server's mean CPU time per sample",
+            Some(&Unit::Seconds),
+            self.sample_cpu_seconds,
+        )?;
+        gauge(
+            encoder,
+            "pmon_self_resident",
+            "The server's resident memory",
+            Some(&Unit::Bytes),
+            self.resident_bytes.map(|b| b as i64),
+        )?;
+        if let Some((command, score)) = &self.top_rogue {
+            let mut family = encoder.encode_descriptor(
+                "pmon_top_rogue_score",
+                "Score of the latest sample's top rogue, labelled by its command (one series)",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [("command", command.as_str())];
+            ConstGauge::new(*score).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A command as a label value: bounded in length; the encoder escapes the rest.
+fn command_label(command: &str) -> String {
+    command.chars().take(MAX_COMMAND_LEN).collect()
+}
+
+/// Reads a [`Snapshot`] at each scrape.
+#[derive(Debug)]
+struct Live {
+    status: watch::Receiver<EngineStatus>,
+    hub: Arc<Hub>,
+}
+
+impl Collector for Live {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = {
+            let status = self.status.borrow();
+            Snapshot::read(&status, self.hub.watchers(), self.hub.missed_total(), crate::cost::memory().resident)
+        };
+        snapshot.encode(&mut encoder)
+    }
+}
+
+/// The registry the endpoint encodes: the live figures of this server.
+pub fn registry(status: watch::Receiver<EngineStatus>, hub: Arc<Hub>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Live { status, hub }));
+    registry
+}
+
+/// A registry in the OpenMetrics text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail; a collector error would leave a partial body,
+    // which the scraper rejects for the missing `# EOF`.
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
+        tracing::warn!("cannot encode the metrics: {e}");
+    }
+    text
+}
+
+/// The same exposition in the Prometheus text format (0.0.4), for clients that do
+/// not ask for OpenMetrics (curl, `promtool check metrics`, older scrapers): there a
+/// counter's HELP and TYPE carry its `_total` name, and UNIT and EOF lines do not exist.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "].into_iter().find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match described {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(&name) { "_total" } else { "" };
+                text.push_str(&format!("{prefix}{name}{suffix} {tail}\n"));
+            }
+            None => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

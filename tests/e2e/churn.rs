@@ -1,0 +1,88 @@
+//! 1 000 clients connecting, watching, asking and leaving, over the socket and over TLS:
+//! the server ends with the descriptors, watchers and memory it started with.
+
+use std::time::{Duration, Instant};
+
+use pmon_proto::{
+    endpoint::{Credentials, Endpoint},
+    v1::{GetStatusRequest, WatchSamplesRequest},
+};
+
+use crate::{
+    remote::{Pki, port},
+    support::Server,
+};
+
+/// Open descriptors and resident kilobytes of a process, from /proc.
+fn usage(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fd dir").count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    (fds, rss)
+}
+
+/// One client's life: connect, watch one item, ask the status, go.
+async fn visit(endpoint: &Endpoint) {
+    let mut client = endpoint.connect().await.expect("connect");
+    let mut stream = client
+        .watch_samples(WatchSamplesRequest { after_sequence: None, server_instance: None })
+        .await
+        .expect("watch")
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(10), stream.message()).await.expect("an item in time").expect("ok");
+    client.get_status(GetStatusRequest {}).await.expect("status");
+}
+
+/// `n` visits, alternating between the two addresses. The runtime is dropped at the
+/// end, which closes the connections its background tasks still hold, as a client
+/// process that exits would.
+fn cycles(n: usize, local: &Endpoint, remote: &Endpoint) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        for i in 0..n {
+            visit(if i % 2 == 0 { local } else { remote }).await;
+        }
+    });
+}
+
+/// Waits until the server reports no watchers (it notices a gone client on its next send).
+fn wait_no_watchers(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while crate::support::json_u64(&server.status()["watchers"]) > 0 {
+        assert!(Instant::now() < deadline, "watchers still counted 20 s after every client left");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_thousand_connect_and_disconnect_cycles_leak_nothing() {
+    let pki = Pki::new();
+    let server = pki.server(&[]);
+    let local = Endpoint::local(&server.data_dir());
+    let remote: Endpoint = format!("https://localhost:{}", port(&server)).parse().expect("valid");
+    let credentials = Credentials {
+        token_file: Some(pki.path("token")),
+        ca_file: Some(pki.path("ca.pem")),
+        ..Credentials::default()
+    };
+    let remote = remote.with_credentials(credentials).expect("credentials");
+    // Warm up: buffers, TLS session state and the allocator settle in the first cycles.
+    cycles(100, &local, &remote);
+    wait_no_watchers(&server);
+    let (fds_before, rss_before) = usage(server.pid());
+    cycles(1000, &local, &remote);
+    wait_no_watchers(&server);
+    let (fds_after, rss_after) = usage(server.pid());
+    println!("1000 cycles: descriptors {fds_before} -> {fds_after}, resident {rss_before} kB -> {rss_after} kB");
+    assert!(fds_after <= fds_before + 2, "descriptors: {fds_before} before, {fds_after} after 1000 cycles");
+    assert!(
+        rss_after <= rss_before + 4096,
+        "resident memory grew from {rss_before} kB to {rss_after} kB over 1000 cycles"
+    );
+    let status = server.status();
+    assert_eq!(crate::support::json_u64(&status["watchers"]), 0, "{status}");
+}
