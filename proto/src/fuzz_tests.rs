@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Cases per property: `PMON_FUZZ_CASES`, or a few hundred.
-fn cases() -> u32 {
+pub(crate) fn cases() -> u32 {
     std::env::var("PMON_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(300)
 }
 

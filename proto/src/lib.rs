@@ -19,7 +19,7 @@ pub mod token;
 pub mod when;
 
 #[cfg(test)]
-mod fuzz_tests;
+pub(crate) mod fuzz_tests;
 
 /// Generated code for proto package `pmon.v1`: messages, `PauseMonitorClient`,
 /// `PauseMonitorServer`, and serde impls that follow the proto3 JSON mapping (the

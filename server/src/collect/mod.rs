@@ -165,7 +165,7 @@ pub fn open(kind: SourceKind, interval: Duration) -> Result<Box<dyn Collector>, 
 }
 
 #[cfg(test)]
-mod no_panic_tests;
+pub(crate) mod no_panic_tests;
 
 /// How to run powermetrics: directly as root (and on PATH elsewhere, where only
 /// stand-ins exist), through `sudo -n` with its full path on macOS otherwise.

@@ -1,9 +1,19 @@
-//! Arbitrary bytes never make the streaming parsers panic: neither noise nor a real
-//! capture with bytes changed and cut at random places. (`pause::pmset` has its own.)
+//! Arbitrary bytes never make a parser of what the OS or a tool prints panic: the
+//! streaming `top` and `powermetrics` parsers (noise, and a real capture with bytes
+//! changed and cut at random places), the /proc file parsers, and the forensic
+//! parsers (kernel log, spindump, unified log). (`pause::pmset` has its own.)
+//!
+//! `PMON_FUZZ_CASES` sets the cases per property (CI runs the default); see README.
 
 use proptest::prelude::*;
 
-use super::{powermetrics, top};
+use super::{powermetrics, proc::parse, top};
+use crate::forensics::{kmsg, oslog, spindump};
+
+/// Cases per property: `PMON_FUZZ_CASES`, or a couple of hundred.
+pub(crate) fn cases() -> u32 {
+    std::env::var("PMON_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(200)
+}
 
 fn fixture(path: &str) -> Vec<u8> {
     let path = format!("{}/../fixtures/macos/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -43,7 +53,41 @@ fn run_plist(chunks: &[Vec<u8>]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn proc_file_parsers_never_panic_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = parse::stat(&bytes);
+        let _ = parse::status(&bytes);
+        let _ = parse::io_syscalls(&bytes);
+        let _ = parse::schedstat(&bytes);
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = parse::loadavg(&text);
+        let _ = parse::last_pid(&text);
+        let _ = parse::meminfo(&text);
+        let _ = parse::pressure(&text);
+        let _ = parse::vmstat(&text);
+    }
+
+    #[test]
+    fn stat_parser_never_panics_on_near_misses(
+        comm in "[ -~]{0,20}",
+        state in "[A-Za-z ]{0,2}",
+        fields in proptest::collection::vec("-?[0-9]{0,22}", 0..60),
+    ) {
+        let line = format!("42 ({comm}) {state} {}", fields.join(" "));
+        let _ = parse::stat(line.as_bytes());
+    }
+
+    #[test]
+    fn forensic_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        let text = String::from_utf8_lossy(&bytes);
+        for line in text.lines() {
+            let _ = kmsg::parse(line);
+        }
+        let _ = spindump::blocked_threads(&text);
+        let _ = oslog::parse(&text);
+    }
 
     #[test]
     fn top_parser_never_panics_on_noise(bytes in proptest::collection::vec(any::<u8>(), 0..2048), chunk in 1usize..300) {

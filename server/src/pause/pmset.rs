@@ -285,6 +285,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::collect::no_panic_tests::cases()))]
+
         #[test]
         fn parse_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse(&String::from_utf8_lossy(&bytes));
