@@ -28,6 +28,9 @@ pub mod remote;
 pub mod service;
 pub mod store;
 
+#[cfg(test)]
+mod real_captures;
+
 use std::{
     future::Future,
     path::PathBuf,

@@ -266,20 +266,14 @@ mod tests {
         assert_eq!(ts("2100-02-29 00:00:00 +0000"), None, "2100 is not a leap year");
     }
 
-    /// The real capture in `../shared/macos-samples` exists only in the project's workspace, not
-    /// in users' clones, so the test skips without it.
+    /// The real capture, where this checkout has it (see `real_captures`).
     #[test]
     fn real_sample_when_present() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/macos-samples/",
-            "pmset_g_log_header_uuid_sleep_wakerequests_hackintosh_2025_acidanthera-bugtracker2467.txt"
-        );
-        let Ok(text) = std::fs::read_to_string(path) else {
-            println!("skipped: no real pmset sample at {path}");
+        let Some(captures) = crate::real_captures::starting_with("pmset_g_log_header_uuid_sleep_wakerequests") else {
             return;
         };
-        let events = parse(&text);
+        let [(_, bytes)] = captures.as_slice() else { panic!("one pmset capture expected, found {}", captures.len()) };
+        let events = parse(&String::from_utf8_lossy(bytes));
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!((events[0].kind, events[0].at), (PowerKind::Sleep, at(1_735_721_687)));
     }

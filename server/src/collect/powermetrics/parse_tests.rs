@@ -95,18 +95,10 @@ fn bad_documents_are_errors_that_say_what_was_expected() {
 /// The real captures, where this checkout has them (users' clones do not).
 #[test]
 fn real_captures_parse_when_present() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/macos-samples");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("skipped: no real captures at {}", dir.display());
-        return;
-    };
+    let Some(captures) = crate::real_captures::starting_with("powermetrics_") else { return };
     let mut seen = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("powermetrics_") {
-            continue;
-        }
-        let samples = parse_all(&std::fs::read(entry.path()).expect("readable"), 999);
+    for (name, bytes) in captures {
+        let samples = parse_all(&bytes, 999);
         assert!(!samples.is_empty(), "{name}");
         assert!(samples.iter().all(|s| !s.tasks.is_empty() && s.time.is_some()), "{name}");
         if name.contains("stream") {

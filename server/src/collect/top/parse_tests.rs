@@ -137,17 +137,8 @@ fn memory_amounts() {
 /// The real captures, where this checkout has them (users' clones do not).
 #[test]
 fn real_captures_parse_when_present() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/macos-samples");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("skipped: no real captures at {}", dir.display());
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("top_") {
-            continue;
-        }
-        let bytes = std::fs::read(entry.path()).expect("readable");
+    let Some(captures) = crate::real_captures::starting_with("top_") else { return };
+    for (name, bytes) in captures {
         let (samples, unparsed) = parse_all(&bytes, 17);
         assert_eq!(samples.len(), 1, "{name}");
         assert_eq!(unparsed, 0, "{name}");
