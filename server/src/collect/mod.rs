@@ -153,7 +153,8 @@ pub fn open(kind: SourceKind, interval: Duration) -> Result<Box<dyn Collector>, 
         }
         SourceKind::Top => Ok(Box::new(top::TopCollector::start("top", interval)?)),
         SourceKind::Powermetrics => {
-            Ok(Box::new(powermetrics::PowermetricsCollector::start(powermetrics_command(), interval)?))
+            let (program, prefix) = powermetrics_command();
+            Ok(Box::new(powermetrics::PowermetricsCollector::start(program, prefix, interval)?))
         }
         #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         SourceKind::Auto => Err(unsupported("auto")),
@@ -169,8 +170,8 @@ pub(crate) mod no_panic_tests;
 
 /// How to run powermetrics: directly as root (and on PATH elsewhere, where only
 /// stand-ins exist), through `sudo -n` with its full path on macOS otherwise.
-fn powermetrics_command() -> &'static [&'static str] {
+fn powermetrics_command() -> (&'static str, &'static [&'static str]) {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    if cfg!(target_os = "macos") && !root { &["sudo", "-n", "/usr/bin/powermetrics"] } else { &["powermetrics"] }
+    if cfg!(target_os = "macos") && !root { ("sudo", &["-n", "/usr/bin/powermetrics"]) } else { ("powermetrics", &[]) }
 }

@@ -23,11 +23,11 @@ pub struct PowermetricsCollector {
 }
 
 impl PowermetricsCollector {
-    /// Starts `command` (`powermetrics` on PATH, or it through `sudo -n`) sampling
-    /// every `interval` (at least 100 ms).
-    pub fn start(command: &[&str], interval: Duration) -> Result<Self, CollectError> {
+    /// Starts `program` with `prefix` before powermetrics's own arguments (`powermetrics`
+    /// on PATH with none, or `sudo` with `-n /usr/bin/powermetrics`) sampling every
+    /// `interval` (at least 100 ms).
+    pub fn start(program: &str, prefix: &[&str], interval: Duration) -> Result<Self, CollectError> {
         let ms = interval.as_millis().max(100);
-        let (program, prefix) = command.split_first().map_or(("powermetrics", &[][..]), |(p, rest)| (*p, rest));
         let args = prefix
             .iter()
             .copied()
