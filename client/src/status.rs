@@ -47,6 +47,14 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
         let times =
             if status.source_restarts == 1 { "once".into() } else { format!("{} times", status.source_restarts) };
         parts.push(format!("{} restarted {times} (last: {})", status.source, status.source_problem));
+    } else if !status.source_problem.is_empty() {
+        parts.push(format!("SOURCE PROBLEM: {}", status.source_problem));
+    }
+    if status.failed_samples > 0 {
+        parts.push(format!("{} failed samples", status.failed_samples));
+    }
+    if status.lost_writes > 0 {
+        parts.push(format!("{} WRITES LOST (last: {})", status.lost_writes, status.store_problem));
     }
     if !status.config_error.is_empty() {
         parts.push(format!("CONFIG NOT RELOADED: {}", status.config_error));

@@ -230,6 +230,7 @@ pub async fn run(
         notifier.clone(),
     );
     let notifier_handle = notifier.clone();
+    let capture = forensics.clone();
     let parts = Parts { hub: Arc::clone(&hub), store: store.clone(), next_event_id, forensics, notifier, recorder };
     let (engine, status) = Engine::spawn(collector, options.config.clone(), parts).map_err(ServerError::Thread)?;
     // A replay is about the machine that made the capture: this one's stalls are not
@@ -335,12 +336,14 @@ pub async fn run(
         scraping.abort();
     }
     reloading.abort();
-    // Joining waits for at most the sample in progress and one sentinel tick; then the
-    // writer finishes what is queued (bounded: forensics still running hold the store).
+    // Joining waits for at most the sample in progress and one sentinel tick; a capture
+    // under way ends within a moment, recording what it did not finish; then the writer
+    // finishes what is queued.
     let stopped = tokio::task::spawn_blocking(move || {
         if let Some(sentinel) = sentinel {
             sentinel.stop();
         }
+        capture.stop();
         engine.stop();
         writer.join_within(WRITER_GRACE)
     });

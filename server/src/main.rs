@@ -160,6 +160,7 @@ fn start(args: Args) -> anyhow::Result<()> {
     let (config, config_file_exists) =
         pmon_server::load_config(&config_path, explicit, &overrides).map_err(anyhow::Error::msg)?;
     pmon_server::collect::proc::raise_open_file_limit();
+    ignore_file_size_signal();
     let options = pmon_server::Options {
         data_dir,
         config,
@@ -202,6 +203,14 @@ fn remote_settings(args: &Args) -> anyhow::Result<Option<pmon_server::remote::Se
         (None, Some(flag)) => anyhow::bail!("{flag} applies only to a TCP listener: add --listen HOST:PORT"),
         (None, None) => Ok(None),
     }
+}
+
+/// A file size limit (`ulimit -f`) would kill the server with SIGXFSZ at the first
+/// database write past it. Ignored, that write fails instead, and is counted and
+/// reported like a full disk while the server goes on.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to "ignore" runs no code of ours.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
 }
 
 /// Registers SIGINT and SIGTERM now; the returned future completes on either.

@@ -182,6 +182,7 @@ impl PauseMonitor for Service {
         let live = self.live();
         let memory = cost::memory();
         let latest = s.latest.as_deref();
+        let store_problem = self.store.problem();
         Ok(Response::new(GetStatusResponse {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: Some(timestamp(self.info.started_at)),
@@ -217,6 +218,8 @@ impl PauseMonitor for Service {
             source_restarts: s.source.restarts,
             source_problem: s.source.last_problem.as_ref().map(|p| p.1.clone()).unwrap_or_default(),
             source_problem_at: s.source.last_problem.as_ref().map(|p| timestamp(p.0)),
+            store_problem: store_problem.as_ref().map(|p| p.1.clone()).unwrap_or_default(),
+            store_problem_at: store_problem.as_ref().map(|p| timestamp(p.0)),
         }))
     }
 

@@ -7,21 +7,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::{KillOnDrop, Server, json_u64};
-
-/// Waits up to `limit` for `f` to return something.
-fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::support::{KillOnDrop, Server, eventually, integrity, json_u64};
 
 fn events(server: &Server, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["events", "--json"];
@@ -164,16 +150,7 @@ fn a_mark_survives_a_restart_and_a_kill_leaves_a_sound_database_that_keeps_every
     // Kill -9 while an escalation is open and samples are being written.
     server.wait_samples(4);
     server.crash_and_restart();
-    let db = server.data_dir().join("data.db");
-    let check = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])",
-        ])
-        .arg(&db)
-        .output()
-        .expect("python3 sqlite3");
-    assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "ok", "{}", String::from_utf8_lossy(&check.stderr));
+    assert_eq!(integrity(&server.data_dir().join("data.db")), "ok");
     let e = &show(&server, id.parse().expect("id"))["event"];
     assert_eq!(e["status"], "EVENT_STATUS_PINNED", "the pause survived");
     // One escalation per run: the two earlier ones (one cut by a restart, one by the

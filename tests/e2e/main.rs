@@ -12,6 +12,7 @@ mod churn;
 mod cli;
 mod config;
 mod evidence;
+mod faults;
 mod grpcurl;
 mod help;
 mod install;

@@ -70,6 +70,9 @@ pub struct Server {
     args: Vec<String>,
     /// Holds the data directory, config and log.
     pub dir: TempDir,
+    /// The server runs in a mount namespace of its own: its files are reached through
+    /// /proc/PID/root.
+    namespaced: bool,
 }
 
 impl Server {
@@ -97,16 +100,50 @@ impl Server {
 
     fn start_full(dir: TempDir, config: &str, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-        let mut command = server_command(dir.path(), config, &args);
+        let mut command = server_command(dir.path(), config, &args, &[]);
         command.envs(env.iter().copied());
         let child = command.spawn().expect("spawn pmon-server");
-        let mut server = Server { child, args, dir };
+        let mut server = Server { child, args, dir, namespaced: false };
         server.wait_ready();
         server
     }
 
+    /// Starts a server in a private mount namespace after running the shell commands
+    /// `setup` there (as root: mounts that only the server sees), then `wrapper` (a
+    /// command that execs the rest, e.g. setpriv), if any. `$DATA` in `setup` is the
+    /// data directory.
+    pub fn start_namespaced(dir: TempDir, config: &str, setup: &str, wrapper: &[&str]) -> Server {
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let mut prefix: Vec<String> =
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c"].into_iter().map(String::from).collect();
+        prefix.push(format!("DATA='{}'\n{setup}\nexec \"$@\"", data.display()));
+        prefix.push("sh".into());
+        prefix.extend(wrapper.iter().map(|w| (*w).to_string()));
+        let child = server_command(dir.path(), config, &[], &prefix).spawn().expect("spawn unshare pmon-server");
+        let mut server = Server { child, args: vec![], dir, namespaced: true };
+        server.wait_ready();
+        server
+    }
+
+    /// Runs `nsenter --mount` into the server's namespace with `args`; panics on failure.
+    pub fn in_namespace(&self, args: &[&str]) {
+        let out = Command::new("nsenter")
+            .args(["--target", &self.pid().to_string(), "--mount", "--"])
+            .args(args)
+            .output()
+            .expect("nsenter");
+        assert!(out.status.success(), "nsenter {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The data directory as this process reaches it.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        let data = self.dir.path().join("data");
+        if self.namespaced {
+            let inside = data.strip_prefix("/").expect("absolute temporary directory");
+            return Path::new("/proc").join(self.pid().to_string()).join("root").join(inside);
+        }
+        data
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -212,6 +249,8 @@ impl Server {
     /// Starts a stopped server again on the same directory and config.
     pub fn start_again(&mut self) {
         let config = std::fs::read_to_string(self.dir.path().join("config.toml")).expect("config");
+        // A namespaced server's mounts ended with it: it starts again in the ordinary one.
+        self.namespaced = false;
         self.child = spawn_server_with(self.dir.path(), &config, &self.args);
         self.wait_ready();
     }
@@ -254,15 +293,23 @@ pub fn spawn_server(dir: &Path, config: &str) -> Child {
 
 /// [`spawn_server`] with extra command-line arguments.
 pub fn spawn_server_with(dir: &Path, config: &str, args: &[String]) -> Child {
-    server_command(dir, config, args).spawn().expect("spawn pmon-server")
+    server_command(dir, config, args, &[]).spawn().expect("spawn pmon-server")
 }
 
-/// The command [`spawn_server_with`] runs (it writes the config and creates the log).
-fn server_command(dir: &Path, config: &str, args: &[String]) -> Command {
+/// The command [`spawn_server_with`] runs (it writes the config and creates the log),
+/// run through `prefix` if it is not empty.
+fn server_command(dir: &Path, config: &str, args: &[String], prefix: &[String]) -> Command {
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, config).expect("write config");
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-    let mut command = Command::new(bin("pmon-server"));
+    let mut command = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(bin("pmon-server"));
+            c
+        }
+        None => Command::new(bin("pmon-server")),
+    };
     command
         .arg("--config")
         .arg(&config_path)
@@ -393,4 +440,33 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Waits up to `limit` for `f` to return something.
+pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SQLite's own verdict on a database file (`ok` when sound), read with another
+/// SQLite than the server's (Python's).
+pub fn integrity(db: &Path) -> String {
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])",
+        ])
+        .arg(db)
+        .output()
+        .expect("python3 sqlite3");
+    assert!(check.status.success(), "integrity check: {}", String::from_utf8_lossy(&check.stderr));
+    String::from_utf8_lossy(&check.stdout).trim().to_string()
 }

@@ -7,7 +7,9 @@
 //! ```
 //!
 //! A step that fails or runs out of time is recorded as such and the others go on; the
-//! engine never waits for any of it. The ring buffer itself is not dumped to disk: its
+//! engine never waits for any of it. When the server stops mid-capture, the step under
+//! way and those not yet run are recorded as interrupted, so an event never looks
+//! complete when it is not, and shutdown does not wait for a step stuck in the kernel. The ring buffer itself is not dumped to disk: its
 //! samples are already in the database with the event.
 
 pub mod kmsg;
@@ -21,7 +23,11 @@ pub mod spindump;
 
 use std::{
     path::PathBuf,
-    sync::{Arc, mpsc},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     time::{Duration, Instant, SystemTime},
 };
 
@@ -67,6 +73,8 @@ pub struct Forensics {
     /// Held while a capture runs: one at a time, so a burst of pauses does not pile
     /// /proc scans and tools onto a machine that is already struggling.
     busy: Arc<std::sync::Mutex<()>>,
+    /// Set when the server stops: captures end at once.
+    stopping: Arc<AtomicBool>,
     data_dir: PathBuf,
     store: Store,
     step_timeout: Duration,
@@ -76,7 +84,13 @@ pub struct Forensics {
 impl Forensics {
     /// Forensics writing under `data_dir/events/`.
     pub fn new(data_dir: PathBuf, store: Store, step_timeout: Duration, notifier: Notifier) -> Self {
-        Self { busy: Arc::default(), data_dir, store, step_timeout, notifier }
+        Self { busy: Arc::default(), stopping: Arc::default(), data_dir, store, step_timeout, notifier }
+    }
+
+    /// Ends captures under way (their remaining steps are recorded as not run) and
+    /// makes later ones record only that; called when the server stops.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
     /// Runs every step for event `id` in the background.
@@ -108,17 +122,29 @@ impl Forensics {
         if let Err(e) = std::fs::create_dir_all(dir) {
             tracing::warn!(event = id, "cannot create {}: {e}", dir.display());
         }
+        let mut interrupted = false;
         for (step, work) in platform::steps(pause) {
             let started = Instant::now();
-            let (outcome, output) = match run_with_timeout(work, self.step_timeout) {
-                Some(Ok(out)) => (FindingOutcome::Ok, out),
-                Some(Err(why)) => {
-                    (FindingOutcome::Failed, Output { summary: why.clone(), detail: why, ..Output::default() })
+            let stopped =
+                |summary: &str| (FindingOutcome::Failed, Output { summary: summary.into(), ..Output::default() });
+            let (outcome, output) = if self.stopping.load(Ordering::Relaxed) {
+                interrupted = true;
+                stopped("not run: the server stopped during the capture")
+            } else {
+                match run_with_timeout(work, self.step_timeout, &self.stopping) {
+                    StepEnd::Done(Ok(out)) => (FindingOutcome::Ok, out),
+                    StepEnd::Done(Err(why)) => {
+                        (FindingOutcome::Failed, Output { summary: why.clone(), detail: why, ..Output::default() })
+                    }
+                    StepEnd::TimedOut => (
+                        FindingOutcome::TimedOut,
+                        Output { summary: format!("no result within {:?}", self.step_timeout), ..Output::default() },
+                    ),
+                    StepEnd::Stopped => {
+                        interrupted = true;
+                        stopped("interrupted: the server stopped during this step")
+                    }
                 }
-                None => (
-                    FindingOutcome::TimedOut,
-                    Output { summary: format!("no result within {:?}", self.step_timeout), ..Output::default() },
-                ),
             };
             if outcome != FindingOutcome::Ok {
                 failed_steps += 1;
@@ -142,6 +168,10 @@ impl Forensics {
             .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
             .unwrap_or(0);
         self.store.submit(Op::Artefacts { event_id: id, bytes });
+        if interrupted {
+            tracing::warn!(event = id, failed_steps, "forensics interrupted: the server is stopping");
+            return;
+        }
         tracing::info!(event = id, failed_steps, "forensics complete");
         self.notifier.forensics_done(id, failed_steps);
     }
@@ -155,17 +185,45 @@ pub fn dir_name(at: SystemTime, id: u64) -> String {
     format!("{stamp}-{id}")
 }
 
-/// Runs `work` on its own thread; `None` if it is not done within `limit` (the thread
-/// is left to finish on its own: a step stuck in the kernel cannot be cancelled).
-fn run_with_timeout<T: Send + 'static>(work: Box<dyn FnOnce() -> T + Send>, limit: Duration) -> Option<T> {
+/// How a step ended.
+#[derive(Debug, PartialEq)]
+enum StepEnd<T> {
+    Done(T),
+    TimedOut,
+    /// The server began stopping first.
+    Stopped,
+}
+
+/// How often a step's wait looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// Runs `work` on its own thread, waiting at most `limit` or until `stopping` is set
+/// (the thread is left to finish on its own: a step stuck in the kernel cannot be
+/// cancelled).
+fn run_with_timeout<T: Send + 'static>(
+    work: Box<dyn FnOnce() -> T + Send>,
+    limit: Duration,
+    stopping: &AtomicBool,
+) -> StepEnd<T> {
     let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new().name("pmon-forensic-step".into()).spawn(move || {
         let _ = tx.send(work());
     });
     if spawned.is_err() {
-        return None;
+        return StepEnd::TimedOut;
     }
-    rx.recv_timeout(limit).ok()
+    let deadline = Instant::now() + limit;
+    loop {
+        if stopping.load(Ordering::Relaxed) {
+            return StepEnd::Stopped;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(STOP_CHECK)) {
+            Ok(out) => return StepEnd::Done(out),
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
+            Err(_) => return StepEnd::TimedOut,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,8 +236,25 @@ mod tests {
             std::thread::sleep(Duration::from_secs(2));
             1
         });
-        assert_eq!(run_with_timeout(slow, Duration::from_millis(50)), None);
-        assert_eq!(run_with_timeout(Box::new(|| 7), Duration::from_secs(5)), Some(7));
+        let running = AtomicBool::new(false);
+        assert_eq!(run_with_timeout(slow, Duration::from_millis(50), &running), StepEnd::TimedOut);
+        assert_eq!(run_with_timeout(Box::new(|| 7), Duration::from_secs(5), &running), StepEnd::Done(7));
+    }
+
+    #[test]
+    fn stopping_ends_the_wait_for_a_stuck_step_at_once() {
+        let stuck: Box<dyn FnOnce() -> u32 + Send> = Box::new(|| {
+            std::thread::sleep(Duration::from_secs(30));
+            1
+        });
+        let stopping = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stopping);
+        let setter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            flag.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(run_with_timeout(stuck, Duration::from_secs(60), &stopping), StepEnd::Stopped);
+        setter.join().expect("setter");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! The engine never waits on the disk: if the queue is full, the op is dropped and
-//! counted (`GetStatus` reports it).
+//! counted. A write that fails (disk full, file unwritable) is counted too, the writer
+//! goes on with the next batch, and what was committed before stays. `GetStatus`
+//! reports both, with the latest reason.
 
 mod prune;
 pub mod read;
@@ -23,6 +25,7 @@ use std::{
         mpsc::{self, SyncSender, TrySendError},
     },
     thread::JoinHandle,
+    time::SystemTime,
 };
 
 use diesel::{Connection, SqliteConnection, connection::SimpleConnection};
@@ -125,12 +128,34 @@ pub enum Op {
     Flush(mpsc::Sender<Result<(), StoreError>>),
 }
 
+/// Writes lost since start and the latest reason, shared by the handles and the writer.
+#[derive(Debug, Default)]
+struct Losses {
+    /// Dropped because the queue was full.
+    dropped: AtomicU64,
+    /// Failed in the database.
+    failed: AtomicU64,
+    latest: Mutex<Option<(SystemTime, String)>>,
+}
+
+impl Losses {
+    fn record(&self, counter: &AtomicU64, count: u64, why: impl FnOnce() -> String) {
+        counter.fetch_add(count, Ordering::Relaxed);
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some((SystemTime::now(), why()));
+    }
+
+    /// Counts `count` writes the database refused, for `why`.
+    fn failed(&self, count: u64, why: &impl std::fmt::Display) -> u64 {
+        self.record(&self.failed, count, || why.to_string());
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
 /// A handle to the store, shared by the engine, forensics and the gRPC service.
 #[derive(Clone)]
 pub struct Store {
     tx: SyncSender<Op>,
-    dropped: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
+    losses: Arc<Losses>,
     reader: Arc<Mutex<SqliteConnection>>,
     data_dir: PathBuf,
 }
@@ -190,20 +215,14 @@ impl Store {
         let next_id = read::max_event_id(&mut conn)? + 1;
         let reader = connect(&path)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
-        let failed = Arc::new(AtomicU64::new(0));
-        let writer_failed = Arc::clone(&failed);
+        let losses = Arc::new(Losses::default());
+        let writer_losses = Arc::clone(&losses);
         let dir = data_dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("pmon-store".into())
-            .spawn(move || write::run(conn, &rx, &dir, &writer_failed))
+            .spawn(move || write::run(conn, &rx, &dir, &writer_losses))
             .map_err(StoreError::Files)?;
-        let store = Store {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-            failed,
-            reader: Arc::new(Mutex::new(reader)),
-            data_dir: data_dir.to_path_buf(),
-        };
+        let store = Store { tx, losses, reader: Arc::new(Mutex::new(reader)), data_dir: data_dir.to_path_buf() };
         Ok((store, Writer(thread), next_id))
     }
 
@@ -211,15 +230,24 @@ impl Store {
     pub fn submit(&self, op: Op) {
         match self.tx.try_send(op) {
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+            Err(TrySendError::Full(_)) => {
+                self.losses
+                    .record(&self.losses.dropped, 1, || "the database writer fell behind; writes dropped".into());
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.losses.record(&self.losses.dropped, 1, || "the database writer has stopped".into());
             }
         }
     }
 
     /// Writes that were dropped (queue full) or failed since start.
     pub fn lost_writes(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+        self.losses.dropped.load(Ordering::Relaxed) + self.losses.failed.load(Ordering::Relaxed)
+    }
+
+    /// Why the latest lost write was lost, and when; `None` if none was.
+    pub fn problem(&self) -> Option<(SystemTime, String)> {
+        self.losses.latest.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Sends an op that carries a reply and waits for it (blocking: call from a

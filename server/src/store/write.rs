@@ -1,12 +1,6 @@
 //! The writer thread: the only connection that writes.
 
-use std::{
-    path::Path,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        mpsc::Receiver,
-    },
-};
+use std::{path::Path, sync::mpsc::Receiver};
 
 use diesel::{
     Connection, ExpressionMethods, OptionalExtension, QueryDsl, RunQueryDsl, SqliteConnection,
@@ -16,7 +10,7 @@ use pmon_proto::v1::{HistoryRow, Sample};
 use prost::Message;
 
 use super::{
-    NewEvent, Op, StoreError, kind_name, ms, prune,
+    Losses, NewEvent, Op, StoreError, kind_name, ms, prune,
     schema::{event_samples, events, findings, history, notifications},
     status_name,
 };
@@ -26,7 +20,8 @@ use super::{
 const BATCH: usize = 256;
 
 /// Writes ops until every sender is gone.
-pub(super) fn run(mut conn: SqliteConnection, rx: &Receiver<Op>, data_dir: &Path, failed: &AtomicU64) {
+pub(super) fn run(conn: SqliteConnection, rx: &Receiver<Op>, data_dir: &Path, losses: &Losses) {
+    let mut writer = Writer { conn, losses, failing: false };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -41,49 +36,68 @@ pub(super) fn run(mut conn: SqliteConnection, rx: &Receiver<Op>, data_dir: &Path
                 // Ops with a reply run on their own, so the answer is theirs alone; what
                 // was queued before them is written first.
                 Op::Update { id, status, notes, reply } => {
-                    write_batch(&mut conn, std::mem::take(&mut plain), failed);
-                    let _ = reply.send(update(&mut conn, id, status, notes));
+                    writer.batch(std::mem::take(&mut plain));
+                    let _ = reply.send(update(&mut writer.conn, id, status, notes));
                 }
                 Op::Prune { policy, dry_run, reply } => {
-                    write_batch(&mut conn, std::mem::take(&mut plain), failed);
-                    let _ = reply.send(prune::run(&mut conn, data_dir, &policy, dry_run));
+                    writer.batch(std::mem::take(&mut plain));
+                    let _ = reply.send(prune::run(&mut writer.conn, data_dir, &policy, dry_run));
                 }
                 Op::Flush(reply) => {
-                    write_batch(&mut conn, std::mem::take(&mut plain), failed);
+                    writer.batch(std::mem::take(&mut plain));
                     let _ = reply.send(Ok(()));
                 }
                 other => plain.push(other),
             }
         }
-        write_batch(&mut conn, plain, failed);
+        writer.batch(plain);
     }
 }
 
-/// Writes fire-and-forget ops in one transaction. One op failing (say, a constraint)
-/// is counted and logged; the others are still committed.
-fn write_batch(conn: &mut SqliteConnection, ops: Vec<Op>, failed: &AtomicU64) {
-    if ops.is_empty() {
-        return;
-    }
-    let count = ops.len() as u64;
-    let mut failed_here = 0;
-    let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
-        for op in ops {
-            if let Err(e) = apply(c, op) {
-                failed_here += 1;
-                let total = failed.fetch_add(1, Ordering::Relaxed) + 1;
-                // A full disk fails every write: log the first and then one in a hundred.
-                if total % 100 == 1 {
-                    tracing::warn!(failed = total, "database write failed: {e}");
+struct Writer<'a> {
+    conn: SqliteConnection,
+    losses: &'a Losses,
+    /// The latest batch lost writes: the next one that loses none is logged as the end
+    /// of the trouble.
+    failing: bool,
+}
+
+impl Writer<'_> {
+    /// Writes fire-and-forget ops in one transaction. One op failing (say, a
+    /// constraint) is counted and logged; the others are still committed.
+    fn batch(&mut self, ops: Vec<Op>) {
+        if ops.is_empty() {
+            return;
+        }
+        let count = ops.len() as u64;
+        let mut failed_here = 0;
+        let losses = self.losses;
+        let result = self.conn.transaction::<_, diesel::result::Error, _>(|c| {
+            for op in ops {
+                if let Err(e) = apply(c, op) {
+                    failed_here += 1;
+                    let total = losses.failed(1, &e);
+                    // A full disk fails every write: log the first and then one in a hundred.
+                    if total % 100 == 1 {
+                        tracing::warn!(failed = total, "database write failed: {e}");
+                    }
                 }
             }
+            Ok(())
+        });
+        let lost = match result {
+            Ok(()) => failed_here,
+            Err(e) => {
+                // Those that failed on their own are counted already.
+                let total = losses.failed(count - failed_here, &e);
+                tracing::warn!(failed = total, "database transaction failed, {count} writes lost: {e}");
+                count
+            }
+        };
+        if lost == 0 && self.failing {
+            tracing::info!("database writes succeed again");
         }
-        Ok(())
-    });
-    if let Err(e) = result {
-        // Those that failed on their own are counted already.
-        failed.fetch_add(count - failed_here, Ordering::Relaxed);
-        tracing::warn!("database transaction failed, {count} writes lost: {e}");
+        self.failing = lost > 0;
     }
 }
 

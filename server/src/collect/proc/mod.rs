@@ -43,7 +43,7 @@ use std::{
 
 use pmon_proto::v1::{ProcessFactors, SystemFigures, ThermalPressure};
 
-use super::{CollectError, Collector, ProcessRecord, RawSample, rates::rate};
+use super::{CollectError, Collector, ProcessRecord, RawSample, SourceHealth, rates::rate};
 pub use files::raise_open_file_limit;
 use files::{PidFile, ProcFiles};
 
@@ -84,6 +84,9 @@ pub struct ProcCollector {
     /// The machine swapped or reclaimed pages since the previous sample (or it is
     /// unknown): every resident size may have changed.
     reclaiming: bool,
+    /// The latest problem, for status: /proc could not be listed, or a process was
+    /// skipped because its `stat` made no sense.
+    problem: Option<(SystemTime, String)>,
     /// Read every file of every process, as a naive collector would: the reference the
     /// tests compare the selective path with.
     #[cfg(test)]
@@ -116,6 +119,7 @@ impl ProcCollector {
             samples: 0,
             swapping: true,
             reclaiming: true,
+            problem: None,
             #[cfg(test)]
             read_everything: false,
         }
@@ -152,10 +156,13 @@ impl ProcCollector {
         // within one interval aside), the previous list minus the exited is the list.
         self.files.begin_sample();
         let mut pids = std::mem::take(&mut self.pids);
-        if last_pid.is_none() || last_pid != self.last_pid || self.prev_at.is_none() {
-            self.files
-                .list_pids(&mut pids)
-                .map_err(|source| CollectError::List { path: self.files.root().to_string(), source })?;
+        if (last_pid.is_none() || last_pid != self.last_pid || self.prev_at.is_none())
+            && let Err(source) = self.files.list_pids(&mut pids)
+        {
+            let e = CollectError::List { path: self.files.root().to_string(), source };
+            self.problem = Some((SystemTime::now(), e.to_string()));
+            // `self.last_pid` stays as it was, so the next sample lists again.
+            return Err(e);
         }
         self.last_pid = last_pid;
         let mut processes = Vec::with_capacity(pids.len());
@@ -200,7 +207,12 @@ impl ProcCollector {
                 Ok(bytes) => match parse::stat(bytes) {
                     Ok(s) => s,
                     Err(e) => {
-                        tracing::debug!(pid, "skipping process: {e}");
+                        // Never seen from a real kernel: worth a line, but not one per sample.
+                        let why = format!("pid {pid} skipped: {}/{pid}/stat: {e}", self.files.root());
+                        if self.problem.as_ref().is_none_or(|(_, latest)| *latest != why) {
+                            tracing::warn!("{why}");
+                        }
+                        self.problem = Some((SystemTime::now(), why));
                         return Ok(None);
                     }
                 },
@@ -299,6 +311,10 @@ impl Collector for ProcCollector {
 
     fn collect(&mut self) -> Result<RawSample, CollectError> {
         self.collect_at(Instant::now(), SystemTime::now())
+    }
+
+    fn health(&self) -> SourceHealth {
+        SourceHealth { restarts: 0, last_problem: self.problem.clone() }
     }
 }
 

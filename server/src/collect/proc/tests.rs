@@ -136,6 +136,54 @@ fn system_figures_and_missing_files() {
 }
 
 #[test]
+fn processes_gone_half_way_and_machine_files_cut_short_leave_a_sound_sample() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("proc");
+    sync_tree(&fixture("before"), &root);
+    // 500 exits after its stat was read (its status is gone); 1200 after it was listed.
+    std::fs::remove_file(root.join("500/status")).expect("remove status");
+    for entry in std::fs::read_dir(root.join("1200")).expect("1200") {
+        std::fs::remove_file(entry.expect("entry").path()).expect("remove");
+    }
+    // Machine files read while being cut short: half a meminfo, an empty loadavg.
+    std::fs::write(root.join("meminfo"), "MemTotal:       16318412 kB\nMemFree:   12").expect("meminfo");
+    std::fs::write(root.join("loadavg"), "").expect("loadavg");
+    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
+    let s = c.collect_at(Instant::now(), SystemTime::UNIX_EPOCH).expect("a sample despite all that");
+    assert!(s.processes.iter().all(|p| p.pid != 500 && p.pid != 1200), "gone processes are left out");
+    assert_eq!(s.processes.len(), 7, "the other processes are all there");
+    assert_eq!(s.system.mem_total_bytes, Some(16_318_412 * 1024));
+    assert_eq!((s.system.mem_available_bytes, s.system.load_1m), (None, None), "unavailable, not zero");
+    // Exiting is normal; a stat that makes no sense (1100's is cut short) is a problem
+    // the source reports.
+    let (_, why) = c.health().last_problem.expect("the garbled stat is reported");
+    assert!(why.starts_with("pid 1100 skipped: ") && why.contains("/1100/stat"), "{why}");
+}
+
+#[test]
+fn a_listing_that_fails_is_reported_and_the_next_sample_lists_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, away) = (dir.path().join("proc"), dir.path().join("away"));
+    sync_tree(&fixture("before"), &root);
+    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
+    let t0 = Instant::now();
+    assert_eq!(c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("first").processes.len(), 9);
+    // A new pid is handed out while the root cannot be listed.
+    std::fs::rename(&root, &away).expect("move away");
+    let loadavg = std::fs::read_to_string(away.join("loadavg")).expect("loadavg");
+    let newer = loadavg.replace(" 4242", " 4243");
+    assert_ne!(newer, loadavg, "the fixture's last pid is 4242");
+    std::fs::write(away.join("loadavg"), newer).expect("loadavg");
+    let e = c.collect_at(t0 + STEP, SystemTime::UNIX_EPOCH + STEP).expect_err("no listing").to_string();
+    assert!(e.starts_with("cannot list processes in ") && e.contains("/proc"), "{e}");
+    assert_eq!(c.health().last_problem.map(|p| p.1), Some(e));
+    // Listable again, and no newer pid: the list lost with the failure is made afresh.
+    std::fs::rename(&away, &root).expect("move back");
+    let s = c.collect_at(t0 + 2 * STEP, SystemTime::UNIX_EPOCH + 2 * STEP).expect("third");
+    assert_eq!(s.processes.len(), 9);
+}
+
+#[test]
 fn descriptors_are_kept_for_listed_processes_and_closed_for_gone_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("proc");
