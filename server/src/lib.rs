@@ -264,7 +264,9 @@ pub async fn run(
         } else {
             tracing::warn!(%address, "serving metrics at /metrics, reachable from the network without authentication");
         }
-        tokio::spawn(scrapes.serve(metrics::registry(status.clone(), Arc::clone(&hub)), std::future::pending()))
+        tokio::spawn(
+            scrapes.serve(metrics::registry(status.clone(), Arc::clone(&hub), store.clone()), std::future::pending()),
+        )
     });
     let service = service::Service::new(
         Arc::clone(&hub),

@@ -208,6 +208,7 @@ impl PauseMonitor for Service {
                     .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
                 mean_sample_cpu_micros: s.cost.mean_sample_cpu.map(|d| d.as_secs_f64() * 1e6),
                 watcher_missed_samples: self.hub.missed_total(),
+                tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks() as u64,
             }),
             data_dir: self.info.data_dir.display().to_string(),
             server_instance: self.hub.instance(),

@@ -1,5 +1,6 @@
 //! 1 000 clients connecting, watching, asking and leaving, over the socket and over TLS:
-//! the server ends with the descriptors, watchers and memory it started with.
+//! the server ends with the descriptors, threads, tasks, watchers and memory it started
+//! with.
 
 use std::time::{Duration, Instant};
 
@@ -10,25 +11,39 @@ use pmon_proto::{
 
 use crate::{
     remote::{Pki, port},
-    support::Server,
+    support::{Server, eventually, json_u64},
 };
 
-/// Open descriptors and resident kilobytes of a process, from /proc. The collector's
+/// What a server holds: descriptors, resident memory, threads, async tasks.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    fds: usize,
+    rss_kb: u64,
+    threads: u64,
+    tasks: u64,
+}
+
+/// What the server holds now. Descriptors and memory come from /proc; the collector's
 /// descriptors on other processes' /proc files are left out: they follow the machine's
-/// process count (other tests start and end processes), not the connections.
-fn usage(pid: u32) -> (usize, u64) {
+/// process count (other tests start and end processes), not the connections. Tasks
+/// come from the server's status, whose own request's tasks count each time alike.
+fn usage(server: &Server) -> Usage {
+    let pid = server.pid();
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fd dir")
         .flatten()
         .filter(|fd| std::fs::read_link(fd.path()).map_or(true, |target| !target.starts_with("/proc")))
         .count();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    (fds, rss)
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+    };
+    let tasks = json_u64(&server.status()["cost"]["tasks"]);
+    Usage { fds, rss_kb: field("VmRSS:"), threads: field("Threads:"), tasks }
 }
 
 /// One client's life: connect, watch one item, ask the status, go.
@@ -58,7 +73,7 @@ fn cycles(n: usize, local: &Endpoint, remote: &Endpoint) {
 /// Waits until the server reports no watchers (it notices a gone client on its next send).
 fn wait_no_watchers(server: &Server) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while crate::support::json_u64(&server.status()["watchers"]) > 0 {
+    while json_u64(&server.status()["watchers"]) > 0 {
         assert!(Instant::now() < deadline, "watchers still counted 20 s after every client left");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -79,16 +94,16 @@ fn a_thousand_connect_and_disconnect_cycles_leak_nothing() {
     // Warm up: buffers, TLS session state and the allocator settle in the first cycles.
     cycles(100, &local, &remote);
     wait_no_watchers(&server);
-    let (fds_before, rss_before) = usage(server.pid());
+    let before = usage(&server);
     cycles(1000, &local, &remote);
     wait_no_watchers(&server);
-    let (fds_after, rss_after) = usage(server.pid());
-    println!("1000 cycles: descriptors {fds_before} -> {fds_after}, resident {rss_before} kB -> {rss_after} kB");
-    assert!(fds_after <= fds_before + 2, "descriptors: {fds_before} before, {fds_after} after 1000 cycles");
-    assert!(
-        rss_after <= rss_before + 4096,
-        "resident memory grew from {rss_before} kB to {rss_after} kB over 1000 cycles"
-    );
+    // A connection's task ends once the server has seen its client go.
+    let after = eventually(Duration::from_secs(10), || Some(usage(&server)).filter(|u| u.tasks <= before.tasks))
+        .unwrap_or_else(|| panic!("tasks leaked: {before:?} before, {:?} after 1000 cycles", usage(&server)));
+    println!("1000 cycles: {before:?} -> {after:?}");
+    assert!(after.fds <= before.fds + 2, "descriptors: {before:?} before, {after:?} after 1000 cycles");
+    assert!(after.threads <= before.threads, "threads: {before:?} before, {after:?} after 1000 cycles");
+    assert!(after.rss_kb <= before.rss_kb + 4096, "resident memory: {before:?} before, {after:?} after 1000 cycles");
     let status = server.status();
-    assert_eq!(crate::support::json_u64(&status["watchers"]), 0, "{status}");
+    assert_eq!(json_u64(&status["watchers"]), 0, "{status}");
 }

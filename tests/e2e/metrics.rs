@@ -58,7 +58,12 @@ fn the_endpoint_serves_the_listed_metrics_in_both_text_formats() {
     assert_eq!(value(text, "pmon_tier"), 1.0, "{text}");
     assert!((0.0..=100.0).contains(&value(text, "pmon_max_score")), "{text}");
     assert!(value(text, "pmon_self_cpu_seconds_total") > 0.0, "{text}");
-    for name in ["pmon_pauses_total", "pmon_pause_duration_seconds_count", "pmon_watcher_missed_samples_total"] {
+    for name in [
+        "pmon_pauses_total",
+        "pmon_pause_duration_seconds_count",
+        "pmon_watcher_missed_samples_total",
+        "pmon_lost_writes_total",
+    ] {
         value(text, name);
     }
     let rogues = text.lines().filter(|l| l.starts_with("pmon_top_rogue_score{command=")).count();

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! engine status (watch) ─┐
-//! hub (watchers, missed) ─┼─► Snapshot (read at each scrape) ─► OpenMetrics text ─► http
+//! hub (watchers, missed) ─┤
+//! store (lost writes) ────┼─► Snapshot (read at each scrape) ─► OpenMetrics text ─► http
 //! pause stalls (engine) ──┘
 //! ```
 //!
@@ -24,7 +25,7 @@ use prometheus_client::{
 };
 use tokio::sync::watch;
 
-use crate::{engine::EngineStatus, hub::Hub};
+use crate::{engine::EngineStatus, hub::Hub, store::Store};
 
 /// Upper bounds, in seconds, of the pause-duration histogram's buckets (then +Inf).
 pub const PAUSE_BUCKETS: [f64; 9] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
@@ -74,6 +75,8 @@ pub struct Snapshot {
     pub failed_samples: u64,
     /// Samples watchers missed because they read too slowly.
     pub watcher_missed_samples: u64,
+    /// Database writes lost (writer behind, disk full, file unwritable).
+    pub lost_writes: u64,
     /// Connected watchers.
     pub watchers: u64,
     /// Pause durations.
@@ -91,8 +94,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The figures of an engine status and the hub.
-    pub fn read(status: &EngineStatus, watchers: usize, missed: u64, resident_bytes: Option<u64>) -> Snapshot {
+    /// The figures of an engine status, the hub (watchers, missed samples), the store
+    /// (lost writes) and the process (resident bytes).
+    pub fn read(
+        status: &EngineStatus,
+        (watchers, missed): (usize, u64),
+        lost_writes: u64,
+        resident_bytes: Option<u64>,
+    ) -> Snapshot {
         let latest = status.latest.as_deref();
         Snapshot {
             max_score: latest.map(|s| s.max_score),
@@ -100,6 +109,7 @@ impl Snapshot {
             samples: status.sample_count,
             failed_samples: status.failed_samples,
             watcher_missed_samples: missed,
+            lost_writes,
             watchers: watchers as u64,
             pauses: status.pause_stalls.clone(),
             cpu_percent: status.cost.cpu_percent,
@@ -136,6 +146,12 @@ impl Snapshot {
             "pmon_watcher_missed_samples",
             "Samples watchers missed because they read too slowly",
             self.watcher_missed_samples,
+        )?;
+        counter(
+            encoder,
+            "pmon_lost_writes",
+            "Database writes lost: the writer fell behind, the disk was full or the file unwritable",
+            self.lost_writes,
         )?;
         gauge(encoder, "pmon_watchers", "Connected WatchSamples streams", None, Some(self.watchers as i64))?;
         counter(encoder, "pmon_pauses", "Pauses (stalls of the whole machine) recorded", self.pauses.count())?;
@@ -196,22 +212,24 @@ fn command_label(command: &str) -> String {
 struct Live {
     status: watch::Receiver<EngineStatus>,
     hub: Arc<Hub>,
+    store: Store,
 }
 
 impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot = {
             let status = self.status.borrow();
-            Snapshot::read(&status, self.hub.watchers(), self.hub.missed_total(), crate::cost::memory().resident)
+            let hub = (self.hub.watchers(), self.hub.missed_total());
+            Snapshot::read(&status, hub, self.store.lost_writes(), crate::cost::memory().resident)
         };
         snapshot.encode(&mut encoder)
     }
 }
 
 /// The registry the endpoint encodes: the live figures of this server.
-pub fn registry(status: watch::Receiver<EngineStatus>, hub: Arc<Hub>) -> Registry {
+pub fn registry(status: watch::Receiver<EngineStatus>, hub: Arc<Hub>, store: Store) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Live { status, hub }));
+    registry.register_collector(Box::new(Live { status, hub, store }));
     registry
 }
 

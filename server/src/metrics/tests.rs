@@ -68,7 +68,7 @@ fn pause_durations_fall_into_fixed_buckets() {
 
 #[test]
 fn before_the_first_sample_unknown_figures_are_left_out() {
-    let text = render(&Snapshot::read(&status(), 0, 0, None));
+    let text = render(&Snapshot::read(&status(), (0, 0), 0, None));
     assert!(!text.contains("pmon_max_score"), "{text}");
     assert!(!text.contains("pmon_top_rogue_score"), "{text}");
     assert!(!text.contains("pmon_self_cpu_percent"), "{text}");
@@ -92,7 +92,7 @@ fn every_listed_metric_is_written_with_its_type() {
         last_sample_cpu: Some(Duration::from_micros(900)),
         mean_sample_cpu: Some(Duration::from_micros(800)),
     };
-    let text = render(&Snapshot::read(&s, 3, 17, Some(5 << 20)));
+    let text = render(&Snapshot::read(&s, (3, 17), 5, Some(5 << 20)));
     for line in [
         "# TYPE pmon_max_score gauge",
         "pmon_max_score 81.5",
@@ -101,6 +101,7 @@ fn every_listed_metric_is_written_with_its_type() {
         "pmon_samples_total 42",
         "pmon_failed_samples_total 1",
         "pmon_watcher_missed_samples_total 17",
+        "pmon_lost_writes_total 5",
         "pmon_watchers 3",
         "pmon_pauses_total 1",
         "# TYPE pmon_pause_duration_seconds histogram",
@@ -128,7 +129,9 @@ fn series(text: &str, prefix: &str) -> usize {
 fn the_top_rogue_stays_one_series_through_a_churn_of_10000_pids() {
     let (tx, rx) = tokio::sync::watch::channel(status());
     let hub = Arc::new(Hub::new(Duration::from_secs(30), 8, 1));
-    let registry = registry(rx, hub);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer, _) = crate::store::Store::open(dir.path()).expect("store");
+    let registry = registry(rx, hub, store);
     let first = encode(&registry);
     let mut most_lines = 0;
     for i in 0..10_000u32 {
@@ -153,7 +156,7 @@ fn the_prometheus_text_form_names_counters_by_their_samples() {
     let mut s = status();
     s.latest = Some(sample(1, 7, "hog", 12.0));
     s.sample_count = 1;
-    let openmetrics = render(&Snapshot::read(&s, 0, 0, Some(1)));
+    let openmetrics = render(&Snapshot::read(&s, (0, 0), 0, Some(1)));
     let text = to_prometheus_text(&openmetrics);
     for line in [
         "# HELP pmon_samples_total Samples taken since the server started",
@@ -178,7 +181,7 @@ proptest::proptest! {
     fn any_command_makes_one_valid_bounded_series(command in "\\PC{0,300}", score in 0.0f64..100.0) {
         let mut s = status();
         s.latest = Some(sample(1, 1, &command, score));
-        let text = render(&Snapshot::read(&s, 0, 0, None));
+        let text = render(&Snapshot::read(&s, (0, 0), 0, None));
         let series: Vec<&str> = text.lines().filter(|l| l.starts_with("pmon_top_rogue_score{")).collect();
         proptest::prop_assert_eq!(series.len(), 1, "{}", text);
         // One line per series: quotes, backslashes and newlines in the name are escaped.
