@@ -105,6 +105,16 @@ fn header(data: &Data, target: &str) -> Line<'static> {
     if data.missed > 0 {
         spans.push(Span::styled(format!("  missed {} samples", data.missed), Style::new().fg(Color::Yellow)));
     }
+    // The server's own troubles, the worst first (`pmon status` says why).
+    if let Some(status) = &data.status {
+        if status.lost_writes > 0 {
+            spans.push(Span::styled(format!("  {} writes lost", status.lost_writes), bold.fg(Color::Red)));
+        }
+        if status.failed_samples > 0 {
+            let text = format!("  {} failed samples", status.failed_samples);
+            spans.push(Span::styled(text, Style::new().fg(Color::Yellow)));
+        }
+    }
     spans.push(Span::styled(format!("  {target}"), Style::new().fg(Color::DarkGray)));
     Line::from(spans)
 }

@@ -237,6 +237,16 @@ fn missed_samples_are_shown() {
 }
 
 #[test]
+fn lost_writes_and_failed_samples_are_shown() {
+    let mut d = data();
+    let status = GetStatusResponse { interval_seconds: 0.25, lost_writes: 12, failed_samples: 3, ..Default::default() };
+    d.apply(Msg::Status(Box::new(status)));
+    for size in SIZES {
+        assert_has(&render(&d, &View::default(), size), &["12 writes lost", "3 failed samples"]);
+    }
+}
+
+#[test]
 fn before_the_first_sample_the_gauge_says_it_waits() {
     let d = Data { link: Some(Link::Connecting), ..Data::default() };
     for size in SIZES {
