@@ -48,13 +48,14 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
             if status.source_restarts == 1 { "once".into() } else { format!("{} times", status.source_restarts) };
         parts.push(format!("{} restarted {times} (last: {})", status.source, status.source_problem));
     } else if !status.source_problem.is_empty() {
-        parts.push(format!("SOURCE PROBLEM: {}", status.source_problem));
+        parts.push(format!("source problem{}: {}", ago(status.source_problem_at.as_ref()), status.source_problem));
     }
     if status.failed_samples > 0 {
         parts.push(format!("{} failed samples", status.failed_samples));
     }
     if status.lost_writes > 0 {
-        parts.push(format!("{} WRITES LOST (last: {})", status.lost_writes, status.store_problem));
+        let last = ago(status.store_problem_at.as_ref());
+        parts.push(format!("{} WRITES LOST (last{last}: {})", status.lost_writes, status.store_problem));
     }
     if !status.config_error.is_empty() {
         parts.push(format!("CONFIG NOT RELOADED: {}", status.config_error));
@@ -65,6 +66,11 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
     }
     println!("{}", parts.join(" · "));
     Ok(())
+}
+
+/// ` 3m12s ago`, or nothing for no time: a problem's age tells an old one from a live one.
+fn ago(at: Option<&pbjson_types::Timestamp>) -> String {
+    at.and_then(system_time).map_or_else(String::new, |t| format!(" {} ago", uptime(t.elapsed().unwrap_or_default())))
 }
 
 fn uptime(d: Duration) -> String {

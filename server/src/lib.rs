@@ -346,6 +346,8 @@ pub async fn run(
             sentinel.stop();
         }
         capture.stop();
+        // Its store handle too must go for the writer to finish.
+        drop(capture);
         engine.stop();
         writer.join_within(WRITER_GRACE)
     });

@@ -19,22 +19,14 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::{FAST, KillOnDrop, Server, eventually, integrity, json_u64};
+use crate::{
+    namespace,
+    support::{FAST, KillOnDrop, Server, eventually, integrity, json_u64},
+};
 
 /// Every sample is elevated, so every sample writes a history row: writes never pause.
 const ALWAYS_WRITING: &str = "[sampling]\ninterval_seconds = 0.1\nelevated_interval_seconds = 0.1\n\
                               [tiers]\nelevated_threshold = 0.001\ncritical_threshold = 100\n";
-
-fn namespaces_available() -> bool {
-    let works = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "true"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !works {
-        eprintln!("NOTICE: skipped: this test needs root and unshare(1) to give the server a mount namespace");
-    }
-    works
-}
 
 /// The times of the server's history rows, oldest first.
 fn history(server: &Server) -> Vec<String> {
@@ -77,7 +69,7 @@ fn logged(server: &Server, what: &str) {
 
 #[test]
 fn a_full_disk_loses_only_new_writes_and_writing_resumes_when_there_is_room() {
-    if !namespaces_available() {
+    if !namespace::available() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -161,7 +153,7 @@ fn a_database_file_that_cannot_be_written_costs_only_new_writes() {
 
 #[test]
 fn proc_files_cut_short_garbled_or_unreadable_are_reported_and_sampling_goes_on() {
-    if !namespaces_available() {
+    if !namespace::available() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -185,7 +177,7 @@ fn proc_files_cut_short_garbled_or_unreadable_are_reported_and_sampling_goes_on(
     assert_eq!(json_u64(&status["failedSamples"]), 0, "{status}");
     let problem = status["sourceProblem"].as_str().unwrap_or_default();
     assert!(problem.contains(&format!("pid {pid} skipped: /proc/{pid}/stat")), "{status}");
-    assert!(text(&server, &["status"]).contains("SOURCE PROBLEM"));
+    assert!(text(&server, &["status"]).contains(&format!("s ago: pid {pid} skipped")));
     logged(&server, &format!("pid {pid} skipped"));
     let sample: Value = serde_json::from_str(text(&server, &["watch", "--json", "--count", "1"]).trim()).expect("JSON");
     let system = &sample["sample"]["system"];
@@ -203,6 +195,7 @@ fn proc_files_cut_short_garbled_or_unreadable_are_reported_and_sampling_goes_on(
 
     server.in_namespace(&["umount", "/proc"]);
     serving(&server);
+    logged(&server, "sampling works again after");
     let failed = json_u64(&server.status()["failedSamples"]);
     server.wait_samples(json_u64(&server.status()["sampleCount"]) + 5);
     assert_eq!(json_u64(&server.status()["failedSamples"]), failed, "sampling recovered");
@@ -212,15 +205,21 @@ fn proc_files_cut_short_garbled_or_unreadable_are_reported_and_sampling_goes_on(
 fn processes_exiting_while_they_are_read_are_not_failures() {
     let server = Server::start("[sampling]\ninterval_seconds = 0.05\nelevated_interval_seconds = 0.05\n");
     let start = json_u64(&server.wait_samples(2)["sampleCount"]);
-    // Thousands of processes that live about a millisecond each: many are listed and
+    // Processes that live about a millisecond each, for 40 samples: many are listed and
     // gone before their files are read, or gone between two of their files.
-    let churn = Command::new("sh")
-        .args(["-c", "i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done"])
-        .status()
-        .expect("sh");
-    assert!(churn.success());
-    let status = server.status();
-    assert!(json_u64(&status["sampleCount"]) > start + 20, "{status}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let churn = Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done"])
+            .status()
+            .expect("sh");
+        assert!(churn.success());
+        let status = server.status();
+        if json_u64(&status["sampleCount"]) >= start + 40 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "fewer than 40 samples in 60 s: {status}");
+    };
     assert_eq!(json_u64(&status["failedSamples"]), 0, "{status}");
     assert!(status["sourceProblem"].is_null(), "{status}");
 }
@@ -240,27 +239,32 @@ fn sigkill_while_writing_keeps_every_committed_row() {
 
 #[test]
 fn sigterm_during_a_capture_stops_at_once_and_records_what_was_not_captured() {
-    if !namespaces_available() {
+    if !namespace::available() {
+        return;
+    }
+    if !Path::new("/proc/pressure/cpu").exists() {
+        eprintln!("NOTICE: skipped: this kernel has no pressure stall information (/proc/pressure)");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("pressure");
     assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
-    let config = format!("{FAST}[pause]\nstep_timeout_seconds = 300\n");
-    let mut server = Server::start_namespaced(dir, &config, "true", &[]);
-    server.wait_samples(3);
+    // 1 Hz: only a stall of 2 s is a pause, so a loaded machine makes none of its own.
+    let mut server = Server::start_namespaced(dir, "[pause]\nstep_timeout_seconds = 300\n", "true", &[]);
+    server.wait_samples(2);
     // From now on opening /proc/pressure/cpu blocks (a FIFO nobody writes to), as reading
     // a hung file does. The sampler reads it through the descriptor it opened at start;
     // the capture's first step opens it afresh and is stuck.
     server.in_namespace(&["mount", "--bind", fifo.to_str().expect("utf-8"), "/proc/pressure/cpu"]);
     let n = json_u64(&server.status()["sampleCount"]);
-    server.wait_samples(n + 3);
+    server.wait_samples(n + 2);
 
     server.signal(libc::SIGSTOP);
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_secs(3));
     server.signal(libc::SIGCONT);
     let event = eventually(Duration::from_secs(5), || {
-        server.pmon_json(&["events", "--json", "--kind", "pause"])["events"].as_array().and_then(|e| e.first().cloned())
+        let events = server.pmon_json(&["events", "--json", "--kind", "pause"]);
+        events["events"].as_array()?.iter().find(|e| e["stallMs"].as_f64().is_some_and(|ms| ms >= 2500.0)).cloned()
     })
     .unwrap_or_else(|| panic!("no pause:\n{}", server.log()));
     let id = json_u64(&event["id"]).to_string();
@@ -271,14 +275,14 @@ fn sigterm_during_a_capture_stops_at_once_and_records_what_was_not_captured() {
     let asked = Instant::now();
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(10)).success(), "{}", server.log());
-    assert!(asked.elapsed() < Duration::from_secs(5), "stopping took {:?}", asked.elapsed());
     let log = server.log();
-    assert!(log.contains("forensics interrupted"), "{log}");
+    assert!(asked.elapsed() < Duration::from_secs(3), "stopping took {:?}:\n{log}", asked.elapsed());
+    assert!(log.contains("forensics interrupted") && !log.contains("were not waited for"), "{log}");
 
     server.start_again();
     assert_eq!(integrity(&server.data_dir().join("data.db")), "ok");
     let shown = server.pmon_json(&["events", "show", &id, "--json"]);
-    assert!(shown["event"]["stallMs"].as_f64().is_some_and(|ms| ms >= 1000.0), "{shown}");
+    assert!(shown["event"]["stallMs"].as_f64().is_some_and(|ms| ms >= 2500.0), "{shown}");
     let findings: Vec<(&str, &str)> = shown["findings"]
         .as_array()
         .expect("findings")

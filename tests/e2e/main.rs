@@ -18,6 +18,7 @@ mod help;
 mod install;
 mod limits;
 mod metrics;
+mod namespace;
 mod remote;
 mod replay;
 mod socket;

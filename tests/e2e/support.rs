@@ -65,14 +65,14 @@ fn newest_source(dep_info: &str) -> SystemTime {
 
 /// A running `pmon-server` on its own temporary data directory; killed on drop.
 pub struct Server {
-    child: Child,
+    pub(crate) child: Child,
     /// Command-line arguments beyond the config and data directory.
-    args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// Holds the data directory, config and log.
     pub dir: TempDir,
-    /// The server runs in a mount namespace of its own: its files are reached through
-    /// /proc/PID/root.
-    namespaced: bool,
+    /// The server runs in a mount namespace of its own (see `namespace.rs`): its files
+    /// are reached through /proc/PID/root.
+    pub(crate) namespaced: bool,
 }
 
 impl Server {
@@ -108,34 +108,6 @@ impl Server {
         server
     }
 
-    /// Starts a server in a private mount namespace after running the shell commands
-    /// `setup` there (as root: mounts that only the server sees), then `wrapper` (a
-    /// command that execs the rest, e.g. setpriv), if any. `$DATA` in `setup` is the
-    /// data directory.
-    pub fn start_namespaced(dir: TempDir, config: &str, setup: &str, wrapper: &[&str]) -> Server {
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).expect("data dir");
-        let mut prefix: Vec<String> =
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c"].into_iter().map(String::from).collect();
-        prefix.push(format!("DATA='{}'\n{setup}\nexec \"$@\"", data.display()));
-        prefix.push("sh".into());
-        prefix.extend(wrapper.iter().map(|w| (*w).to_string()));
-        let child = server_command(dir.path(), config, &[], &prefix).spawn().expect("spawn unshare pmon-server");
-        let mut server = Server { child, args: vec![], dir, namespaced: true };
-        server.wait_ready();
-        server
-    }
-
-    /// Runs `nsenter --mount` into the server's namespace with `args`; panics on failure.
-    pub fn in_namespace(&self, args: &[&str]) {
-        let out = Command::new("nsenter")
-            .args(["--target", &self.pid().to_string(), "--mount", "--"])
-            .args(args)
-            .output()
-            .expect("nsenter");
-        assert!(out.status.success(), "nsenter {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
     /// The data directory as this process reaches it.
     pub fn data_dir(&self) -> PathBuf {
         let data = self.dir.path().join("data");
@@ -159,7 +131,7 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) {
+    pub(crate) fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -298,7 +270,7 @@ pub fn spawn_server_with(dir: &Path, config: &str, args: &[String]) -> Child {
 
 /// The command [`spawn_server_with`] runs (it writes the config and creates the log),
 /// run through `prefix` if it is not empty.
-fn server_command(dir: &Path, config: &str, args: &[String], prefix: &[String]) -> Command {
+pub(crate) fn server_command(dir: &Path, config: &str, args: &[String], prefix: &[String]) -> Command {
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, config).expect("write config");
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");

@@ -200,6 +200,9 @@ struct Sampler {
 impl Sampler {
     fn run(mut self, rx: &mpsc::Receiver<Msg>) {
         let (mut sequence, mut failed) = (0u64, 0u64);
+        // Failures in a row: a lasting one is logged when it starts, every hundredth
+        // time, and when it ends, not every interval.
+        let mut failing = 0u64;
         let mut due = Instant::now();
         let mut last_started = due;
         // A replay's samples are placed on the engine's clock by their recorded time.
@@ -226,6 +229,10 @@ impl Sampler {
             let cpu_before = cost::thread_cpu_time();
             let latest = match self.collector.collect() {
                 Ok(raw) => {
+                    if failing > 0 {
+                        tracing::info!("sampling works again after {failing} failed samples");
+                        failing = 0;
+                    }
                     sequence += 1;
                     self.record(&raw);
                     let at = self.collector.recorded_offset().map_or(started, |offset| anchor + offset);
@@ -256,10 +263,9 @@ impl Sampler {
                 }
                 Err(e) => {
                     failed += 1;
-                    // A persistent failure would repeat every interval: log the first
-                    // and then one in a hundred.
-                    if failed % 100 == 1 {
-                        tracing::warn!(failed, "sample failed: {e}");
+                    failing += 1;
+                    if failing % 100 == 1 {
+                        tracing::warn!(failed, failing, "sample failed: {e}");
                     }
                     None
                 }

@@ -8,9 +8,10 @@
 //!
 //! A step that fails or runs out of time is recorded as such and the others go on; the
 //! engine never waits for any of it. When the server stops mid-capture, the step under
-//! way and those not yet run are recorded as interrupted, so an event never looks
-//! complete when it is not, and shutdown does not wait for a step stuck in the kernel. The ring buffer itself is not dumped to disk: its
-//! samples are already in the database with the event.
+//! way is recorded as interrupted and those not yet run as not run, so an event never
+//! looks complete when it is not, and shutdown does not wait for a step stuck in the
+//! kernel. The ring buffer itself is not dumped to disk: its samples are already in the
+//! database with the event.
 
 pub mod kmsg;
 pub mod oslog;

@@ -213,3 +213,22 @@ fn listing_filters_and_pages() {
         EventFilter { limit: 10, since_ms: Some(NOW + 2000), until_ms: Some(NOW + 4000), ..Default::default() };
     assert_eq!(page(window), (vec![3, 2], None));
 }
+
+#[test]
+fn a_write_a_constraint_refuses_is_lost_alone_and_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _w, _) = Store::open(dir.path()).expect("open");
+    assert_eq!(store.problem(), None);
+    store.submit(Op::History(sample(1, NOW), 3));
+    // No event 99: the foreign key refuses this one write.
+    store.submit(Op::EventSample { event_id: 99, reason: "entry", sample: sample(2, NOW + 1000) });
+    store.submit(Op::History(sample(3, NOW + 2000), 3));
+    store.flush().expect("flush");
+    assert_eq!(store.lost_writes(), 1);
+    let (_, why) = store.problem().expect("the reason is kept");
+    assert!(why.contains("FOREIGN KEY"), "{why}");
+    let (rows, _) = store
+        .read(|c, _| read::query_history(c, HistoryQuery::Range { start: 0, end: i64::MAX, limit: 10 }))
+        .expect("history");
+    assert_eq!(rows.len(), 2, "the rest of the batch is committed");
+}

@@ -1,6 +1,10 @@
 //! The writer thread: the only connection that writes.
 
-use std::{path::Path, sync::mpsc::Receiver};
+use std::{
+    path::Path,
+    sync::mpsc::Receiver,
+    time::{Duration, Instant},
+};
 
 use diesel::{
     Connection, ExpressionMethods, OptionalExtension, QueryDsl, RunQueryDsl, SqliteConnection,
@@ -21,7 +25,7 @@ const BATCH: usize = 256;
 
 /// Writes ops until every sender is gone.
 pub(super) fn run(conn: SqliteConnection, rx: &Receiver<Op>, data_dir: &Path, losses: &Losses) {
-    let mut writer = Writer { conn, losses, failing: false };
+    let mut writer = Writer { conn, losses, failing: None, refused: 0 };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -54,50 +58,107 @@ pub(super) fn run(conn: SqliteConnection, rx: &Receiver<Op>, data_dir: &Path, lo
     }
 }
 
+/// How often a database that keeps refusing writes is logged again.
+const STILL_FAILING_LOG: Duration = Duration::from_secs(60);
+
 struct Writer<'a> {
     conn: SqliteConnection,
     losses: &'a Losses,
-    /// The latest batch lost writes: the next one that loses none is logged as the end
-    /// of the trouble.
-    failing: bool,
+    /// The database refuses writes (full, unwritable): logged when it starts, once a
+    /// minute while it lasts, and when it ends, however many batches fail meanwhile.
+    failing: Option<Failing>,
+    /// Single writes refused by a constraint since start (logged one in a hundred).
+    refused: u64,
+}
+
+struct Failing {
+    since: Instant,
+    lost: u64,
+    logged: Instant,
+}
+
+/// Whether a write was refused on its own (a constraint), rather than by a database
+/// that refuses every write (full, unwritable, I/O error).
+fn refused_alone(e: &StoreError) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error::DatabaseError};
+    matches!(
+        e,
+        StoreError::Query(DatabaseError(
+            Kind::UniqueViolation | Kind::ForeignKeyViolation | Kind::NotNullViolation | Kind::CheckViolation,
+            _
+        ))
+    )
 }
 
 impl Writer<'_> {
-    /// Writes fire-and-forget ops in one transaction. One op failing (say, a
-    /// constraint) is counted and logged; the others are still committed.
+    /// Writes fire-and-forget ops in one transaction. A write a constraint refuses is
+    /// counted and the others are still committed; any other failure loses the batch.
     fn batch(&mut self, ops: Vec<Op>) {
         if ops.is_empty() {
             return;
         }
         let count = ops.len() as u64;
-        let mut failed_here = 0;
-        let losses = self.losses;
+        let (losses, refused) = (self.losses, &mut self.refused);
+        let (mut refused_here, mut failure) = (0, None);
         let result = self.conn.transaction::<_, diesel::result::Error, _>(|c| {
             for op in ops {
-                if let Err(e) = apply(c, op) {
-                    failed_here += 1;
-                    let total = losses.failed(1, &e);
-                    // A full disk fails every write: log the first and then one in a hundred.
-                    if total % 100 == 1 {
-                        tracing::warn!(failed = total, "database write failed: {e}");
+                match apply(c, op) {
+                    Ok(()) => {}
+                    Err(e) if refused_alone(&e) => {
+                        refused_here += 1;
+                        *refused += 1;
+                        losses.failed(1, &e);
+                        if *refused % 100 == 1 {
+                            tracing::warn!(refused = *refused, "database write refused: {e}");
+                        }
+                    }
+                    // SQLite may have rolled the transaction back already (it does on
+                    // some full-disk and I/O errors): stop rather than write the rest
+                    // outside any transaction.
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        return Err(diesel::result::Error::RollbackTransaction);
                     }
                 }
             }
             Ok(())
         });
-        let lost = match result {
-            Ok(()) => failed_here,
-            Err(e) => {
-                // Those that failed on their own are counted already.
-                let total = losses.failed(count - failed_here, &e);
-                tracing::warn!(failed = total, "database transaction failed, {count} writes lost: {e}");
-                count
-            }
-        };
-        if lost == 0 && self.failing {
-            tracing::info!("database writes succeed again");
+        match result {
+            Ok(()) => self.succeeded(),
+            // A failed commit (where a full disk usually shows in WAL mode) has no
+            // failure of its own; those refused alone are counted already.
+            Err(e) => self.failed(count - refused_here, &failure.unwrap_or_else(|| StoreError::Query(e).to_string())),
         }
-        self.failing = lost > 0;
+    }
+
+    fn failed(&mut self, lost: u64, why: &str) {
+        let total = self.losses.failed(lost, &why);
+        let now = Instant::now();
+        match &mut self.failing {
+            None => {
+                tracing::warn!(lost_writes = total, "database writes failing, {lost} lost: {why}");
+                self.failing = Some(Failing { since: now, lost, logged: now });
+            }
+            Some(f) => {
+                f.lost += lost;
+                if now.duration_since(f.logged) >= STILL_FAILING_LOG {
+                    let secs = now.duration_since(f.since).as_secs();
+                    tracing::warn!(
+                        lost_writes = total,
+                        "database writes still failing, {} lost in {secs} s: {why}",
+                        f.lost
+                    );
+                    f.logged = now;
+                }
+            }
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if let Some(f) = self.failing.take() {
+            let secs = f.since.elapsed().as_secs();
+            tracing::info!("database writes succeed again ({} lost in {secs} s)", f.lost);
+        }
     }
 }
 

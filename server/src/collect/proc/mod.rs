@@ -38,7 +38,7 @@ use std::{
     borrow::Cow,
     collections::HashMap,
     path::Path,
-    time::{Instant, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use pmon_proto::v1::{ProcessFactors, SystemFigures, ThermalPressure};
@@ -64,6 +64,9 @@ struct Exited;
 /// spread over the samples by pid.
 const STATUS_REFRESH: u64 = 30;
 
+/// Processes skipped for a garbled `stat` are logged at most this often.
+const SKIPPED_LOG: Duration = Duration::from_secs(60);
+
 /// The `proc` collector.
 pub struct ProcCollector {
     files: ProcFiles,
@@ -87,6 +90,8 @@ pub struct ProcCollector {
     /// The latest problem, for status: /proc could not be listed, or a process was
     /// skipped because its `stat` made no sense.
     problem: Option<(SystemTime, String)>,
+    /// When a skipped process was last logged.
+    warned_at: Option<Instant>,
     /// Read every file of every process, as a naive collector would: the reference the
     /// tests compare the selective path with.
     #[cfg(test)]
@@ -120,6 +125,7 @@ impl ProcCollector {
             swapping: true,
             reclaiming: true,
             problem: None,
+            warned_at: None,
             #[cfg(test)]
             read_everything: false,
         }
@@ -161,7 +167,8 @@ impl ProcCollector {
         {
             let e = CollectError::List { path: self.files.root().to_string(), source };
             self.problem = Some((SystemTime::now(), e.to_string()));
-            // `self.last_pid` stays as it was, so the next sample lists again.
+            // The list went with the failure: the next sample lists, whatever the last pid.
+            self.last_pid = None;
             return Err(e);
         }
         self.last_pid = last_pid;
@@ -207,10 +214,13 @@ impl ProcCollector {
                 Ok(bytes) => match parse::stat(bytes) {
                     Ok(s) => s,
                     Err(e) => {
-                        // Never seen from a real kernel: worth a line, but not one per sample.
+                        // Never seen from a real kernel: worth a line, but not one per
+                        // sample of each such process.
                         let why = format!("pid {pid} skipped: {}/{pid}/stat: {e}", self.files.root());
-                        if self.problem.as_ref().is_none_or(|(_, latest)| *latest != why) {
+                        let now = Instant::now();
+                        if self.warned_at.is_none_or(|at| now.duration_since(at) >= SKIPPED_LOG) {
                             tracing::warn!("{why}");
+                            self.warned_at = Some(now);
                         }
                         self.problem = Some((SystemTime::now(), why));
                         return Ok(None);
