@@ -11,11 +11,16 @@
 //! sampler; a watcher that falls more than its queue behind loses the oldest samples
 //! and its stream reports them as one `Missed` item, found from the gap in sequence
 //! numbers.
+//!
+//! A stream item goes out already encoded: a sample's `WatchSamplesResponse` is the
+//! same for every watcher, so it is built and encoded once, by the first watcher that
+//! needs it, and the others send the same bytes. Only `Missed` items, which differ per
+//! watcher, are encoded by each.
 
 use std::{
     collections::VecDeque,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -23,6 +28,7 @@ use std::{
 
 use futures_util::{Stream, stream};
 use pmon_proto::v1::{Missed, Sample, WatchSamplesResponse, watch_samples_response::Item};
+use prost::{Message, bytes::Bytes};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::engine::ring::Ring;
@@ -38,17 +44,49 @@ pub struct Hub {
 
 #[derive(Debug)]
 struct Inner {
-    ring: Ring<Arc<Sample>>,
+    ring: Ring<Arc<Published>>,
     /// `None` once the hub is closed: streams end and new watchers are refused.
-    tx: Option<broadcast::Sender<Arc<Sample>>>,
+    tx: Option<broadcast::Sender<Arc<Published>>>,
     last_sequence: Option<u64>,
 }
+
+/// A sample as the ring and every watcher share it.
+#[derive(Debug)]
+struct Published {
+    sample: Arc<Sample>,
+    /// Its stream item, encoded when a watcher first needs it (nobody pays for it
+    /// while nobody watches).
+    encoded: OnceLock<Bytes>,
+}
+
+impl Published {
+    fn encoded(&self, instance: u64) -> Bytes {
+        self.encoded
+            .get_or_init(|| {
+                let item = Item::Sample((*self.sample).clone());
+                encode(WatchSamplesResponse {
+                    sequence: self.sample.sequence,
+                    server_instance: instance,
+                    item: Some(item),
+                })
+            })
+            .clone()
+    }
+}
+
+fn encode(response: WatchSamplesResponse) -> Bytes {
+    Bytes::from(response.encode_to_vec())
+}
+
+/// One stream item: a `WatchSamplesResponse` in its protobuf encoding, sent as it is.
+#[derive(Debug, Clone)]
+pub struct EncodedResponse(pub Bytes);
 
 /// A new watcher: what it must see first, then its live receiver.
 #[derive(Debug)]
 pub struct Subscription {
-    backlog: VecDeque<Arc<Sample>>,
-    rx: broadcast::Receiver<Arc<Sample>>,
+    backlog: VecDeque<Arc<Published>>,
+    rx: broadcast::Receiver<Arc<Published>>,
     /// The sequence number just before the first one this watcher must get; a later
     /// sample that does not follow on is a gap to report.
     baseline: u64,
@@ -81,10 +119,11 @@ impl Hub {
     pub fn publish(&self, at: Instant, sample: Arc<Sample>) {
         let mut inner = self.lock();
         inner.last_sequence = Some(sample.sequence);
-        inner.ring.push(at, Arc::clone(&sample));
+        let published = Arc::new(Published { sample, encoded: OnceLock::new() });
+        inner.ring.push(at, Arc::clone(&published));
         if let Some(tx) = &inner.tx {
             // An error only means nobody is watching right now.
-            let _ = tx.send(sample);
+            let _ = tx.send(published);
         }
     }
 
@@ -95,12 +134,12 @@ impl Hub {
         let inner = self.lock();
         let rx = inner.tx.as_ref()?.subscribe();
         let after = after.filter(|a| inner.last_sequence.is_some_and(|last| *a <= last));
-        let backlog: VecDeque<Arc<Sample>> =
-            inner.ring.iter().filter(|s| after.is_none_or(|a| s.sequence > a)).cloned().collect();
+        let backlog: VecDeque<Arc<Published>> =
+            inner.ring.iter().filter(|p| after.is_none_or(|a| p.sample.sequence > a)).cloned().collect();
         // Sequences start at 1. Without `after`, the watcher wants the ring and what
         // follows, so the baseline is just before the ring (or the newest sample).
         let baseline = after.unwrap_or_else(|| match backlog.front() {
-            Some(first) => first.sequence - 1,
+            Some(first) => first.sample.sequence - 1,
             None => inner.last_sequence.unwrap_or(0),
         });
         Some(Subscription { backlog, rx, baseline })
@@ -108,7 +147,7 @@ impl Hub {
 
     /// A copy of the ring as it is now, oldest first: what a pause freezes.
     pub fn frozen(&self) -> Vec<Arc<Sample>> {
-        self.lock().ring.iter().cloned().collect()
+        self.lock().ring.iter().map(|p| Arc::clone(&p.sample)).collect()
     }
 
     /// Watchers connected now.
@@ -130,17 +169,17 @@ impl Hub {
 impl Subscription {
     /// The watcher's stream: the backlog, then live samples, with `Missed` items for
     /// gaps. Ends when the hub closes.
-    pub fn into_stream(self, hub: Arc<Hub>) -> impl Stream<Item = WatchSamplesResponse> + Send {
+    pub fn into_stream(self, hub: Arc<Hub>) -> impl Stream<Item = EncodedResponse> + Send {
         struct State {
             sub: Subscription,
             last: u64,
-            held: Option<Arc<Sample>>,
+            held: Option<Arc<Published>>,
             hub: Arc<Hub>,
         }
         let last = self.baseline;
         stream::unfold(State { sub: self, last, held: None, hub }, |mut st| async move {
             loop {
-                let sample = match st.held.take().or_else(|| st.sub.backlog.pop_front()) {
+                let published = match st.held.take().or_else(|| st.sub.backlog.pop_front()) {
                     Some(s) => s,
                     None => match st.sub.rx.recv().await {
                         Ok(s) => s,
@@ -151,29 +190,25 @@ impl Subscription {
                         Err(RecvError::Closed) => return None,
                     },
                 };
-                let last = st.last;
-                if sample.sequence <= last {
+                let (last, sequence) = (st.last, published.sample.sequence);
+                if sequence <= last {
                     continue;
                 }
-                if sample.sequence > last + 1 {
+                if sequence > last + 1 {
                     // Report the gap first, then deliver the sample on the next poll.
-                    let missed = Missed { first_sequence: last + 1, count: sample.sequence - last - 1 };
-                    st.last = sample.sequence - 1;
-                    st.held = Some(sample);
-                    let item = WatchSamplesResponse {
+                    let missed = Missed { first_sequence: last + 1, count: sequence - last - 1 };
+                    st.last = sequence - 1;
+                    st.held = Some(published);
+                    let item = encode(WatchSamplesResponse {
                         sequence: st.last,
                         server_instance: st.hub.instance,
                         item: Some(Item::Missed(missed)),
-                    };
-                    return Some((item, st));
+                    });
+                    return Some((EncodedResponse(item), st));
                 }
-                st.last = sample.sequence;
-                let item = WatchSamplesResponse {
-                    sequence: sample.sequence,
-                    server_instance: st.hub.instance,
-                    item: Some(Item::Sample((*sample).clone())),
-                };
-                return Some((item, st));
+                st.last = sequence;
+                let item = published.encoded(st.hub.instance);
+                return Some((EncodedResponse(item), st));
             }
         })
     }

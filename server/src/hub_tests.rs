@@ -18,10 +18,15 @@ fn hub_with(n: u64, queue: usize) -> (Arc<Hub>, Instant) {
     (hub, t0)
 }
 
+fn decoded(item: &EncodedResponse) -> WatchSamplesResponse {
+    WatchSamplesResponse::decode(item.0.clone()).expect("a WatchSamplesResponse")
+}
+
 /// What a stream yields, as (sequence, Some(missed count) or None for a sample).
-async fn take(stream: impl Stream<Item = WatchSamplesResponse>, n: usize) -> Vec<(u64, Option<u64>)> {
+async fn take(stream: impl Stream<Item = EncodedResponse>, n: usize) -> Vec<(u64, Option<u64>)> {
     stream
         .take(n)
+        .map(|item| decoded(&item))
         .inspect(|r| assert_eq!(r.server_instance, 77, "every item names the server run"))
         .map(|r| match r.item {
             Some(Item::Missed(m)) => (r.sequence, Some(m.count)),
@@ -96,4 +101,48 @@ async fn close_ends_streams_and_refuses_new_watchers() {
     assert_eq!(take(sub.into_stream(Arc::clone(&hub)), 10).await, samples(1..=2));
     assert!(hub.subscribe(None).is_none());
     assert_eq!(hub.watchers(), 0);
+}
+
+/// A sample with strings and nested messages, as real ones have.
+fn rich(sequence: u64) -> Arc<Sample> {
+    let rogue = |pid: u32| pmon_proto::v1::Rogue {
+        pid,
+        command: format!("worker-{pid}"),
+        score: f64::from(pid) / 10.0,
+        ..Default::default()
+    };
+    Arc::new(Sample {
+        sequence,
+        max_score: 41.5,
+        process_count: 312,
+        rogues: vec![rogue(7), rogue(900)],
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn items_are_the_ordinary_encoding_and_a_sample_is_encoded_once_for_all_watchers() {
+    let hub = Arc::new(Hub::new(Duration::from_secs(30), 16, 77));
+    let t0 = Instant::now();
+    for s in [1, 2, 5] {
+        hub.publish(t0 + Duration::from_secs(s), rich(s));
+    }
+    let first: Vec<EncodedResponse> =
+        hub.subscribe(Some(1)).expect("open").into_stream(Arc::clone(&hub)).take(3).collect().await;
+    let second: Vec<EncodedResponse> =
+        hub.subscribe(None).expect("open").into_stream(Arc::clone(&hub)).take(4).collect().await;
+
+    let ordinary = |sequence: u64, item: Item| {
+        WatchSamplesResponse { sequence, server_instance: 77, item: Some(item) }.encode_to_vec()
+    };
+    let sample = |s: u64| ordinary(s, Item::Sample((*rich(s)).clone()));
+    let missed = ordinary(4, Item::Missed(Missed { first_sequence: 3, count: 2 }));
+    let bytes = |items: &[EncodedResponse]| items.iter().map(|i| i.0.to_vec()).collect::<Vec<_>>();
+    assert_eq!(bytes(&first), vec![sample(2), missed.clone(), sample(5)]);
+    assert_eq!(bytes(&second), vec![sample(1), sample(2), missed, sample(5)]);
+    // The same bytes, not equal copies: sample 2 and 5 were encoded once.
+    assert_eq!(first[0].0.as_ptr(), second[1].0.as_ptr());
+    assert_eq!(first[2].0.as_ptr(), second[3].0.as_ptr());
+    // Missed items differ per watcher and are each the watcher's own.
+    assert_ne!(first[1].0.as_ptr(), second[2].0.as_ptr());
 }

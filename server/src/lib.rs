@@ -27,6 +27,7 @@ pub mod pause;
 pub mod remote;
 pub mod service;
 pub mod store;
+pub mod watch;
 
 #[cfg(test)]
 mod real_captures;
@@ -308,10 +309,7 @@ pub async fn run(
     let routes = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
-            PauseMonitorServer::new(service)
-                .max_decoding_message_size(options.config.limits.max_request_bytes as usize),
-        );
+        .add_service(watch::Routes::new(service, options.config.limits.max_request_bytes as usize));
     let serve_unix = tonic::transport::Server::builder()
         .add_routes(routes.clone())
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal);

@@ -1,9 +1,9 @@
 //! The `pmon.v1.PauseMonitor` service. Handlers never touch engine state: they read
 //! the engine's latest status (a watch channel) or subscribe to the hub.
 
-use std::{path::PathBuf, pin::Pin, sync::Arc, time::SystemTime};
+use std::{path::PathBuf, sync::Arc, time::SystemTime};
 
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use pmon_proto::{
     config::{Config, Limits},
     time::timestamp,
@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     cost,
     engine::EngineStatus,
-    hub::Hub,
+    hub::{EncodedResponse, Hub},
     store::{EventFilter, HistoryQuery, PrunePolicy, Store, StoreError},
 };
 
@@ -144,21 +144,17 @@ fn range_arg(start: Option<i64>, end: Option<i64>, names: (&str, &str)) -> Resul
     }
 }
 
-type SampleStream = Pin<Box<dyn Stream<Item = Result<WatchSamplesResponse, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl PauseMonitor for Service {
-    type WatchSamplesStream = SampleStream;
-
-    async fn watch_samples(
+impl Service {
+    /// Admits a watcher: resume point checked, `limits.max_watchers` enforced, then its
+    /// stream of encoded items (served by `watch::Routes`).
+    pub fn watch(
         &self,
-        request: Request<WatchSamplesRequest>,
-    ) -> Result<Response<Self::WatchSamplesStream>, Status> {
-        let request = request.into_inner();
+        request: WatchSamplesRequest,
+    ) -> Result<impl Stream<Item = EncodedResponse> + Send + use<>, Status> {
         // Sequence numbers from another run of the server mean nothing here.
         let after = request.after_sequence.filter(|_| request.server_instance.is_none_or(|i| i == self.hub.instance()));
-        // Checked and subscribed with no await between: on the server's one thread no
-        // other request slips in, so the limit holds exactly.
+        // Checked and subscribed with nothing in between that could yield: on the
+        // server's one thread no other request slips in, so the limit holds exactly.
         let max = self.limits().max_watchers;
         if self.hub.watchers() >= max as usize {
             return Err(Status::resource_exhausted(format!(
@@ -168,8 +164,23 @@ impl PauseMonitor for Service {
         }
         let subscription =
             self.hub.subscribe(after).ok_or_else(|| Status::unavailable("pmon-server is shutting down"))?;
-        let stream = subscription.into_stream(Arc::clone(&self.hub)).map(Ok);
-        Ok(Response::new(Box::pin(stream)))
+        Ok(subscription.into_stream(Arc::clone(&self.hub)))
+    }
+}
+
+#[tonic::async_trait]
+impl PauseMonitor for Service {
+    type WatchSamplesStream = futures_util::stream::Empty<Result<WatchSamplesResponse, Status>>;
+
+    /// The generated server never calls this: `watch::Routes` takes the method's path
+    /// first and serves it with `Service::watch`, whose items are encoded once for all
+    /// watchers. The trait still requires the method.
+    async fn watch_samples(
+        &self,
+        _: Request<WatchSamplesRequest>,
+    ) -> Result<Response<Self::WatchSamplesStream>, Status> {
+        tracing::error!("a WatchSamples call reached the generated server instead of watch::Routes");
+        Err(Status::internal("WatchSamples reached the wrong route; see the pmon-server log"))
     }
 
     async fn get_status(&self, _: Request<GetStatusRequest>) -> Result<Response<GetStatusResponse>, Status> {
