@@ -12,12 +12,14 @@ mod churn;
 mod cli;
 mod config;
 mod evidence;
+#[cfg(target_os = "linux")]
 mod faults;
 mod grpcurl;
 mod help;
 mod install;
 mod limits;
 mod metrics;
+#[cfg(target_os = "linux")]
 mod namespace;
 mod remote;
 mod replay;
