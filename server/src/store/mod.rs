@@ -144,7 +144,8 @@ impl Losses {
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some((SystemTime::now(), why()));
     }
 
-    /// Counts `count` writes the database refused, for `why`.
+    /// Counts `count` writes the database refused, for `why`; returns how many it has
+    /// refused since start.
     fn failed(&self, count: u64, why: &impl std::fmt::Display) -> u64 {
         self.record(&self.failed, count, || why.to_string());
         self.failed.load(Ordering::Relaxed)

@@ -136,7 +136,7 @@ impl Writer<'_> {
         let now = Instant::now();
         match &mut self.failing {
             None => {
-                tracing::warn!(lost_writes = total, "database writes failing, {lost} lost: {why}");
+                tracing::warn!(failed_writes = total, "database writes failing, {lost} lost: {why}");
                 self.failing = Some(Failing { since: now, lost, logged: now });
             }
             Some(f) => {
@@ -144,7 +144,7 @@ impl Writer<'_> {
                 if now.duration_since(f.logged) >= STILL_FAILING_LOG {
                     let secs = now.duration_since(f.since).as_secs();
                     tracing::warn!(
-                        lost_writes = total,
+                        failed_writes = total,
                         "database writes still failing, {} lost in {secs} s: {why}",
                         f.lost
                     );
