@@ -1,0 +1,157 @@
+//! The processes that freeze the machine. Each one times itself out, and each is the
+//! leader of its own process group, killed whole when its [`Hog`] is dropped: nothing
+//! outlives a test, pass or fail.
+
+use std::{
+    os::unix::process::CommandExt as _,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+/// Burns one thread per listed CPU (pinned to it) for SECONDS, and grows its resident
+/// memory by GROW_MB in ten steps meanwhile: `python3 -c BURN SECONDS CPUS GROW_MB`.
+/// hashlib lets go of the GIL while it hashes, so the threads of one process really
+/// run at once.
+const BURN: &str = r#"
+import hashlib, os, sys, threading, time
+secs, cpus, grow_mb = float(sys.argv[1]), [int(c) for c in sys.argv[2].split(",")], int(sys.argv[3])
+end = time.monotonic() + secs
+block = bytes(1 << 20)
+def burn(cpu):
+    os.sched_setaffinity(0, {cpu})
+    while time.monotonic() < end:
+        hashlib.sha256(block).digest()
+threads = [threading.Thread(target=burn, args=(c,)) for c in cpus]
+for t in threads:
+    t.start()
+kept = []
+while time.monotonic() < end:
+    if len(kept) < grow_mb:
+        kept.extend(b"x" * (1 << 20) for _ in range(max(1, grow_mb // 10)))
+    time.sleep(secs / 10)
+for t in threads:
+    t.join()
+"#;
+
+/// Allocates and touches memory a mebibyte at a time, GROW_MB in all (or until killed):
+/// `python3 -c GROW GROW_MB`.
+const GROW: &str = r#"
+import sys
+kept = [b"x" * (1 << 20) for _ in range(int(sys.argv[1]))]
+"#;
+
+/// A bash parent that, until SECONDS are over, spawns two real-time BURN children of
+/// CHILD_SECONDS (one per CPU) every EVERY seconds and writes their pids to PIDS:
+/// `bash -c FORK_TREE bash SECONDS CHILD_SECONDS EVERY PYTHON BURN PIDS`. The children
+/// overlap, so each CPU always has one to run (a gap between two would let the sentinel
+/// run); the parent runs at a real-time priority above theirs, so it spawns on time.
+const FORK_TREE: &str = r#"
+end=$(( ${EPOCHREALTIME/./} + $1 * 1000000 ))
+while (( ${EPOCHREALTIME/./} < end )); do
+  chrt -f 50 "$4" -c "$5" "$2" 0 0 & echo $! >> "$6"
+  chrt -f 50 "$4" -c "$5" "$2" 1 0 & echo $! >> "$6"
+  sleep "$3"
+done
+wait
+"#;
+
+/// The real-time priority of the hogs (`chrt -f 50`): above every ordinary thread, the
+/// sentinel's included; the kernel's fair server still gives ordinary threads ~5 %.
+const RT_PRIORITY: &str = "50";
+/// The fork tree's parent, above its children so that it is never queued behind them.
+const RT_PARENT_PRIORITY: &str = "51";
+
+/// A running hog: its process group is killed and its leader reaped on drop.
+pub struct Hog {
+    child: Child,
+}
+
+impl Hog {
+    fn spawn(command: &mut Command) -> Hog {
+        let child = command.process_group(0).stdin(Stdio::null()).spawn().expect("start a hog");
+        Hog { child }
+    }
+
+    /// A real-time (SCHED_FIFO) process burning each CPU in `cpus` for `seconds`.
+    pub fn realtime(cpus: &str, seconds: f64) -> Hog {
+        Hog::spawn(Command::new("chrt").args(["-f", RT_PRIORITY]).arg(python()).args(burn_args(cpus, seconds, 0)))
+    }
+
+    /// An ordinary-priority process burning each CPU in `cpus` for `seconds` while its
+    /// memory grows by `grow_mb`.
+    pub fn ordinary(cpus: &str, seconds: f64, grow_mb: u32) -> Hog {
+        Hog::spawn(Command::new(python()).args(burn_args(cpus, seconds, grow_mb)))
+    }
+
+    /// A process that allocates `mb` mebibytes, entering the cgroup-v1 directory
+    /// `cgroup` first (the pid stays the same: `sh` execs python).
+    pub fn memory_in(cgroup: &Path, mb: u32) -> Hog {
+        Hog::spawn(
+            Command::new("sh")
+                .args(["-c", r#"echo $$ > "$1/cgroup.procs" && exec "$2" -c "$3" "$4""#, "sh"])
+                .arg(cgroup)
+                .arg(python())
+                .arg(GROW)
+                .arg(mb.to_string()),
+        )
+    }
+
+    /// A real-time bash parent spawning overlapping real-time children of
+    /// `child_seconds`, a pair every `every` seconds, for `seconds` (see [`FORK_TREE`]);
+    /// the children's pids are appended to the file `pids`.
+    pub fn fork_tree(seconds: u32, child_seconds: f64, every: f64, pids: &Path) -> Hog {
+        Hog::spawn(
+            Command::new("chrt")
+                .args(["-f", RT_PARENT_PRIORITY, "bash", "-c", FORK_TREE, "bash"])
+                .arg(seconds.to_string())
+                .arg(child_seconds.to_string())
+                .arg(every.to_string())
+                .arg(python())
+                .arg(BURN)
+                .arg(pids),
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the hog to end by itself; panics after `limit` (the drop kills it).
+    pub fn wait(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.child.try_wait().expect("try_wait").is_none() {
+            assert!(Instant::now() < deadline, "hog {} still running after {limit:?}", self.pid());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let group = i32::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill has no memory-safety preconditions; the group is the hog's own,
+        // made by process_group(0) at spawn. Its members may be gone already (ESRCH).
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+fn burn_args(cpus: &str, seconds: f64, grow_mb: u32) -> [String; 5] {
+    ["-c".into(), BURN.into(), seconds.to_string(), cpus.into(), grow_mb.to_string()]
+}
+
+/// The real python3 executable, not a version manager's shim script: a shim's start-up
+/// is slow and would run at real-time priority inside the stall.
+fn python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 is needed to make the hogs");
+        assert!(out.status.success(), "python3: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8 path").trim().to_string()
+    })
+}
