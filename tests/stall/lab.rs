@@ -127,7 +127,7 @@ fn judge(trial: &Trial) -> Verdict {
         None => "none".to_string(),
     };
     let got = if cause.is_empty() { got } else { format!("{got}, cause {cause}") };
-    let right = trial.expected.right(culprit_pid, cause) && culprit_pid != Some(server.pid());
+    let right = trial.expected.right(culprit_pid, cause);
     let mut info = describe(&events, event, server.pid());
     if let Some(cgroup) = &trial.cgroup {
         let _ = write!(info, " {}", cgroup.pressure());
