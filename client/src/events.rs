@@ -11,7 +11,7 @@ use pmon_proto::{
     time::timestamp,
     v1::{
         Event, EventKind, EventStatus, FindingOutcome, GetEventRequest, GetEventResponse, ListEventsRequest,
-        UpdateEventRequest,
+        StallCause, UpdateEventRequest,
     },
     when::parse_time_now,
 };
@@ -181,7 +181,7 @@ async fn list(a: ListArgs, client: &mut pmon_proto::endpoint::Client) -> Result<
 
 /// One line per event.
 fn row(e: &Event) -> String {
-    let culprit = e.culprits.first().and_then(|c| c.rogue.as_ref()).map_or_else(|| "-".into(), format::rogue);
+    let culprit = format::top_culprit(e);
     format!(
         "{:>5}  {:<10}  {:<10}  {:<19}  {:>9}  {:>5.1}  {culprit}",
         e.id,
@@ -205,25 +205,41 @@ fn report(r: &GetEventResponse) -> String {
     if !e.notes.is_empty() {
         let _ = writeln!(out, "  notes: {}", e.notes);
     }
+    if let Some(cause) = format::cause(e) {
+        let _ = writeln!(out, "  {cause}");
+    }
+    if let Some(w) = &e.window {
+        let _ = writeln!(out, "  blame taken from the {}", format::window(w));
+    }
     let _ = writeln!(out, "\nCulprits");
     if e.culprits.is_empty() {
-        let _ = writeln!(out, "  none: no process stood out");
+        let none = if e.cause == StallCause::ServerSuspended as i32 {
+            "  none: the machine did not freeze"
+        } else {
+            "  none: no process stood out"
+        };
+        let _ = writeln!(out, "{none}");
     }
     for (i, c) in e.culprits.iter().enumerate() {
-        let Some(rogue) = &c.rogue else { continue };
-        let _ = writeln!(
-            out,
-            "  {}. {}[{}] score {:.1}: {} (a rogue in {} samples)",
-            i + 1,
-            rogue.command,
-            rogue.pid,
-            rogue.score,
-            c.why,
-            c.samples_seen
-        );
-        let shares = format::explanation(rogue);
-        if !shares.is_empty() {
-            let _ = writeln!(out, "     {shares}");
+        let _ = writeln!(out, "  {}. {}", i + 1, format::culprit(c));
+        if let Some(u) = &c.usage {
+            let _ = writeln!(out, "     {}", format::process_use(u));
+        }
+        if let Some(rogue) = c.rogue.as_ref().filter(|r| r.score > 0.0) {
+            let shares = format::explanation(rogue);
+            let _ = writeln!(out, "     score {:.1} in {} samples: {shares}", rogue.score, c.samples_seen);
+        }
+    }
+    if !e.groups.is_empty() {
+        let _ = writeln!(out, "\nGroups");
+        for g in &e.groups {
+            let _ = writeln!(out, "  {}", format::group(g));
+        }
+    }
+    if !e.victims.is_empty() {
+        let _ = writeln!(out, "\nVictims (waited longest)");
+        for v in &e.victims {
+            let _ = writeln!(out, "  {}", format::victim(v));
         }
     }
     if !r.findings.is_empty() {

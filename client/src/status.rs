@@ -50,6 +50,10 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
     } else if !status.source_problem.is_empty() {
         parts.push(format!("source problem{}: {}", ago(status.source_problem_at.as_ref()), status.source_problem));
     }
+    if !status.sampler_protected && !status.sampler_priority.is_empty() {
+        // Inside a freeze such a sampler is starved too: pauses are seen, their insides less so.
+        parts.push(format!("sampler at {}", status.sampler_priority));
+    }
     if status.failed_samples > 0 {
         parts.push(format!("{} failed samples", status.failed_samples));
     }

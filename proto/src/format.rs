@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Local};
 
-use crate::v1::{Event, EventKind, EventStatus, Factor, ProcessFactors, Rogue, Tier};
+use crate::v1::{
+    Culprit, Event, EventKind, EventStatus, Factor, ProcessFactors, ProcessGroup, ProcessState, ProcessUse, Rogue,
+    SchedPolicy, StallCause, StallWindow, Tier,
+};
 
 /// `SENTINEL`, `ELEVATED`, `CRITICAL`.
 pub fn tier(value: i32) -> &'static str {
@@ -74,6 +77,106 @@ pub fn rate(per_sec: f64) -> String {
     } else {
         format!("{per_sec:.0}/s")
     }
+}
+
+/// An event's culprit as every client and notification names it: `hog[42]: cpu 3.90 s
+/// in the 4.00 s stall, SCHED_FIFO 50`.
+pub fn culprit(c: &Culprit) -> String {
+    let (command, pid) = match (&c.rogue, &c.usage) {
+        (Some(r), _) => (r.command.as_str(), r.pid),
+        (None, Some(u)) => (u.command.as_str(), u.pid),
+        (None, None) => ("?", 0),
+    };
+    format!("{command}[{pid}]: {}", c.why)
+}
+
+/// An event's first culprit as one phrase, the same in every list: `-` when there is
+/// none, and for a stall of pmon-server alone, that.
+pub fn top_culprit(e: &Event) -> String {
+    if e.cause == StallCause::ServerSuspended as i32 {
+        return "none: pmon-server alone was held up".into();
+    }
+    e.culprits.first().map_or_else(|| "-".into(), culprit)
+}
+
+/// A pause's cause with its evidence; `None` where the event has none (escalations,
+/// pauses recorded before causes were told apart).
+pub fn cause(e: &Event) -> Option<String> {
+    match StallCause::try_from(e.cause) {
+        Ok(StallCause::Machine) => Some(format!("the machine froze: {}", e.cause_detail)),
+        Ok(StallCause::ServerSuspended) => Some(format!("not a machine freeze: {}", e.cause_detail)),
+        _ => None,
+    }
+}
+
+/// Seconds with two decimals: `3.92 s`.
+fn secs_ms(ms: f64) -> String {
+    format!("{:.2} s", ms / 1000.0)
+}
+
+/// Where a pause's blame was looked for: `stall 14:05:09.100 to 14:05:13.200 (4 late
+/// wake-ups, longest 0.95 s) and the lead-up from 14:05:06.100; 25 samples`.
+pub fn window(w: &StallWindow) -> String {
+    let wakeups = if w.gaps == 1 { "1 late wake-up".to_string() } else { format!("{} late wake-ups", w.gaps) };
+    format!(
+        "stall {} to {} ({wakeups}, longest {}) and the lead-up from {}; {} samples",
+        clock(w.stall_from.as_ref()),
+        clock(w.stall_to.as_ref()),
+        secs_ms(w.longest_gap_ms),
+        clock(w.lead_up_from.as_ref()),
+        w.samples
+    )
+}
+
+/// `SCHED_FIFO`, `SCHED_OTHER`, …
+pub fn policy(p: i32) -> &'static str {
+    match SchedPolicy::try_from(p) {
+        Ok(SchedPolicy::Normal) => "SCHED_OTHER",
+        Ok(SchedPolicy::Batch) => "SCHED_BATCH",
+        Ok(SchedPolicy::Idle) => "SCHED_IDLE",
+        Ok(SchedPolicy::Fifo) => "SCHED_FIFO",
+        Ok(SchedPolicy::Rr) => "SCHED_RR",
+        Ok(SchedPolicy::Deadline) => "SCHED_DEADLINE",
+        _ => "policy unknown",
+    }
+}
+
+/// What a process did in a pause's window: `cpu 3.92 s · waited 0.00 s for a CPU ·
+/// SCHED_FIFO 50 · exited`.
+pub fn process_use(u: &ProcessUse) -> String {
+    let mut parts = vec![format!("cpu {}", secs_ms(u.cpu_ms))];
+    if let Some(w) = u.run_delay_ms {
+        parts.push(format!("waited {} for a CPU", secs_ms(w)));
+    }
+    if let Some(w) = u.io_delay_ms {
+        parts.push(format!("{} for I/O", secs_ms(w)));
+    }
+    if let Some(n) = u.pageins.filter(|n| *n > 0) {
+        parts.push(format!("{n} page-ins"));
+    }
+    match SchedPolicy::try_from(u.policy) {
+        Ok(SchedPolicy::Fifo | SchedPolicy::Rr) => parts.push(format!("{} {}", policy(u.policy), u.rt_priority)),
+        // Sources that tell no policy (macOS) say nothing of it.
+        Ok(SchedPolicy::Unspecified) | Err(_) => {}
+        Ok(_) => parts.push(policy(u.policy).to_string()),
+    }
+    if u.state == ProcessState::Stuck as i32 {
+        parts.push("in uninterruptible sleep".into());
+    }
+    if u.exited {
+        parts.push("exited".into());
+    }
+    parts.join(" · ")
+}
+
+/// A victim: `editor[20]: cpu 0.01 s · waited 5.40 s for a CPU · SCHED_OTHER`.
+pub fn victim(u: &ProcessUse) -> String {
+    format!("{}[{}]: {}", u.command, u.pid, process_use(u))
+}
+
+/// A group: `tree make[200] and 9 children: cpu 2.70 s`.
+pub fn group(g: &ProcessGroup) -> String {
+    format!("{} {}: cpu {}", g.kind, g.name, secs_ms(g.cpu_ms))
 }
 
 /// A factor's short name.

@@ -104,7 +104,7 @@ fn sample(sequence: u64, at_ms: i64) -> Arc<Sample> {
 
 fn event(id: u64, kind: EventKind, at_ms: i64) -> NewEvent {
     let culprits = (0..5)
-        .map(|i| Culprit { rogue: Some(rogue(i)), samples_seen: 20, why: "cpu 42.5% (90% of it)".into() })
+        .map(|i| Culprit { rogue: Some(rogue(i)), samples_seen: 20, why: "cpu 42.5% (90% of it)".into(), usage: None })
         .collect();
     NewEvent {
         id,
@@ -116,6 +116,7 @@ fn event(id: u64, kind: EventKind, at_ms: i64) -> NewEvent {
         stall_ms: (kind == EventKind::Pause).then_some(3000.0),
         culprits,
         artefact_dir: String::new(),
+        attribution: None,
     }
 }
 

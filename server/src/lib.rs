@@ -14,6 +14,7 @@
 //! [`run`] takes its configuration and a shutdown future, so tests start it on a
 //! temporary directory and `main` passes SIGINT/SIGTERM.
 
+pub mod attribution;
 pub mod collect;
 pub mod command;
 pub mod cost;
@@ -129,6 +130,8 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("limits.max_request_bytes", old.limits.max_request_bytes != new.limits.max_request_bytes),
         ("pause.sentinel_interval_ms", old.pause.sentinel_interval_ms != new.pause.sentinel_interval_ms),
         ("pause.step_timeout_seconds", old.pause.step_timeout_seconds != new.pause.step_timeout_seconds),
+        ("pause.merge_seconds", old.pause.merge_seconds != new.pause.merge_seconds),
+        ("sampling.protect_sampler", old.sampling.protect_sampler != new.sampling.protect_sampler),
         ("retention.prune_interval_hours", old.retention.prune_interval_hours != new.retention.prune_interval_hours),
     ]
     .into_iter()
@@ -144,6 +147,8 @@ fn keep_start_only(old: &Config, mut new: Config) -> Config {
     new.limits.max_request_bytes = old.limits.max_request_bytes;
     new.pause.sentinel_interval_ms = old.pause.sentinel_interval_ms;
     new.pause.step_timeout_seconds = old.pause.step_timeout_seconds;
+    new.pause.merge_seconds = old.pause.merge_seconds;
+    new.sampling.protect_sampler = old.sampling.protect_sampler;
     new.retention.prune_interval_hours = old.retention.prune_interval_hours;
     new
 }
@@ -242,6 +247,7 @@ pub async fn run(
             Sentinel::spawn(
                 Duration::from_millis(u64::from(options.config.pause.sentinel_interval_ms)),
                 engine.threshold_ms(),
+                Duration::from_secs_f64(options.config.pause.merge_seconds),
                 engine.messages(),
             )
             .map_err(ServerError::Thread)?,

@@ -232,6 +232,8 @@ impl PauseMonitor for Service {
             source_problem_at: s.source.last_problem.as_ref().map(|p| timestamp(p.0)),
             store_problem: store_problem.as_ref().map(|p| p.1.clone()).unwrap_or_default(),
             store_problem_at: store_problem.as_ref().map(|p| timestamp(p.0)),
+            sampler_priority: s.sampler_priority.clone(),
+            sampler_protected: s.sampler_protected,
         }))
     }
 

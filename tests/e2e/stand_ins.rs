@@ -145,7 +145,10 @@ fn top_source_streams_the_capture_and_survives_top_being_killed() {
     assert!(top["factors"]["cmprsBytes"].is_null(), "N/A in the capture is unavailable: {top}");
     let score = top["score"].as_f64().expect("score");
     assert!((60.0..75.0).contains(&score), "ELEVATED, not CRITICAL: {top}");
-    assert_eq!(rogue(second, 4321)["state"], "PROCESS_STATE_ZOMBIE");
+    // The capture's zombie has been one for a second only: every exiting process is,
+    // for a moment, so it is no rogue until it has stayed unreaped for 5 s.
+    let rogues = second["rogues"].as_array().expect("rogues");
+    assert!(rogues.iter().all(|r| r["pid"] != 4321), "a young zombie is no rogue: {second}");
     assert!(samples[2..].iter().all(|s| s["tier"] == "TIER_ELEVATED"), "{samples:?}");
 
     let status = server.status();

@@ -62,6 +62,10 @@ pub struct Sampling {
     pub elevated_interval_seconds: f64,
     /// Seconds of samples the ring buffer keeps. Default 30.
     pub ring_buffer_seconds: f64,
+    /// Run the sampler at a priority hogs cannot starve (Linux `SCHED_DEADLINE`), where
+    /// the server may (root or CAP_SYS_NICE), so that it keeps recording inside a
+    /// freeze. Read at start. Default true.
+    pub protect_sampler: bool,
 }
 
 /// Which collector produces samples.
@@ -264,6 +268,9 @@ pub struct StateSelection {
     pub count: u32,
     /// States that select a process. Default `["stuck", "zombie"]`.
     pub states: Vec<StateName>,
+    /// A zombie is selected and scores for its state only once it has stayed unreaped
+    /// this long: every process is briefly a zombie as it exits. Default 5.
+    pub zombie_grace_seconds: f64,
 }
 
 /// A process state as written in the configuration.
@@ -355,6 +362,12 @@ pub struct Pause {
     pub sentinel_interval_ms: u32,
     /// Each forensic step gets at most this long. Default 10.
     pub step_timeout_seconds: f64,
+    /// A pause's culprits are looked for in the stall and this long before it (the
+    /// lead-up): whatever exited or went quiet earlier is never one. Default 3.
+    pub lead_up_seconds: f64,
+    /// Late wake-ups less than this apart are one freeze, one pause event (a starved
+    /// machine still lets the sentinel run now and then). Default 2.
+    pub merge_seconds: f64,
 }
 
 /// `[retention]`
@@ -455,7 +468,13 @@ impl Default for History {
 
 impl Default for Pause {
     fn default() -> Self {
-        Self { threshold_ratio: 2.0, sentinel_interval_ms: 100, step_timeout_seconds: 10.0 }
+        Self {
+            threshold_ratio: 2.0,
+            sentinel_interval_ms: 100,
+            step_timeout_seconds: 10.0,
+            lead_up_seconds: 3.0,
+            merge_seconds: 2.0,
+        }
     }
 }
 
@@ -487,6 +506,7 @@ impl Default for Sampling {
             interval_seconds: 1.0,
             elevated_interval_seconds: 0.25,
             ring_buffer_seconds: 30.0,
+            protect_sampler: true,
         }
     }
 }
@@ -521,7 +541,7 @@ impl Default for Divisors {
 
 impl Default for StateSelection {
     fn default() -> Self {
-        Self { count: 10, states: vec![StateName::Stuck, StateName::Zombie] }
+        Self { count: 10, states: vec![StateName::Stuck, StateName::Zombie], zombie_grace_seconds: 5.0 }
     }
 }
 

@@ -109,6 +109,9 @@ impl Config {
         range("history.top_rogues", f64::from(self.history.top_rogues), 0.0, 50.0)?;
         let p = &self.pause;
         range("pause.threshold_ratio", p.threshold_ratio, 1.1, 1000.0)?;
+        range("pause.lead_up_seconds", p.lead_up_seconds, 0.0, 60.0)?;
+        range("pause.merge_seconds", p.merge_seconds, 0.0, 60.0)?;
+        range("rogues.states.zombie_grace_seconds", self.rogues.states.zombie_grace_seconds, 0.0, 3600.0)?;
         range("pause.sentinel_interval_ms", f64::from(p.sentinel_interval_ms), 10.0, 10_000.0)?;
         range("pause.step_timeout_seconds", p.step_timeout_seconds, 0.1, 600.0)?;
         let r = &self.retention;

@@ -18,11 +18,11 @@ use std::time::{Duration, SystemTime};
 
 use pmon_proto::{
     config::SourceKind,
-    v1::{ProcessFactors, ProcessState, SystemFigures},
+    v1::{ProcessFactors, ProcessState, SchedPolicy, SystemFigures},
 };
 
 /// One process as a collector saw it. Factors the source cannot give are `None`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessRecord {
     /// Process id.
     pub pid: u32,
@@ -32,6 +32,56 @@ pub struct ProcessRecord {
     pub state: ProcessState,
     /// Raw factors, rates per second.
     pub factors: ProcessFactors,
+    /// Parent process id, where the source tells.
+    pub ppid: Option<u32>,
+    /// How it is scheduled, where the source tells.
+    pub scheduling: Option<Scheduling>,
+    /// A kernel thread: it has no user memory and makes no system calls.
+    pub kernel_thread: bool,
+    /// What it consumed and waited since the previous reading of it; `None` at first
+    /// sight, and when the two readings were too close together to tell.
+    pub usage: Option<Usage>,
+}
+
+/// How a process is scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheduling {
+    /// Scheduling class.
+    pub policy: SchedPolicy,
+    /// Real-time priority (1..99 for FIFO and RR, 0 otherwise).
+    pub rt_priority: u32,
+    /// Nice value, where the source tells.
+    pub nice: Option<i32>,
+}
+
+/// What a process did between two readings of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    /// Time between the two readings.
+    pub span: Duration,
+    /// CPU time it consumed, all threads.
+    pub cpu: Duration,
+    /// Time its main thread was runnable but waited for a CPU, where the source tells.
+    pub run_delay: Option<Duration>,
+    /// Time it waited for block I/O, where the source tells (Linux delay accounting).
+    pub io_delay: Option<Duration>,
+    /// Major page faults, where the source tells.
+    pub pageins: Option<u64>,
+    /// How much its resident memory grew (negative: shrank), bytes, where the source
+    /// tells.
+    pub mem_growth: Option<i64>,
+    /// How long after the start of the collection this reading was taken: a collection
+    /// held up half-way reads its last processes seconds after its first.
+    pub lag: Duration,
+}
+
+impl Usage {
+    /// CPU time alone, for sources that tell nothing else: `cpu_percent` of one core over
+    /// `span`; `None` for a percentage that makes no time (negative, not finite).
+    pub fn of_cpu(span: Duration, cpu_percent: f64) -> Option<Usage> {
+        let cpu = Duration::try_from_secs_f64(span.as_secs_f64() * cpu_percent / 100.0).ok()?;
+        Some(Usage { span, cpu, run_delay: None, io_delay: None, pageins: None, mem_growth: None, lag: Duration::ZERO })
+    }
 }
 
 /// Everything one collection produced.

@@ -84,6 +84,7 @@ fn sample(l: Line) -> RawSample {
                 command: p.command,
                 state: ProcessState::from_str_name(&p.state).unwrap_or(ProcessState::Unspecified),
                 factors: p.factors,
+                ..ProcessRecord::default()
             })
             .collect(),
         system: l.system,
@@ -156,6 +157,7 @@ mod tests {
                     mem_bytes: Some(1 << 32),
                     ..ProcessFactors::default()
                 },
+                ..ProcessRecord::default()
             }],
             system: SystemFigures { load_1m: Some(2.5), ..SystemFigures::default() },
         };

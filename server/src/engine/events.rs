@@ -16,25 +16,35 @@ use std::{
 use pmon_proto::{
     config::Config,
     format,
+    time::timestamp,
     v1::{Culprit, EventKind, Rogue, Sample, Tier, TierAction},
 };
 
-use crate::store::{NewEvent, Op, ms};
+use crate::{
+    attribution::{Stall, Verdict},
+    store::{Attribution, NewEvent, Op, ms},
+};
 
 /// Culprits kept with an event.
 const CULPRITS: usize = 5;
 
-/// Tallies rogues over a run of samples: each process's highest-scoring appearance and
-/// how often it appeared.
-#[derive(Debug, Default)]
+/// Tallies an escalation's rogues over its samples: each process's highest-scoring
+/// appearance and how often it appeared. pmon-server itself is never one of them.
+#[derive(Debug)]
 pub struct CulpritTally {
     seen: HashMap<(u32, String), (Rogue, u32)>,
+    server: u32,
 }
 
 impl CulpritTally {
+    /// A tally that leaves out the server's own pid.
+    pub fn new(server: u32) -> Self {
+        Self { seen: HashMap::new(), server }
+    }
+
     /// Counts a sample's rogues.
     pub fn add(&mut self, sample: &Sample) {
-        for r in &sample.rogues {
+        for r in sample.rogues.iter().filter(|r| r.pid != self.server) {
             let entry = self.seen.entry((r.pid, r.command.clone())).or_insert_with(|| (r.clone(), 0));
             if r.score > entry.0.score {
                 entry.0 = r.clone();
@@ -56,6 +66,7 @@ impl CulpritTally {
                 },
                 rogue: Some(rogue.clone()),
                 samples_seen: *seen,
+                usage: None,
             })
             .collect()
     }
@@ -123,7 +134,7 @@ impl Tracker {
         let mut kept: Option<&'static str> = None;
         if actions.contains(&TierAction::ElevatedEntry) {
             let id = self.alloc();
-            let mut tally = CulpritTally::default();
+            let mut tally = CulpritTally::new(std::process::id());
             tally.add(sample);
             ops.push(Op::OpenEvent(NewEvent {
                 id,
@@ -135,6 +146,7 @@ impl Tracker {
                 stall_ms: None,
                 culprits: tally.top(CULPRITS),
                 artefact_dir: String::new(),
+                attribution: None,
             }));
             self.open = Some(Open { id, peak_kept_at: now, tally });
             kept = Some("entry");
@@ -171,32 +183,34 @@ impl Tracker {
         ops
     }
 
-    /// The ops for a stall of `stall` that ended at `ended_at_ms`, with the ring as it
-    /// was (frozen) when the stall was noticed; `artefact_dir(id)` names where its
+    /// The ops for a freeze and its attribution, with the ring as it was (frozen) when
+    /// the freeze was over, kept whole as context; `artefact_dir(id)` names where its
     /// forensics go. Returns the new event's id too.
     pub fn on_pause(
         &mut self,
         ring: &[Arc<Sample>],
-        ended_at_ms: i64,
-        stall: Duration,
+        stall: &Stall,
+        verdict: &Verdict,
         artefact_dir: impl FnOnce(u64) -> String,
     ) -> (u64, Vec<Op>) {
         let id = self.alloc();
-        let mut tally = CulpritTally::default();
-        for s in ring {
-            tally.add(s);
-        }
-        let stall_ms = stall.as_secs_f64() * 1000.0;
         let mut ops = vec![Op::OpenEvent(NewEvent {
             id,
             kind: EventKind::Pause,
-            started_at_ms: ended_at_ms - stall.as_millis() as i64,
-            ended_at_ms: Some(ended_at_ms),
+            started_at_ms: ms(Some(&timestamp(stall.from))),
+            ended_at_ms: Some(ms(Some(&timestamp(stall.to)))),
             peak_score: ring.iter().map(|s| s.max_score).fold(0.0, f64::max),
             peak_tier: ring.iter().map(|s| s.tier).max().unwrap_or(Tier::Sentinel as i32),
-            stall_ms: Some(stall_ms),
-            culprits: tally.top(CULPRITS),
+            stall_ms: Some(stall.stalled.as_secs_f64() * 1000.0),
+            culprits: verdict.culprits.clone(),
             artefact_dir: artefact_dir(id),
+            attribution: Some(Attribution {
+                cause: verdict.cause,
+                cause_detail: verdict.cause_detail.clone(),
+                window: Some(verdict.window),
+                victims: verdict.victims.clone(),
+                groups: verdict.groups.clone(),
+            }),
         })];
         ops.extend(ring.iter().map(|s| Op::EventSample { event_id: id, reason: "ring", sample: Arc::clone(s) }));
         (id, ops)

@@ -57,7 +57,9 @@ fn an_escalation_keeps_entry_peaks_critical_and_exit_then_closes_with_culprits()
     let mut t = Tracker::new(&config, 7);
     let t0 = Instant::now();
     let at = |s: u64| t0 + Duration::from_secs(s);
-    let hog = |score| vec![rogue(42, "hog", score), rogue(9, "bystander", 1.0)];
+    // The server itself has the highest peak here, and is still never a culprit.
+    let server = std::process::id();
+    let hog = |score| vec![rogue(42, "hog", score), rogue(server, "pmon-server", 99.0), rogue(9, "bystander", 1.0)];
     let steps: Vec<(Arc<Sample>, Vec<TierAction>, u64)> = vec![
         (sample(1, Tier::Sentinel, vec![]), vec![], 0),
         (sample(2, Tier::Sentinel, vec![]), vec![], 1), // no history: within 5 s
@@ -85,22 +87,49 @@ fn an_escalation_keeps_entry_peaks_critical_and_exit_then_closes_with_culprits()
 }
 
 #[test]
-fn a_pause_records_the_frozen_ring_and_ranks_its_culprits() {
+fn a_pause_records_its_freeze_its_attribution_and_the_whole_frozen_ring() {
+    use std::time::SystemTime;
+
+    use pmon_proto::v1::{StallCause, StallWindow};
+
+    use crate::attribution::{Stall, Verdict, cause::Evidence};
     let mut t = Tracker::new(&Config::default(), 3);
     let ring = vec![
         sample(10, Tier::Sentinel, vec![rogue(5, "pager", 30.0), rogue(6, "idle", 2.0)]),
-        sample(11, Tier::Sentinel, vec![rogue(6, "idle", 2.0), rogue(5, "pager", 40.0)]),
+        sample(11, Tier::Elevated, vec![rogue(6, "idle", 2.0), rogue(5, "pager", 40.0)]),
     ];
-    let (id, ops) = t.on_pause(&ring, 50_000, Duration::from_millis(3100), |id| format!("events/x-{id}"));
+    let from = SystemTime::UNIX_EPOCH + Duration::from_millis(46_000);
+    let stall = Stall {
+        from,
+        to: from + Duration::from_millis(4000),
+        stalled: Duration::from_millis(3100),
+        longest_gap: Duration::from_millis(950),
+        gaps: 4,
+        evidence: Evidence::default(),
+    };
+    let culprit = Culprit {
+        rogue: Some(rogue(9, "hog", 1.0)),
+        why: "cpu 3.90 s in the 4.00 s stall".into(),
+        ..Default::default()
+    };
+    let verdict = Verdict {
+        cause: StallCause::Machine,
+        cause_detail: "the sentinel waited".into(),
+        window: StallWindow { gaps: 4, ..Default::default() },
+        culprits: vec![culprit.clone()],
+        victims: vec![],
+        groups: vec![],
+    };
+    let (id, ops) = t.on_pause(&ring, &stall, &verdict, |id| format!("events/x-{id}"));
     assert_eq!(id, 3);
     let Some(Op::OpenEvent(e)) = ops.first() else { panic!("open first: {ops:?}") };
-    assert_eq!((e.started_at_ms, e.ended_at_ms, e.stall_ms), (46_900, Some(50_000), Some(3100.0)));
+    assert_eq!((e.started_at_ms, e.ended_at_ms, e.stall_ms), (46_000, Some(50_000), Some(3100.0)));
+    assert_eq!((e.peak_score, e.peak_tier), (30.0, Tier::Elevated as i32));
     assert_eq!(e.artefact_dir, "events/x-3");
-    let culprit = &e.culprits[0];
-    let r = culprit.rogue.as_ref().expect("rogue");
-    assert_eq!((r.command.as_str(), r.score, culprit.samples_seen), ("pager", 40.0, 2));
-    assert_eq!(culprit.why, "cpu 160.0% (100% of it)");
+    assert_eq!(e.culprits, vec![culprit], "the attribution's culprits, not the ring's rogues");
+    let a = e.attribution.as_ref().expect("attribution kept");
+    assert_eq!((a.cause, a.window.map(|w| w.gaps)), (StallCause::Machine, Some(4)));
     assert_eq!(names(&ops[1..]), vec!["keep3:ring#10", "keep3:ring#11"]);
     // Ids keep counting across kinds.
-    assert_eq!(t.on_pause(&[], 60_000, Duration::from_secs(3), |_| String::new()).0, 4);
+    assert_eq!(t.on_pause(&[], &stall, &verdict, |_| String::new()).0, 4);
 }

@@ -5,17 +5,23 @@
 //! collector ──► score::evaluate ──► TierManager ──► Sample ──► hub (ring + watchers)
 //!                                                      ├──────► status (watch channel)
 //!                                                      └──────► Tracker ──► store (history, events)
-//! sentinel thread ── Msg::Pause ──► freeze ring ──► Tracker ──► store (pause event) ──► forensics
+//! sentinel thread ── Msg::Pause ──► freeze ring ──► attribution (Recent) ──► Tracker ──► store (pause event) ──► forensics
 //! ```
 //!
 //! A plain thread rather than a task: collecting blocks on /proc reads, and the sampler
 //! must keep its pace whatever the async runtime is doing. It never waits on a watcher
 //! (the hub's broadcast does not block) and nothing waits on it but shutdown.
 
+mod cgroups;
 pub mod events;
+#[cfg_attr(target_os = "linux", path = "priority_linux.rs")]
+#[cfg_attr(target_os = "macos", path = "priority_macos.rs")]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), path = "priority_other.rs")]
+mod priority;
 pub mod ring;
 pub mod score;
 pub mod tier;
+mod zombies;
 
 use std::{
     sync::{
@@ -24,7 +30,7 @@ use std::{
         mpsc::{self, RecvTimeoutError},
     },
     thread::JoinHandle,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use pmon_proto::{
@@ -35,12 +41,13 @@ use pmon_proto::{
 use tokio::sync::watch;
 
 use crate::{
-    collect::{CollectError, Collector, RawSample, SourceHealth, recording::Recorder, replay::Summary},
+    attribution::{self, Recent, Stall},
+    collect::{CollectError, Collector, RawSample, SourceHealth, rates, recording::Recorder, replay::Summary},
     cost::{self, CostFigures, CostMeter},
     forensics::Forensics,
     hub::Hub,
     notify::Notifier,
-    store::{Store, ms},
+    store::Store,
 };
 
 /// What the sampler thread is told.
@@ -50,13 +57,8 @@ pub enum Msg {
     Stop,
     /// A reloaded configuration, in force from the next sample.
     Reconfigure(Box<Config>),
-    /// The sentinel saw the machine stall for `stall`, ending at `ended_at`.
-    Pause {
-        /// When the stall ended (when the sentinel woke).
-        ended_at: SystemTime,
-        /// How long it lasted.
-        stall: Duration,
-    },
+    /// The sentinel saw a freeze (one or several late wake-ups close together), now over.
+    Pause(Box<Stall>),
 }
 
 /// What the engine reports after every sample, for `GetStatus`.
@@ -84,6 +86,25 @@ pub struct EngineStatus {
     pub escalations: u64,
     /// A replay that reached the end of its capture, and what it read.
     pub finished: Option<Summary>,
+    /// How the sampler thread is scheduled, in words.
+    pub sampler_priority: String,
+    /// Whether hogs cannot starve it.
+    pub sampler_protected: bool,
+    /// The latest pause and whom it blames, as its event does.
+    pub last_pause: Option<LastPause>,
+    /// Pauses that were the server alone held up, not the machine.
+    pub suspensions: u64,
+}
+
+/// The latest pause, for the metrics endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastPause {
+    /// Its event.
+    pub event_id: u64,
+    /// Its first culprit's command, if it names one.
+    pub culprit: Option<String>,
+    /// Machine freeze or the server alone.
+    pub cause: pmon_proto::v1::StallCause,
 }
 
 /// The running sampler thread.
@@ -134,6 +155,10 @@ impl Engine {
             source: SourceHealth::default(),
             escalations: 0,
             finished: None,
+            sampler_priority: "not started yet".into(),
+            sampler_protected: false,
+            last_pause: None,
+            suspensions: 0,
         });
         // Set before the sentinel starts: a threshold of 0 would make its first tick a stall.
         let threshold_ms =
@@ -141,6 +166,11 @@ impl Engine {
         let sampler = Sampler {
             tiers: tier::TierManager::new(&config.tiers),
             tracker: events::Tracker::new(&config, parts.next_event_id),
+            recent: Recent::default(),
+            pending: Vec::new(),
+            cgroups: cgroups::Cgroups::new(collector.name() == "proc"),
+            zombies: zombies::Zombies::default(),
+            cpus: rates::online_cpus(),
             notifier: parts.notifier,
             critical_since: None,
             threshold_ms: Arc::clone(&threshold_ms),
@@ -186,6 +216,16 @@ struct Sampler {
     forensics: Forensics,
     tiers: tier::TierManager,
     tracker: events::Tracker,
+    /// What every process consumed and waited lately, for attributing pauses.
+    recent: Recent,
+    /// Freezes reported, attributed once the next sample is in.
+    pending: Vec<Stall>,
+    /// The control groups of busy processes, for naming the unit behind a pause.
+    cgroups: cgroups::Cgroups,
+    /// When each zombie was first seen, so fresh ones do not score for their state.
+    zombies: zombies::Zombies,
+    /// CPUs online: no sample's CPU total may exceed them.
+    cpus: u32,
     notifier: Notifier,
     /// When the current CRITICAL stretch began, and whether it was announced.
     critical_since: Option<(Instant, bool)>,
@@ -199,6 +239,23 @@ struct Sampler {
 
 impl Sampler {
     fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+        let (priority, protected) = if self.collector.recorded_offset().is_some() {
+            // A replay reads a file at its own pace: nothing to protect it from.
+            ("ordinary priority: replaying a capture".to_string(), false)
+        } else if self.config.sampling.protect_sampler {
+            priority::protect_sampler()
+        } else {
+            ("ordinary priority: sampling.protect_sampler is off".to_string(), false)
+        };
+        if protected || !cfg!(target_os = "linux") {
+            tracing::info!("sampler: {priority}");
+        } else {
+            tracing::warn!("sampler: {priority}");
+        }
+        self.status_tx.send_modify(|s| {
+            s.sampler_priority = priority;
+            s.sampler_protected = protected;
+        });
         let (mut sequence, mut failed) = (0u64, 0u64);
         // Failures in a row: a lasting one is logged when it starts, every hundredth
         // time, and when it ends, not every interval.
@@ -210,8 +267,11 @@ impl Sampler {
         loop {
             match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Err(RecvTimeoutError::Timeout) => {}
-                Ok(Msg::Pause { ended_at, stall }) => {
-                    self.pause(ended_at, stall);
+                Ok(Msg::Pause(stall)) => {
+                    // Sample first: the readings that cover the end of the stall may not
+                    // have been taken yet (a slow interval), and the blame needs them.
+                    self.pending.push(*stall);
+                    due = Instant::now();
                     continue;
                 }
                 Ok(Msg::Reconfigure(config)) => {
@@ -244,6 +304,9 @@ impl Sampler {
                     }
                     self.announce(&sample, &actions, at);
                     self.escalations += u64::from(actions.contains(&TierAction::ElevatedEntry));
+                    for stall in std::mem::take(&mut self.pending) {
+                        self.pause(&stall);
+                    }
                     Some(sample)
                 }
                 Err(CollectError::Finished) => {
@@ -295,12 +358,16 @@ impl Sampler {
                 s.source = source;
                 s.escalations = self.escalations;
             });
-            // Fixed rate, not fixed delay; after a stall, carry on from now rather than
-            // firing a burst of catch-up samples.
+            // Fixed rate, not fixed delay. After a late sample, the next is one interval
+            // after it, not at once: a catch-up sample milliseconds after a late one
+            // would rate every process over a span too short to mean anything.
             due += interval;
             let now = Instant::now();
+            if due < now {
+                due = started + interval;
+            }
             // A self-paced source (a replay) waits in `collect`: no second wait here.
-            if due < now || self.collector.self_paced() {
+            if self.collector.self_paced() {
                 due = now;
             }
         }
@@ -346,28 +413,57 @@ impl Sampler {
         }
     }
 
-    /// Records a stall: freezes the ring, names the culprits, starts forensics.
-    fn pause(&mut self, ended_at: SystemTime, stall: Duration) {
+    /// Records a freeze: freezes the ring, attributes it, starts forensics.
+    fn pause(&mut self, stall: &Stall) {
         let ring = self.hub.frozen();
-        let (id, ops) = self.tracker.on_pause(&ring, ms(Some(&timestamp(ended_at))), stall, |id| {
-            format!("events/{}", crate::forensics::dir_name(ended_at, id))
-        });
+        let lead_up = Duration::from_secs_f64(self.config.pause.lead_up_seconds);
+        let server = std::process::id();
+        let own_cgroup = self.cgroups.of(server);
+        let verdict = attribution::attribute(stall, &self.recent, &ring, lead_up, server, own_cgroup.as_deref());
+        let ended_at = stall.to;
+        let (id, ops) = self
+            .tracker
+            .on_pause(&ring, stall, &verdict, |id| format!("events/{}", crate::forensics::dir_name(ended_at, id)));
         for op in ops {
             self.store.submit(op);
         }
         self.pauses += 1;
-        let top = ring.last().and_then(|s| s.rogues.first()).map(|r| r.command.clone());
-        tracing::warn!(event = id, stall_ms = stall.as_millis() as u64, ?top, "pause: the machine stalled");
-        self.forensics.start(id, ended_at, stall, ring);
+        let top = verdict.culprits.first().and_then(|c| c.usage.as_ref()).map(|u| format!("{}[{}]", u.command, u.pid));
+        let stall_ms = stall.stalled.as_millis() as u64;
+        match verdict.cause {
+            pmon_proto::v1::StallCause::ServerSuspended => {
+                tracing::warn!(event = id, stall_ms, "pause of pmon-server alone: {}", verdict.cause_detail);
+            }
+            _ => tracing::warn!(event = id, stall_ms, ?top, "pause: the machine stalled: {}", verdict.cause_detail),
+        }
+        let last = LastPause {
+            event_id: id,
+            culprit: verdict.culprits.first().and_then(|c| c.usage.as_ref()).map(|u| u.command.clone()),
+            cause: verdict.cause,
+        };
+        self.forensics.start(id, stall, verdict, ring);
         self.status_tx.send_modify(|s| {
             s.pauses = self.pauses;
-            s.pause_stalls.observe(stall);
+            // The durations are the machine's freezes; the server's own are counted apart.
+            if last.cause == pmon_proto::v1::StallCause::ServerSuspended {
+                s.suspensions += 1;
+            } else {
+                s.pause_stalls.observe(stall.stalled);
+            }
+            s.last_pause = Some(last);
         });
     }
 
     /// Scores a collection, steps the tiers, and builds the sample that travels.
-    fn evaluate(&mut self, sequence: u64, raw: RawSample, now: Instant) -> (Sample, Vec<TierAction>) {
-        let scored = score::evaluate(&raw.processes, &self.config);
+    fn evaluate(&mut self, sequence: u64, mut raw: RawSample, now: Instant) -> (Sample, Vec<TierAction>) {
+        rates::bound_cpu(&mut raw.processes, self.cpus);
+        let cgroups = &mut self.cgroups;
+        self.recent.add(raw.time, &raw.processes, &raw.system, &mut |pid| cgroups.of(pid));
+        let recent = &self.recent;
+        cgroups.retain(|pid| recent.alive(pid));
+        let grace = Duration::from_secs_f64(self.config.rogues.states.zombie_grace_seconds);
+        let young = self.zombies.young(&raw.processes, now, grace);
+        let scored = score::evaluate(&raw.processes, &self.config, &young);
         let actions = self.tiers.update(scored.max_score, now);
         for action in &actions {
             tracing::info!(score = scored.max_score, top = ?scored.rogues.first().map(|r| &r.command), "{}", action.as_str_name());

@@ -8,7 +8,7 @@
 //! Each rogue carries its explanation: every weighted factor's share of the final score,
 //! attributed in proportion to its points, so the shares add up to the score.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use pmon_proto::{
     config::{Config, Scoring},
@@ -28,10 +28,15 @@ pub struct Scored {
 
 /// A process's score and the explanation of it.
 pub fn score(record: &ProcessRecord, scoring: &Scoring) -> (f64, Vec<FactorShare>) {
+    score_in(record, true, scoring)
+}
+
+/// A process's score, its state weighing in or (a zombie still within its grace) not.
+fn score_in(record: &ProcessRecord, state_counts: bool, scoring: &Scoring) -> (f64, Vec<FactorShare>) {
     let f = &record.factors;
     let w = &scoring.weights;
     let d = &scoring.divisors;
-    let state_value = scoring.state_scores.get(record.state, 0.0);
+    let state_value = if state_counts { scoring.state_scores.get(record.state, 0.0) } else { 0.0 };
     let terms = [
         (Factor::Cpu, w.cpu, f.cpu_percent.map(|v| v / d.cpu_percent)),
         (Factor::State, w.state, Some(state_value)),
@@ -79,8 +84,12 @@ const RANKINGS: [(Factor, RankValue); 7] = [
     (Factor::Threads, |f| f.threads.map(f64::from)),
 ];
 
-/// Selects, scores and orders the rogues of one sample.
-pub fn evaluate(processes: &[ProcessRecord], config: &Config) -> Scored {
+/// Selects, scores and orders the rogues of one sample. `young_zombies` are the pids of
+/// zombies not yet unreaped for `rogues.states.zombie_grace_seconds`: every process is
+/// one for a moment as it exits, so their state neither selects nor scores them (what
+/// they consumed before exiting still does).
+pub fn evaluate(processes: &[ProcessRecord], config: &Config, young_zombies: &HashSet<u32>) -> Scored {
+    let state_counts = |p: &ProcessRecord| !(p.state == ProcessState::Zombie && young_zombies.contains(&p.pid));
     // index into `processes` → the categories that selected it (ordered, for stable output)
     let mut selected: BTreeMap<usize, Vec<Factor>> = BTreeMap::new();
     let mut ranked: Vec<(usize, f64)> = Vec::with_capacity(processes.len());
@@ -113,7 +122,7 @@ pub fn evaluate(processes: &[ProcessRecord], config: &Config) -> Scored {
         let mut in_state: Vec<(usize, f64)> = processes
             .iter()
             .enumerate()
-            .filter(|(_, p)| states.states.iter().any(|s| p.state == ProcessState::from(*s)))
+            .filter(|(_, p)| state_counts(p) && states.states.iter().any(|s| p.state == ProcessState::from(*s)))
             .map(|(i, p)| (i, score(p, &config.scoring).0))
             .collect();
         in_state.sort_by(|a, b| b.1.total_cmp(&a.1).then(processes[a.0].pid.cmp(&processes[b.0].pid)));
@@ -126,7 +135,7 @@ pub fn evaluate(processes: &[ProcessRecord], config: &Config) -> Scored {
         .into_iter()
         .map(|(i, by)| {
             let p = &processes[i];
-            let (score, explanation) = score(p, &config.scoring);
+            let (score, explanation) = score_in(p, state_counts(p), &config.scoring);
             Rogue {
                 pid: p.pid,
                 command: p.command.clone(),

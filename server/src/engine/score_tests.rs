@@ -6,7 +6,7 @@ use super::*;
 const GIB: u64 = 1024 * 1024 * 1024;
 
 fn record(pid: u32, state: ProcessState, factors: ProcessFactors) -> ProcessRecord {
-    ProcessRecord { pid, command: format!("p{pid}"), state, factors }
+    ProcessRecord { pid, command: format!("p{pid}"), state, factors, ..ProcessRecord::default() }
 }
 
 fn points(shares: &[FactorShare], factor: Factor) -> Option<f64> {
@@ -91,7 +91,7 @@ fn selection_takes_top_n_per_category_plus_states() {
     procs.push(record(50, ProcessState::Stuck, ProcessFactors::default()));
     procs.push(record(51, ProcessState::Zombie, ProcessFactors::default()));
     procs.push(record(52, ProcessState::Sleeping, ProcessFactors { cpu_percent: Some(0.0), ..Default::default() }));
-    let scored = evaluate(&procs, &Config::default());
+    let scored = evaluate(&procs, &Config::default(), &HashSet::new());
     let pids: Vec<u32> = scored.rogues.iter().map(|r| r.pid).collect();
     // Top 5 by cpu (22.5, 20.25, 18, 15.75, 13.5) interleave with stuck (20) and zombie (16);
     // pid 52 has 0 % cpu, not above the threshold, and nothing else selects it.
@@ -103,17 +103,33 @@ fn selection_takes_top_n_per_category_plus_states() {
 }
 
 #[test]
+fn a_young_zombie_is_not_selected_by_its_state_but_what_it_consumed_still_counts() {
+    let procs = vec![
+        record(51, ProcessState::Zombie, ProcessFactors::default()),
+        record(52, ProcessState::Zombie, ProcessFactors { cpu_percent: Some(80.0), ..Default::default() }),
+        record(53, ProcessState::Zombie, ProcessFactors::default()),
+    ];
+    let scored = evaluate(&procs, &Config::default(), &HashSet::from([51, 52]));
+    let rogue = |pid: u32| scored.rogues.iter().find(|r| r.pid == pid);
+    assert!(rogue(51).is_none(), "a zombie within its grace is no rogue");
+    let consumer = rogue(52).expect("selected by its cpu");
+    assert_eq!(consumer.selected_by, vec![Factor::Cpu as i32]);
+    assert_eq!(points(&consumer.explanation, Factor::State), None, "its state weighs nothing yet");
+    assert_eq!(rogue(53).map(|r| r.selected_by.clone()), Some(vec![Factor::State as i32]), "an old zombie counts");
+}
+
+#[test]
 fn threshold_excludes_values_at_or_below_it() {
     let mut c = Config::default();
     c.rogues.cpu.threshold = 50.0;
     let procs = vec![hog(1, 50.0), hog(2, 50.1)];
-    let pids: Vec<u32> = evaluate(&procs, &c).rogues.iter().map(|r| r.pid).collect();
+    let pids: Vec<u32> = evaluate(&procs, &c, &HashSet::new()).rogues.iter().map(|r| r.pid).collect();
     assert_eq!(pids, vec![2]);
 }
 
 #[test]
 fn no_processes_no_rogues() {
-    let s = evaluate(&[], &Config::default());
+    let s = evaluate(&[], &Config::default(), &HashSet::new());
     assert_eq!((s.max_score, s.rogues.len()), (0.0, 0));
 }
 
@@ -172,7 +188,7 @@ proptest! {
     fn rogues_sorted_unique_and_max_is_first(procs in prop::collection::vec((any_state(), any_factors()), 0..60)) {
         let procs: Vec<ProcessRecord> = procs.into_iter().enumerate()
             .map(|(i, (state, f))| record(i as u32 + 1, state, f)).collect();
-        let scored = evaluate(&procs, &Config::default());
+        let scored = evaluate(&procs, &Config::default(), &HashSet::new());
         let mut pids: Vec<u32> = scored.rogues.iter().map(|r| r.pid).collect();
         prop_assert!(scored.rogues.windows(2).all(|w| w[0].score >= w[1].score));
         prop_assert_eq!(scored.max_score, scored.rogues.first().map_or(0.0, |r| r.score));
@@ -195,7 +211,7 @@ fn rankings_line_up_with_the_configured_categories() {
 fn rogues_matching_a_suspect_pattern_are_flagged() {
     let mut c = Config::default();
     c.suspects.patterns = vec!["p1*".into()];
-    let scored = evaluate(&[hog(1, 50.0), hog(2, 60.0)], &c);
+    let scored = evaluate(&[hog(1, 50.0), hog(2, 60.0)], &c, &HashSet::new());
     let flags: Vec<(u32, bool)> = scored.rogues.iter().map(|r| (r.pid, r.suspect)).collect();
     assert_eq!(flags, vec![(2, false), (1, true)]);
 }

@@ -25,7 +25,10 @@ const KMSG_DETAIL_LINES: usize = 50;
 
 /// The steps, in the order they run: the fast, telling ones first.
 pub(super) fn steps(pause: &Pause) -> Vec<Step> {
-    let before = pause.ring.last().and_then(|s| s.system);
+    // The last sample before the freeze began: the ring also holds those after it.
+    let began = pause.ended_at.checked_sub(pause.stall).unwrap_or(pause.ended_at);
+    let taken = |s: &pmon_proto::v1::Sample| s.time.as_ref().and_then(pmon_proto::time::system_time);
+    let before = pause.ring.iter().rev().find(|s| taken(s).is_some_and(|t| t <= began)).and_then(|s| s.system);
     let window = pause.stall + KMSG_LEAD;
     vec![
         ("psi", Box::new(move || psi(before.as_ref()))),

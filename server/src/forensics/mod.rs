@@ -35,6 +35,7 @@ use std::{
 use pmon_proto::v1::{Finding, FindingOutcome, Sample};
 
 use crate::{
+    attribution::{Stall, Verdict},
     notify::Notifier,
     store::{Op, Store},
 };
@@ -56,10 +57,14 @@ pub type Step = (&'static str, Box<dyn FnOnce() -> Result<Output, String> + Send
 /// What the steps know about the pause.
 #[derive(Debug, Clone)]
 pub struct Pause {
-    /// When the stall ended.
+    /// When the freeze ended.
     pub ended_at: SystemTime,
-    /// How long it lasted.
+    /// How long it lasted, from its first late wake-up to its last.
     pub stall: Duration,
+    /// The sentinel's lateness over it, summed (what is announced).
+    pub stalled: Duration,
+    /// Who the event blames.
+    pub verdict: Verdict,
     /// The ring as it was frozen (oldest first).
     pub ring: Vec<Arc<Sample>>,
     /// The event's artefact directory, for tools that write their own files.
@@ -95,10 +100,13 @@ impl Forensics {
     }
 
     /// Runs every step for event `id` in the background.
-    pub fn start(&self, id: u64, ended_at: SystemTime, stall: Duration, ring: Vec<Arc<Sample>>) {
+    pub fn start(&self, id: u64, stall: &Stall, verdict: Verdict, ring: Vec<Arc<Sample>>) {
         let this = self.clone();
+        let ended_at = stall.to;
         let dir = self.data_dir.join("events").join(dir_name(ended_at, id));
-        let pause = Pause { ended_at, stall, ring, dir, limit: self.step_timeout };
+        let span = stall.to.duration_since(stall.from).unwrap_or(stall.stalled);
+        let pause =
+            Pause { ended_at, stall: span, stalled: stall.stalled, verdict, ring, dir, limit: self.step_timeout };
         let spawned = std::thread::Builder::new().name("pmon-forensics".into()).spawn(move || this.run(id, &pause));
         if let Err(e) = spawned {
             tracing::error!(event = id, "cannot start forensics: {e}");
@@ -106,7 +114,7 @@ impl Forensics {
     }
 
     fn run(&self, id: u64, pause: &Pause) {
-        self.notifier.pause(id, pause);
+        self.notifier.pause(id, pause.stalled, &pause.verdict);
         let Ok(_capture) = self.busy.try_lock() else {
             let finding = Finding {
                 step: "forensics".into(),

@@ -91,6 +91,10 @@ pub struct Snapshot {
     pub resident_bytes: Option<u64>,
     /// The top rogue of the latest sample: its command and score.
     pub top_rogue: Option<(String, f64)>,
+    /// Pauses of the server alone.
+    pub suspensions: u64,
+    /// The latest pause: its event id, its first culprit and its cause.
+    pub last_pause: Option<(u64, String, &'static str)>,
 }
 
 impl Snapshot {
@@ -117,6 +121,14 @@ impl Snapshot {
             sample_cpu_seconds: status.cost.mean_sample_cpu.map(|d| d.as_secs_f64()),
             resident_bytes,
             top_rogue: latest.and_then(|s| s.rogues.first()).map(|r| (command_label(&r.command), r.score)),
+            suspensions: status.suspensions,
+            last_pause: status.last_pause.as_ref().map(|p| {
+                let cause = match p.cause {
+                    pmon_proto::v1::StallCause::ServerSuspended => "server_suspended",
+                    _ => "machine",
+                };
+                (p.event_id, p.culprit.as_deref().map_or_else(String::new, command_label), cause)
+            }),
         }
     }
 
@@ -154,7 +166,28 @@ impl Snapshot {
             self.lost_writes,
         )?;
         gauge(encoder, "pmon_watchers", "Connected WatchSamples streams", None, Some(self.watchers as i64))?;
-        counter(encoder, "pmon_pauses", "Pauses (stalls of the whole machine) recorded", self.pauses.count())?;
+        counter(
+            encoder,
+            "pmon_pauses",
+            "Freezes of the machine recorded (pauses of the server alone are pmon_server_suspensions)",
+            self.pauses.count(),
+        )?;
+        counter(
+            encoder,
+            "pmon_server_suspensions",
+            "Pauses that were pmon-server alone stopped or not scheduled, not the machine",
+            self.suspensions,
+        )?;
+        if let Some((id, culprit, cause)) = &self.last_pause {
+            let mut family = encoder.encode_descriptor(
+                "pmon_last_pause_event",
+                "Event id of the latest pause, labelled by its first culprit (as the event names it) and cause",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [("culprit", culprit.as_str()), ("cause", *cause)];
+            ConstGauge::new(i64::try_from(*id).unwrap_or(i64::MAX)).encode(family.encode_family(&labels)?)?;
+        }
         let mut histogram = encoder.encode_descriptor(
             "pmon_pause_duration",
             "How long each recorded pause lasted",

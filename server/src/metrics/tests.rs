@@ -38,6 +38,10 @@ fn status() -> EngineStatus {
         source: crate::collect::SourceHealth::default(),
         escalations: 0,
         finished: None,
+        sampler_priority: String::new(),
+        sampler_protected: false,
+        last_pause: None,
+        suspensions: 0,
     }
 }
 
@@ -92,6 +96,12 @@ fn every_listed_metric_is_written_with_its_type() {
         last_sample_cpu: Some(Duration::from_micros(900)),
         mean_sample_cpu: Some(Duration::from_micros(800)),
     };
+    s.suspensions = 2;
+    s.last_pause = Some(crate::engine::LastPause {
+        event_id: 12,
+        culprit: Some("hog".into()),
+        cause: pmon_proto::v1::StallCause::Machine,
+    });
     let text = render(&Snapshot::read(&s, (3, 17), 5, Some(5 << 20)));
     for line in [
         "# TYPE pmon_max_score gauge",
@@ -104,6 +114,8 @@ fn every_listed_metric_is_written_with_its_type() {
         "pmon_lost_writes_total 5",
         "pmon_watchers 3",
         "pmon_pauses_total 1",
+        "pmon_server_suspensions_total 2",
+        "pmon_last_pause_event{culprit=\"hog\",cause=\"machine\"} 12",
         "# TYPE pmon_pause_duration_seconds histogram",
         "pmon_pause_duration_seconds_bucket{le=\"2.0\"} 0",
         "pmon_pause_duration_seconds_bucket{le=\"4.0\"} 1",

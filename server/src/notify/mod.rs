@@ -16,10 +16,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use pmon_proto::{config::Alerts, format};
+use pmon_proto::{config::Alerts, format, v1::StallCause};
 
 use crate::{
-    forensics::Pause,
+    attribution::Verdict,
     store::{Op, Store, ms},
 };
 
@@ -57,11 +57,16 @@ impl Notifier {
         self.settings.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Announces a pause, after recovery: how long, and the top suspect with why.
-    pub fn pause(&self, id: u64, pause: &Pause) {
+    /// Announces a freeze, after recovery: how long, and its first culprit with why,
+    /// as the event names it. A stall of pmon-server alone is no freeze of the
+    /// machine and is not announced.
+    pub fn pause(&self, id: u64, stalled: Duration, verdict: &Verdict) {
         let (cfg, _) = self.cfg();
-        if cfg.pause_detected && pause.stall.as_secs_f64() >= cfg.pause_min_duration_seconds {
-            let (title, body) = pause_message(id, pause);
+        if cfg.pause_detected
+            && stalled.as_secs_f64() >= cfg.pause_min_duration_seconds
+            && verdict.cause != StallCause::ServerSuspended
+        {
+            let (title, body) = pause_message(id, stalled, verdict);
             self.send("pause", Some(id), &title, &body);
         }
     }
@@ -136,25 +141,25 @@ impl Notifier {
     }
 }
 
-/// "pmon: the machine stalled 3.1 s" / "top suspect name[pid] 22.5: …
-/// (pmon events show 12)": the newest sample before the stall that had rogues names
-/// the suspect.
-fn pause_message(id: u64, pause: &Pause) -> (String, String) {
-    let suspect = pause
-        .ring
-        .iter()
-        .rev()
-        .find(|s| !s.rogues.is_empty())
-        .map_or_else(|| "no suspect in the last samples".into(), |s| suspect(s));
-    (
-        format!("pmon: the machine stalled {:.1} s", pause.stall.as_secs_f64()),
-        format!("{suspect} (pmon events show {id})"),
-    )
+/// "pmon: the machine stalled 3.1 s" / "top suspect name[pid]: cpu 2.95 s in the
+/// 3.10 s stall, SCHED_FIFO 50 (pmon events show 12)": the event's first culprit.
+fn pause_message(id: u64, stalled: Duration, verdict: &Verdict) -> (String, String) {
+    let suspect = verdict.culprits.first().map_or_else(
+        || format!("no culprit found: {}", verdict.cause_detail),
+        |c| format!("top suspect {}", format::culprit(c)),
+    );
+    (format!("pmon: the machine stalled {:.1} s", stalled.as_secs_f64()), format!("{suspect} (pmon events show {id})"))
 }
 
-/// "top suspect name[pid] 22.5: cpu 99.8% (100% of it)".
+/// "top suspect name[pid] 22.5: cpu 99.8% (100% of it)": the first rogue that is not
+/// pmon-server itself.
 fn suspect(sample: &pmon_proto::v1::Sample) -> String {
-    sample.rogues.first().map_or_else(|| "no suspect".into(), |r| format!("top suspect {}", format::rogue(r)))
+    let server = std::process::id();
+    sample
+        .rogues
+        .iter()
+        .find(|r| r.pid != server)
+        .map_or_else(|| "no suspect".into(), |r| format!("top suspect {}", format::rogue(r)))
 }
 
 /// Runs the platform's notification command, bounded.
@@ -165,40 +170,33 @@ fn deliver(title: &str, body: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use pmon_proto::v1::{Factor, FactorShare, ProcessFactors, Rogue, Sample};
+    use pmon_proto::v1::{Culprit, Rogue, StallWindow};
 
     use super::*;
 
+    fn verdict(culprits: Vec<Culprit>) -> Verdict {
+        Verdict {
+            cause: StallCause::Machine,
+            cause_detail: "the sentinel waited".into(),
+            window: StallWindow::default(),
+            culprits,
+            victims: vec![],
+            groups: vec![],
+        }
+    }
+
     #[test]
-    fn a_pause_names_its_top_suspect_and_flags_a_known_one() {
-        let rogue = Rogue {
-            pid: 42,
-            command: "backupd".into(),
-            score: 30.0,
-            suspect: true,
-            factors: Some(ProcessFactors { pageins_per_sec: Some(48_000.0), ..Default::default() }),
-            explanation: vec![FactorShare {
-                factor: Factor::Pageins as i32,
-                normalized: 1.0,
-                weight: 15.0,
-                points: 21.0,
-            }],
+    fn a_pause_names_the_events_first_culprit_with_its_why() {
+        let hog = |pid: u32, why: &str| Culprit {
+            rogue: Some(Rogue { pid, command: "hog".into(), ..Default::default() }),
+            why: why.into(),
             ..Default::default()
         };
-        let pause = Pause {
-            ended_at: SystemTime::UNIX_EPOCH,
-            stall: Duration::from_millis(4200),
-            ring: vec![Arc::new(Sample { rogues: vec![rogue], ..Default::default() }), Arc::new(Sample::default())],
-            dir: std::path::PathBuf::new(),
-            limit: Duration::from_secs(1),
-        };
-        let (title, body) = pause_message(7, &pause);
+        let v = verdict(vec![hog(42, "cpu 3.90 s in the 4.00 s stall, SCHED_FIFO 50"), hog(43, "cpu 1.00 s")]);
+        let (title, body) = pause_message(7, Duration::from_millis(4200), &v);
         assert_eq!(title, "pmon: the machine stalled 4.2 s");
-        assert_eq!(
-            body,
-            "top suspect backupd[42] [known suspect] 30.0: pageins 48.0k/s (70% of it) (pmon events show 7)"
-        );
+        assert_eq!(body, "top suspect hog[42]: cpu 3.90 s in the 4.00 s stall, SCHED_FIFO 50 (pmon events show 7)");
+        let (_, body) = pause_message(8, Duration::from_secs(1), &verdict(vec![]));
+        assert_eq!(body, "no culprit found: the sentinel waited (pmon events show 8)");
     }
 }

@@ -4,17 +4,25 @@
 //!
 //! ```text
 //! sentinel thread: read clocks ─ sleep(interval) ─ read clocks ─► sleep::classify
-//!     Stall  ──► engine Msg::Pause (the engine freezes the ring, records, starts forensics)
+//!     Stall  ──► Episodes (late wake-ups close together are one freeze)
+//!                  └─ closed ──► engine Msg::Pause (attributes, records, starts forensics)
 //!     Slept  ──► logged, never a pause
 //! ```
 //!
-//! A plain OS thread, not a task: a busy async runtime must not look like a pause.
+//! A plain OS thread at ordinary priority, not a task: a busy async runtime must not
+//! look like a pause, and its lateness is what the user's own programs feel. With each
+//! late wake-up it notes how long it waited for a CPU, and whether the server was
+//! stopped and continued (SIGCONT), so a stall of the server alone is told apart.
 
+pub mod episode;
 pub mod pmset;
 #[cfg_attr(target_os = "macos", path = "power_macos.rs")]
 #[cfg_attr(not(target_os = "macos"), path = "power_other.rs")]
 mod power;
 pub mod sleep;
+#[cfg_attr(target_os = "linux", path = "wait_linux.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "wait_other.rs")]
+mod wait;
 
 use std::{
     sync::{
@@ -26,7 +34,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::engine::Msg;
+use crate::{
+    attribution::{Stall, cause::Evidence},
+    engine::Msg,
+};
 
 /// The running sentinel thread.
 #[derive(Debug)]
@@ -37,17 +48,24 @@ pub struct Sentinel {
 
 impl Sentinel {
     /// Starts ticking every `interval`; a tick late by at least `threshold_ms` (read
-    /// each tick: it follows the sampling interval) is reported to `engine`.
+    /// each tick: it follows the sampling interval) is a stall, and stalls less than
+    /// `merge` apart are reported to `engine` as one.
     pub fn spawn(
         interval: Duration,
         threshold_ms: Arc<AtomicU64>,
+        merge: Duration,
         engine: mpsc::Sender<Msg>,
     ) -> std::io::Result<Sentinel> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("pmon-sentinel".into())
-            .spawn(move || run(interval, &threshold_ms, &engine, &flag))?;
+        // Set by the signal handler when the server is continued after a stop.
+        let continued = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGCONT, Arc::clone(&continued))?;
+        let thread = std::thread::Builder::new().name("pmon-sentinel".into()).spawn(move || {
+            let ticks =
+                Ticks { interval, threshold_ms: &threshold_ms, engine: &engine, stop: &flag, continued: &continued };
+            ticks.run(episode::Episodes::new(merge));
+        })?;
         Ok(Sentinel { stop, thread })
     }
 
@@ -60,37 +78,84 @@ impl Sentinel {
     }
 }
 
-fn run(interval: Duration, threshold_ms: &AtomicU64, engine: &mpsc::Sender<Msg>, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        let start = match sleep::now() {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("pause detection is off: {e}");
-                return;
-            }
-        };
-        std::thread::sleep(interval);
-        let Ok(end) = sleep::now() else { continue };
-        let threshold = Duration::from_millis(threshold_ms.load(Ordering::Relaxed));
-        // When the stall ended: read now, before consulting the (slow) power log.
-        let now = SystemTime::now();
-        let mut gap = sleep::classify(start, end, interval, threshold);
-        if let sleep::Gap::Stall { duration } = gap {
-            // Where the clocks alone cannot tell (macOS), the power log can: a stall
-            // that overlaps a sleep or wake there is a sleep.
-            let events = power::recent_events();
-            gap = sleep::classify_with_pmset(start, end, interval, threshold, &events, (now - duration, now));
-        }
-        match gap {
-            sleep::Gap::OnTime => {}
-            sleep::Gap::Stall { duration } => {
-                if engine.send(Msg::Pause { ended_at: now, stall: duration }).is_err() {
+/// During a freeze, a wake-up late by this fraction of the stall threshold still
+/// belongs to it: a starved machine lets the sentinel run now and then, somewhat late.
+const LAGGING: u32 = 4;
+
+struct Ticks<'a> {
+    interval: Duration,
+    threshold_ms: &'a AtomicU64,
+    engine: &'a mpsc::Sender<Msg>,
+    stop: &'a AtomicBool,
+    continued: &'a AtomicBool,
+}
+
+impl Ticks<'_> {
+    fn run(&self, mut episodes: episode::Episodes) {
+        let own = wait::OwnWait::open();
+        while !self.stop.load(Ordering::Relaxed) {
+            let start = match sleep::now() {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("pause detection is off: {e}");
                     return;
                 }
+            };
+            let waited_before = own.total();
+            std::thread::sleep(self.interval);
+            let Ok(end) = sleep::now() else { continue };
+            let threshold = Duration::from_millis(self.threshold_ms.load(Ordering::Relaxed));
+            // When the stall ended: read now, before consulting the (slow) power log.
+            let now = SystemTime::now();
+            let mut gap = sleep::classify(start, end, self.interval, threshold);
+            if let sleep::Gap::Stall { duration } = gap {
+                // Where the clocks alone cannot tell (macOS), the power log can: a stall
+                // that overlaps a sleep or wake there is a sleep.
+                let events = power::recent_events();
+                gap = sleep::classify_with_pmset(start, end, self.interval, threshold, &events, (now - duration, now));
             }
-            sleep::Gap::Slept { asleep } => {
-                tracing::info!(asleep_ms = asleep.as_millis() as u64, "the machine slept: not a pause");
+            let tick = end.monotonic.saturating_sub(start.monotonic);
+            tracing::trace!(tick_ms = tick.as_secs_f64() * 1000.0, ?gap, "sentinel tick");
+            let closed = match gap {
+                sleep::Gap::Stall { duration } => {
+                    let waited = own.total().zip(waited_before).map(|(after, before)| after.saturating_sub(before));
+                    episodes.late(now, end.monotonic, duration, waited)
+                }
+                sleep::Gap::OnTime => {
+                    if !episodes.is_open() {
+                        // A stop too short to be a stall says nothing about a later one.
+                        self.continued.store(false, Ordering::Relaxed);
+                    }
+                    let lateness = end.monotonic.saturating_sub(start.monotonic).saturating_sub(self.interval);
+                    if lateness >= threshold / LAGGING {
+                        let waited = own.total().zip(waited_before).map(|(after, before)| after.saturating_sub(before));
+                        episodes.lagging(now, end.monotonic, lateness, waited)
+                    } else {
+                        episodes.on_time(end.monotonic)
+                    }
+                }
+                sleep::Gap::Slept { asleep } => {
+                    tracing::info!(asleep_ms = asleep.as_millis() as u64, "the machine slept: not a pause");
+                    // A freeze under way before the sleep ended with it.
+                    episodes.flush()
+                }
+            };
+            if let Some(e) = closed
+                && !self.report(e)
+            {
+                return;
             }
         }
+        if let Some(e) = episodes.flush() {
+            self.report(e);
+        }
+    }
+
+    /// Tells the engine about a freeze; false once the engine is gone.
+    fn report(&self, e: episode::Episode) -> bool {
+        let evidence = Evidence { continued: self.continued.swap(false, Ordering::Relaxed), sentinel_waited: e.waited };
+        let stall =
+            Stall { from: e.from, to: e.to, stalled: e.stalled, longest_gap: e.longest, gaps: e.gaps, evidence };
+        self.engine.send(Msg::Pause(Box::new(stall))).is_ok()
     }
 }

@@ -99,6 +99,49 @@ pub struct NewEvent {
     /// Artefact directory relative to the data directory (pauses), set from the start
     /// so pruning finds it even if forensics never finish.
     pub artefact_dir: String,
+    /// Pause: the attribution beyond the culprits.
+    pub attribution: Option<Attribution>,
+}
+
+/// A pause's attribution as stored: the [`Event`](pmon_proto::v1::Event) fields that
+/// hold it, kept as an `Event` with only those set, so the contract defines the format.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Attribution {
+    /// Machine freeze or the server alone.
+    pub cause: pmon_proto::v1::StallCause,
+    /// The evidence for it.
+    pub cause_detail: String,
+    /// Where the blame was looked for.
+    pub window: Option<pmon_proto::v1::StallWindow>,
+    /// Who waited.
+    pub victims: Vec<pmon_proto::v1::ProcessUse>,
+    /// Groups blamed together.
+    pub groups: Vec<pmon_proto::v1::ProcessGroup>,
+}
+
+impl Attribution {
+    fn encode(&self) -> Vec<u8> {
+        pmon_proto::v1::Event {
+            cause: self.cause as i32,
+            cause_detail: self.cause_detail.clone(),
+            window: self.window,
+            victims: self.victims.clone(),
+            groups: self.groups.clone(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// Sets the attribution fields of `event` from what `encode` wrote.
+    fn decode_into(bytes: &[u8], event: &mut pmon_proto::v1::Event) -> Result<(), StoreError> {
+        let stored = pmon_proto::v1::Event::decode(bytes)?;
+        event.cause = stored.cause;
+        event.cause_detail = stored.cause_detail;
+        event.window = stored.window;
+        event.victims = stored.victims;
+        event.groups = stored.groups;
+        Ok(())
+    }
 }
 
 /// A write. The engine's ops are fire-and-forget; RPC ops carry a reply channel.

@@ -82,7 +82,7 @@ pub(super) fn run(
 
     // Prunable events, oldest first: dismissed before reviewed, each with its size.
     let candidates: Vec<Candidate> = diesel::sql_query(
-        "SELECT id, started_at_ms, artefact_bytes + length(culprits) + length(notes) \
+        "SELECT id, started_at_ms, artefact_bytes + length(culprits) + length(notes) + coalesce(length(attribution), 0) \
              + COALESCE((SELECT SUM(length(sample)) FROM event_samples WHERE event_id = events.id), 0) \
              + COALESCE((SELECT SUM(length(detail) + length(summary)) FROM findings WHERE event_id = events.id), 0) \
              AS bytes \

@@ -54,6 +54,7 @@ struct EventRow {
     culprits: Vec<u8>,
     artefact_dir: String,
     _artefact_bytes: i64,
+    attribution: Option<Vec<u8>>,
 }
 
 impl EventRow {
@@ -61,7 +62,7 @@ impl EventRow {
     fn into_event(self, culprits: usize) -> Result<Event, StoreError> {
         let mut all = decode_culprits(&self.culprits)?;
         all.truncate(culprits);
-        Ok(Event {
+        let mut event = Event {
             id: self.id.unsigned_abs(),
             kind: if self.kind == kind_name(EventKind::Pause) { EventKind::Pause } else { EventKind::Escalation }
                 as i32,
@@ -74,7 +75,12 @@ impl EventRow {
             stall_ms: self.stall_ms,
             culprits: all,
             artefact_dir: self.artefact_dir,
-        })
+            ..Event::default()
+        };
+        if let Some(bytes) = &self.attribution {
+            super::Attribution::decode_into(bytes, &mut event)?;
+        }
+        Ok(event)
     }
 }
 

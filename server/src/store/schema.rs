@@ -14,6 +14,7 @@ diesel::table! {
         culprits -> Binary,
         artefact_dir -> Text,
         artefact_bytes -> BigInt,
+        attribution -> Nullable<Binary>,
     }
 }
 

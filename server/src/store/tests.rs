@@ -32,6 +32,7 @@ fn event(id: u64, kind: EventKind, started_at_ms: i64) -> Op {
         stall_ms: (kind == EventKind::Pause).then_some(3000.0),
         culprits: vec![],
         artefact_dir: String::new(),
+        attribution: None,
     })
 }
 
@@ -76,6 +77,37 @@ fn events_samples_and_history_round_trip() {
 }
 
 #[test]
+fn a_pauses_attribution_reads_back_whole_and_an_escalation_has_none() {
+    use pmon_proto::v1::{ProcessGroup, ProcessUse, StallCause, StallWindow};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let attribution = Attribution {
+        cause: StallCause::Machine,
+        cause_detail: "the sentinel waited 3.80 s".into(),
+        window: Some(StallWindow { samples: 9, gaps: 4, longest_gap_ms: 950.0, ..Default::default() }),
+        victims: vec![ProcessUse {
+            pid: 77,
+            command: "editor".into(),
+            run_delay_ms: Some(3500.0),
+            ..Default::default()
+        }],
+        groups: vec![ProcessGroup { kind: "tree".into(), name: "make[5] and 3 children".into(), ..Default::default() }],
+    };
+    let (store, _w, _) = written(dir.path(), |s| {
+        let Op::OpenEvent(mut pause) = event(1, EventKind::Pause, NOW) else { unreachable!() };
+        pause.attribution = Some(attribution.clone());
+        s.submit(Op::OpenEvent(pause));
+        s.submit(event(2, EventKind::Escalation, NOW));
+    });
+    let e = store.read(|c, _| read::event(c, 1)).expect("pause");
+    assert_eq!(e.cause, StallCause::Machine as i32);
+    assert_eq!(e.cause_detail, attribution.cause_detail);
+    assert_eq!(e.window, attribution.window);
+    assert_eq!((e.victims, e.groups), (attribution.victims, attribution.groups));
+    let e = store.read(|c, _| read::event(c, 2)).expect("escalation");
+    assert_eq!((e.cause, e.window, e.victims.len()), (StallCause::Unspecified as i32, None, 0));
+}
+
+#[test]
 fn an_event_left_open_by_a_crash_is_closed_at_its_last_sample() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _w, _) = written(dir.path(), |s| {
@@ -89,6 +121,7 @@ fn an_event_left_open_by_a_crash_is_closed_at_its_last_sample() {
             stall_ms: None,
             culprits: vec![],
             artefact_dir: String::new(),
+            attribution: None,
         }));
         s.submit(Op::EventSample { event_id: 5, reason: "critical", sample: sample(3, NOW + 7000) });
     });

@@ -272,6 +272,7 @@ fn open_event(c: &mut SqliteConnection, e: NewEvent) -> Result<(), StoreError> {
             events::stall_ms.eq(e.stall_ms),
             events::culprits.eq(super::encode_culprits(&e.culprits)),
             events::artefact_dir.eq(e.artefact_dir),
+            events::attribution.eq(e.attribution.as_ref().map(super::Attribution::encode)),
         ))
         .execute(c)?;
     Ok(())

@@ -14,7 +14,7 @@ use ratatui::{
     widgets::{Axis, Block, Chart, Dataset, Gauge, GraphType, Paragraph, Row, Table, TableState},
 };
 
-use super::{event_style, tier_color, top_culprit};
+use super::{event_style, tier_color};
 use crate::{
     state::Data,
     ui::{Column, View, sorted_rogues},
@@ -211,7 +211,7 @@ fn draw_recent(frame: &mut Frame, area: Rect, data: &Data) {
                         "  {}  {:<10}  {}",
                         format::date_time(e.started_at.as_ref()),
                         format::event_status(e.status),
-                        top_culprit(e)
+                        format::top_culprit(e)
                     )),
                 ])
             })

@@ -3,7 +3,7 @@
 
 use pmon_proto::{
     format,
-    v1::{EventKind, FindingOutcome, GetEventResponse},
+    v1::{EventKind, FindingOutcome, GetEventResponse, StallCause},
 };
 use ratatui::{
     Frame,
@@ -60,25 +60,49 @@ fn report(d: &GetEventResponse) -> Vec<Line<'static>> {
     out.push(Line::raw(format!("peak score {:.1}, tier {}", e.peak_score, format::tier(e.peak_tier))));
     let notes = if e.notes.is_empty() { "(none: press n to write some)".to_string() } else { e.notes.clone() };
     out.push(Line::from(vec![Span::styled("notes: ", Style::new().add_modifier(Modifier::BOLD)), Span::raw(notes)]));
+    if let Some(cause) = format::cause(e) {
+        out.push(Line::raw(cause));
+    }
+    if let Some(w) = &e.window {
+        out.push(Line::raw(format!("blame taken from the {}", format::window(w))));
+    }
     out.push(Line::raw(""));
     out.push(heading("Culprits"));
     if e.culprits.is_empty() {
-        out.push(Line::raw("  none: no process stood out"));
+        let none = if e.cause == StallCause::ServerSuspended as i32 {
+            "  none: the machine did not freeze"
+        } else {
+            "  none: no process stood out"
+        };
+        out.push(Line::raw(none));
     }
     for (i, c) in e.culprits.iter().enumerate() {
-        let Some(r) = &c.rogue else { continue };
-        let suspect = if r.suspect { " [known suspect]" } else { "" };
-        out.push(Line::from(vec![
-            Span::styled(
-                format!("  {}. {}[{}]{suspect} score {:.1}", i + 1, r.command, r.pid, r.score),
-                Style::new().add_modifier(Modifier::BOLD),
-            ),
-            Span::raw(format!(": {} (a rogue in {} samples)", c.why, c.samples_seen)),
-        ]));
-        let shares = format::explanation(r);
-        if !shares.is_empty() {
-            out.push(Line::raw(format!("     {shares}")));
+        let suspect = if c.rogue.as_ref().is_some_and(|r| r.suspect) { " [known suspect]" } else { "" };
+        out.push(Line::from(vec![Span::styled(
+            format!("  {}. {}{suspect}", i + 1, format::culprit(c)),
+            Style::new().add_modifier(Modifier::BOLD),
+        )]));
+        if let Some(u) = &c.usage {
+            out.push(Line::raw(format!("     {}", format::process_use(u))));
         }
+        if let Some(r) = c.rogue.as_ref().filter(|r| r.score > 0.0) {
+            out.push(Line::raw(format!(
+                "     score {:.1} in {} samples: {}",
+                r.score,
+                c.samples_seen,
+                format::explanation(r)
+            )));
+        }
+    }
+    if !e.groups.is_empty() {
+        out.push(Line::raw(""));
+        out.push(heading("Groups"));
+        out.extend(e.groups.iter().map(|g| Line::raw(format!("  {}", format::group(g)))));
+    }
+    if !e.victims.is_empty() {
+        out.push(Line::raw(""));
+        out.push(heading("Victims (waited longest)"));
+        out.extend(e.victims.iter().map(|v| Line::raw(format!("  {}", format::victim(v)))));
     }
     if !d.findings.is_empty() {
         out.push(Line::raw(""));

@@ -9,7 +9,7 @@ use ratatui::{
     widgets::{Block, Paragraph, Row, Table, TableState},
 };
 
-use super::{event_style, top_culprit};
+use super::event_style;
 use crate::{state::Data, ui::View};
 
 pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
@@ -37,7 +37,7 @@ pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
             format::date_time(e.started_at.as_ref()),
             format::event_length(e),
             format!("{:.1}", e.peak_score),
-            top_culprit(e),
+            format::top_culprit(e),
         ])
         .style(event_style(e))
     });

@@ -68,11 +68,6 @@ pub fn event_style(e: &Event) -> Style {
     }
 }
 
-/// The event's top culprit as one phrase, or `-`.
-pub fn top_culprit(e: &Event) -> String {
-    e.culprits.first().and_then(|c| c.rogue.as_ref()).map_or_else(|| "-".into(), format::rogue)
-}
-
 /// The top line: connection, tier, sample rate, the server's own cost.
 fn header(data: &Data, target: &str) -> Line<'static> {
     let bold = Style::new().add_modifier(Modifier::BOLD);

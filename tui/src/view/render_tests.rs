@@ -4,7 +4,8 @@
 use pbjson_types::Timestamp;
 use pmon_proto::v1::{
     Culprit, Event, EventKind, EventStatus, FactorShare, Finding, FindingOutcome, GetEventResponse, GetStatusResponse,
-    ProcessFactors, ProcessState, Rogue, Sample, ServerCost, Tier, WatchSamplesResponse, watch_samples_response::Item,
+    ProcessFactors, ProcessGroup, ProcessState, ProcessUse, Rogue, Sample, SchedPolicy, ServerCost, StallCause,
+    StallWindow, Tier, WatchSamplesResponse, watch_samples_response::Item,
 };
 use ratatui::{Terminal, backend::TestBackend};
 
@@ -59,9 +60,38 @@ fn pause_event() -> Event {
         stall_ms: Some(2910.0),
         peak_score: 62.5,
         peak_tier: Tier::Elevated as i32,
-        culprits: vec![Culprit { rogue: Some(hog()), samples_seen: 14, why: "cpu 99.5% - 36% of 62.5".into() }],
+        culprits: vec![Culprit {
+            rogue: Some(hog()),
+            samples_seen: 14,
+            why: "cpu 2.80 s in the 2.91 s stall, grew 900 MiB".into(),
+            usage: Some(ProcessUse {
+                pid: 4242,
+                command: "hogger".into(),
+                cpu_ms: 2800.0,
+                run_delay_ms: Some(20.0),
+                policy: SchedPolicy::Normal as i32,
+                ..ProcessUse::default()
+            }),
+        }],
         artefact_dir: "events/20261121-201658-12".into(),
         notes: "nightly backup".into(),
+        cause: StallCause::Machine as i32,
+        cause_detail: "tasks waited for memory 2.10 s during the stall".into(),
+        window: Some(StallWindow { gaps: 3, samples: 21, longest_gap_ms: 1200.0, ..StallWindow::default() }),
+        victims: vec![ProcessUse {
+            pid: 77,
+            command: "editor".into(),
+            run_delay_ms: Some(1500.0),
+            policy: SchedPolicy::Normal as i32,
+            ..ProcessUse::default()
+        }],
+        groups: vec![ProcessGroup {
+            kind: "tree".into(),
+            name: "make[40] and 12 children".into(),
+            processes: 12,
+            cpu_ms: 2500.0,
+            root_pid: 40,
+        }],
     }
 }
 
@@ -280,17 +310,30 @@ fn event_detail_is_the_incident_report() {
                 "Pause 12 (unreviewed)",
                 "lasted 2.91 s",
                 "notes: nightly backup",
+                "the machine froze: tasks waited for memory 2.10 s",
+                "blame taken from the stall",
                 "Culprits",
-                "1. hogger[4242] [known suspect] score 62.5",
-                "cpu 99.5% - 36% of 62.5",
-                "Forensics",
-                "psi",
-                "memory some 41% during the pause",
-                "failed",
-                "cannot read /dev/kmsg",
+                "1. hogger[4242]: cpu 2.80 s in the 2.91 s stall, grew 900 MiB [known",
+                "cpu 2.80 s · waited 0.02 s for a CPU · SCHED_OTHER",
+                "score 62.5 in 14 samples",
             ],
         );
     }
+    // The groups, victims and forensics follow: all on screen at 160×48.
+    assert_has(
+        &render(&data(), &view, (160, 48)),
+        &[
+            "Groups",
+            "tree make[40] and 12 children: cpu 2.50 s",
+            "Victims (waited longest)",
+            "editor[77]: cpu 0.00 s · waited 1.50 s for a CPU · SCHED_OTHER",
+            "Forensics",
+            "psi",
+            "memory some 41% during the pause",
+            "failed",
+            "cannot read /dev/kmsg",
+        ],
+    );
     // The artefacts are below the fold at 80×24 and visible at 160×48.
     assert_has(&render(&data(), &view, (160, 48)), &["Artefacts", "events/20261121-201658-12", "processes.tsv"]);
     let scrolled = View { scroll: 100, ..detail() };

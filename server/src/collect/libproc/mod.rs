@@ -14,11 +14,11 @@
 #[cfg(target_os = "macos")]
 pub mod native;
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use pmon_proto::v1::{ProcessFactors, ProcessState, SystemFigures};
 
-use super::{CollectError, Collector, ProcessRecord, RawSample, rates::CounterMemory};
+use super::{CollectError, Collector, ProcessRecord, RawSample, Usage, rates::CounterMemory};
 
 /// BSD process states (`p_stat`, sys/proc.h).
 const SIDL: u32 = 1;
@@ -51,6 +51,8 @@ pub struct RawProc {
     pub syscalls_unix: Option<u64>,
     /// Threads (`pti_threadnum`).
     pub threads: Option<u32>,
+    /// Parent process id (`pbi_ppid`).
+    pub ppid: Option<u32>,
 }
 
 /// Machine-wide readings.
@@ -94,21 +96,38 @@ pub struct LibprocConverter {
     counters: CounterMemory<u64, 4>,
     timebase: Timebase,
     prev_at: Option<Instant>,
+    /// The clock each process's reading time is measured on.
+    origin: Option<Instant>,
 }
 
 impl LibprocConverter {
     /// A converter for this machine's timebase (a zero denominator counts as 1).
     pub fn new(timebase: Timebase) -> Self {
         let timebase = Timebase { numer: timebase.numer, denom: timebase.denom.max(1) };
-        Self { counters: CounterMemory::default(), timebase, prev_at: None }
+        Self { counters: CounterMemory::default(), timebase, prev_at: None, origin: None }
     }
 
-    /// Converts one collection made at `now`.
-    pub fn convert(&mut self, procs: &[RawProc], system: &RawSystem, now: Instant, time: SystemTime) -> RawSample {
+    /// Converts one collection made at `now`, each process read at its own instant.
+    pub fn convert(
+        &mut self,
+        procs: &[(RawProc, Instant)],
+        system: &RawSystem,
+        now: Instant,
+        time: SystemTime,
+    ) -> RawSample {
         let elapsed = self.prev_at.map(|p| now.saturating_duration_since(p));
         self.prev_at = Some(now);
-        let secs = elapsed.map(|e| e.as_secs_f64());
-        let processes = procs.iter().map(|p| self.process(p, secs)).collect();
+        let origin = *self.origin.get_or_insert(now);
+        let processes = procs
+            .iter()
+            .map(|(p, at)| {
+                let mut record = self.process(p, at.saturating_duration_since(origin));
+                if let Some(u) = &mut record.usage {
+                    u.lag = at.saturating_duration_since(now);
+                }
+                record
+            })
+            .collect();
         self.counters.end_sample();
         let figures = SystemFigures {
             load_1m: system.load.map(|l| l[0]),
@@ -122,12 +141,22 @@ impl LibprocConverter {
         RawSample { time, elapsed, processes, system: figures }
     }
 
-    fn process(&mut self, p: &RawProc, secs: Option<f64>) -> ProcessRecord {
-        let [cpu_mach, pageins, csw, syscalls] =
-            self.counters.rates(p.pid, p.start_us, [p.cpu_time_mach, p.pageins, p.csw, p.syscalls_unix], secs);
+    fn process(&mut self, p: &RawProc, at: Duration) -> ProcessRecord {
+        let ([cpu_mach, pageins, csw, syscalls], span) =
+            self.counters.rates(p.pid, p.start_us, [p.cpu_time_mach, p.pageins, p.csw, p.syscalls_unix], at);
         let Timebase { numer, denom } = self.timebase;
         // mach units per second → nanoseconds per second → percent of one core.
         let cpu_percent = cpu_mach.map(|m| m * f64::from(numer) / f64::from(denom) / 1e9 * 100.0);
+        // What it consumed between its two readings; libproc tells no waits.
+        let usage = span.zip(cpu_percent).map(|(span, cpu)| Usage {
+            span,
+            cpu: span.mul_f64((cpu / 100.0).max(0.0)),
+            run_delay: None,
+            io_delay: None,
+            pageins: pageins.map(|rate| (rate * span.as_secs_f64()).round() as u64),
+            mem_growth: None,
+            lag: Duration::ZERO,
+        });
         ProcessRecord {
             pid: p.pid,
             command: p.name.clone(),
@@ -145,6 +174,9 @@ impl LibprocConverter {
                 disk_read_bytes_per_sec: None,
                 disk_write_bytes_per_sec: None,
             },
+            ppid: p.ppid,
+            usage,
+            ..ProcessRecord::default()
         }
     }
 }
@@ -166,7 +198,7 @@ pub struct LibprocCollector<S> {
     source: S,
     converter: LibprocConverter,
     pids: Vec<u32>,
-    procs: Vec<RawProc>,
+    procs: Vec<(RawProc, Instant)>,
 }
 
 impl<S: ProcSource> LibprocCollector<S> {
@@ -176,8 +208,15 @@ impl<S: ProcSource> LibprocCollector<S> {
         Self { source, converter, pids: Vec::new(), procs: Vec::new() }
     }
 
-    /// Collects at an explicit instant; `collect` passes the real clock.
+    /// Collects at an explicit instant, every process read "at" it; tests pass a fake one.
     pub fn collect_at(&mut self, now: Instant, time: SystemTime) -> Result<RawSample, CollectError> {
+        self.collect_with(&|| now, time)
+    }
+
+    /// Collects, timing each process's reading by `clock`: a collection held up half-way
+    /// still rates each process over the time between its own two readings.
+    fn collect_with(&mut self, clock: &dyn Fn() -> Instant, time: SystemTime) -> Result<RawSample, CollectError> {
+        let now = clock();
         self.source
             .pids(&mut self.pids)
             .map_err(|source| CollectError::List { path: "proc_listallpids".into(), source })?;
@@ -185,7 +224,7 @@ impl<S: ProcSource> LibprocCollector<S> {
         for &pid in &self.pids {
             // Processes that exited since the listing are simply not there.
             if let Some(p) = self.source.process(pid) {
-                self.procs.push(p);
+                self.procs.push((p, clock()));
             }
         }
         let system = self.source.system();
@@ -199,7 +238,7 @@ impl<S: ProcSource> Collector for LibprocCollector<S> {
     }
 
     fn collect(&mut self) -> Result<RawSample, CollectError> {
-        self.collect_at(Instant::now(), SystemTime::now())
+        self.collect_with(&Instant::now, SystemTime::now())
     }
 }
 

@@ -51,6 +51,7 @@ impl ProcSource for Native {
             csw: task.and_then(|t| u64::try_from(t.pti_csw).ok()),
             syscalls_unix: task.and_then(|t| u64::try_from(t.pti_syscalls_unix).ok()),
             threads: task.and_then(|t| u32::try_from(t.pti_threadnum).ok()),
+            ppid: Some(bsd.pbi_ppid),
         })
     }
 

@@ -48,6 +48,7 @@ fn proc(pid: u32, start_us: u64, cpu_mach: u64, csw: u64) -> RawProc {
         csw: Some(csw),
         syscalls_unix: Some(1000),
         threads: Some(4),
+        ppid: Some(1),
     }
 }
 
@@ -83,6 +84,10 @@ fn rates_units_and_states_from_raw_readings() {
     assert_eq!(p.factors.sysbsd_per_sec, Some(0.0));
     assert_eq!(p.factors.threads, Some(4));
     assert_eq!(p.state, ProcessState::Sleeping);
+    let usage = p.usage.expect("what it consumed between its readings");
+    assert_eq!((usage.span, usage.pageins, usage.run_delay), (Duration::from_secs(2), Some(2000), None));
+    assert!((usage.cpu.as_secs_f64() - 1.0).abs() < 1e-9, "{usage:?}");
+    assert_eq!(p.ppid, Some(1));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use pmon_proto::v1::{ProcessFactors, ProcessState, SystemFigures, ThermalPressure};
 
-use super::{ProcessRecord, RawSample};
+use super::{ProcessRecord, RawSample, Usage};
 pub use live::PowermetricsCollector;
 pub use parse::{PlistSplitter, PmSample, PmTask, document};
 
@@ -25,6 +25,7 @@ pub use parse::{PlistSplitter, PmSample, PmTask, document};
 /// covers no interval of its own: its per-second figures are unavailable.
 pub fn convert(sample: &PmSample, time: SystemTime) -> RawSample {
     let delta = sample.is_delta != Some(false);
+    let elapsed = sample.elapsed_ns.filter(|_| delta).map(Duration::from_nanos);
     let processes = sample
         .tasks
         .iter()
@@ -40,9 +41,12 @@ pub fn convert(sample: &PmSample, time: SystemTime) -> RawSample {
                 disk_write_bytes_per_sec: t.disk_write_bytes_per_s.filter(|_| delta),
                 ..ProcessFactors::default()
             },
+            // What a task consumed over the sample's own interval, as powermetrics
+            // measured it; it reports no waits.
+            usage: elapsed.zip(t.cpu_ms_per_s.filter(|_| delta)).and_then(|(span, ms)| Usage::of_cpu(span, ms / 10.0)),
+            ..ProcessRecord::default()
         })
         .collect();
-    let elapsed = sample.elapsed_ns.filter(|_| delta).map(Duration::from_nanos);
     let system = SystemFigures {
         // A level, not a rate: it holds whether or not the document is a delta.
         thermal_pressure: thermal_pressure(sample.thermal_pressure.as_deref()) as i32,

@@ -41,9 +41,12 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use pmon_proto::v1::{ProcessFactors, SystemFigures, ThermalPressure};
+use pmon_proto::v1::{ProcessFactors, SchedPolicy, SystemFigures, ThermalPressure};
 
-use super::{CollectError, Collector, ProcessRecord, RawSample, SourceHealth, rates::rate};
+use super::{
+    CollectError, Collector, ProcessRecord, RawSample, Scheduling, SourceHealth, Usage,
+    rates::{rate, rate_span},
+};
 pub use files::raise_open_file_limit;
 use files::{PidFile, ProcFiles};
 
@@ -55,6 +58,9 @@ struct Counters {
     ctxt_switches: Option<u64>,
     swap_bytes: Option<u64>,
     syscalls: Option<u64>,
+    /// When these were read: a rate is a difference over the time between the two
+    /// readings of the same process, not between the starts of two samples.
+    read_at: Instant,
 }
 
 /// The process could not be read at all: it exited.
@@ -74,6 +80,8 @@ pub struct ProcCollector {
     next: HashMap<u32, Counters>,
     prev_at: Option<Instant>,
     prev_vm: Option<parse::VmStat>,
+    /// Seconds since boot at the previous sample.
+    prev_uptime: Option<f64>,
     pids: Vec<u32>,
     ticks_per_sec: f64,
     page_size: u64,
@@ -87,6 +95,9 @@ pub struct ProcCollector {
     /// The machine swapped or reclaimed pages since the previous sample (or it is
     /// unknown): every resident size may have changed.
     reclaiming: bool,
+    /// Whether the kernel counts block I/O delays (`kernel.task_delayacct`); without
+    /// it the `stat` field reads 0 for every process, which would be a fake figure.
+    delayacct: bool,
     /// The latest problem, for status: /proc could not be listed, or a process was
     /// skipped because its `stat` made no sense.
     problem: Option<(SystemTime, String)>,
@@ -117,6 +128,7 @@ impl ProcCollector {
             next: HashMap::new(),
             prev_at: None,
             prev_vm: None,
+            prev_uptime: None,
             pids: Vec::new(),
             ticks_per_sec,
             page_size,
@@ -124,6 +136,9 @@ impl ProcCollector {
             samples: 0,
             swapping: true,
             reclaiming: true,
+            // Kernels before 5.14 have no switch and count whenever built to.
+            delayacct: std::fs::read_to_string(root.as_ref().join("sys/kernel/task_delayacct"))
+                .map_or_else(|e| e.kind() == std::io::ErrorKind::NotFound, |v| v.trim() == "1"),
             problem: None,
             warned_at: None,
             #[cfg(test)]
@@ -131,8 +146,16 @@ impl ProcCollector {
         }
     }
 
-    /// Collects at an explicit instant; `collect` passes the real clock, tests a fake one.
+    /// Collects at an explicit instant, every process read "at" it; tests pass a fake one.
     pub fn collect_at(&mut self, now: Instant, time: SystemTime) -> Result<RawSample, CollectError> {
+        self.collect_with(&|| now, time)
+    }
+
+    /// Collects, reading the time of each process's reading from `clock`: `collect`
+    /// passes the real clock, so a sample that was itself held up (the sampler starved
+    /// half-way) still rates every process over the time between its own two readings.
+    fn collect_with(&mut self, clock: &dyn Fn() -> Instant, time: SystemTime) -> Result<RawSample, CollectError> {
+        let now = clock();
         let elapsed = self.prev_at.map(|p| now.saturating_duration_since(p));
         let secs = elapsed.map(|e| e.as_secs_f64()).filter(|s| *s > 0.0);
         // vmstat first: whether the machine swapped decides which `status` files to read.
@@ -149,6 +172,10 @@ impl ProcCollector {
                 _ => true,
             };
         self.samples += 1;
+        // Seconds since boot, to tell the processes born since the previous sample.
+        let uptime = self.files.file("uptime").ok().and_then(|b| parse::uptime(&text(b)));
+        let born_after = self.prev_uptime.zip(uptime);
+        self.prev_uptime = uptime;
         let (load, last_pid) = match self.files.file("loadavg") {
             Ok(bytes) => {
                 let text = text(bytes);
@@ -173,7 +200,7 @@ impl ProcCollector {
         }
         self.last_pid = last_pid;
         let mut processes = Vec::with_capacity(pids.len());
-        pids.retain(|&pid| match self.process(pid, secs) {
+        pids.retain(|&pid| match self.process(pid, clock, now, born_after) {
             Ok(record) => {
                 processes.extend(record);
                 true
@@ -192,7 +219,17 @@ impl ProcCollector {
     }
 
     /// Reads and rates one process; `None` if its `stat` is unusable.
-    fn process(&mut self, pid: u32, secs: Option<f64>) -> Result<Option<ProcessRecord>, Exited> {
+    /// `born` is the uptime of the previous sample and of this one: a process that
+    /// started between them is seen for the first time, and all it did, it did since.
+    fn process(
+        &mut self,
+        pid: u32,
+        clock: &dyn Fn() -> Instant,
+        started: Instant,
+        born: Option<(f64, f64)>,
+    ) -> Result<Option<ProcessRecord>, Exited> {
+        // Every figure of the process is taken within microseconds of this.
+        let read_at = clock();
         // schedstat first: read through a descriptor kept since the last sample, it is
         // the same process's, so it can vouch for the rest.
         let (sched, same_process) = match self.files.pid_file_kept(pid, PidFile::Schedstat) {
@@ -247,11 +284,18 @@ impl ProcCollector {
             _ => self.files.pid_file(pid, PidFile::Io).ok().and_then(parse::io_syscalls),
         };
 
-        let rate = |cur: Option<u64>, old: Option<u64>| rate(cur, old, secs);
         let before = before.as_ref();
-        let cpu_ticks_per_sec = rate(Some(stat.cpu_ticks), before.map(|b| b.stat.cpu_ticks));
+        let span = before.map(|b| read_at.saturating_duration_since(b.read_at));
+        let secs = span.and_then(rate_span);
+        let rate = |cur: Option<u64>, old: Option<u64>| rate(cur, old, secs);
+        let usage = match before {
+            Some(b) => secs.map(|secs| self.usage(b, &stat, sched, secs)),
+            None => self.newborn(&stat, sched, born),
+        }
+        .map(|u| Usage { lag: read_at.saturating_duration_since(started), ..u });
         let factors = ProcessFactors {
-            cpu_percent: cpu_ticks_per_sec.map(|t| t / self.ticks_per_sec * 100.0),
+            // A newborn's usage is no rate: the SPEC's rates start at a second reading.
+            cpu_percent: usage.filter(|_| before.is_some()).map(|u| u.cpu.as_secs_f64() / u.span.as_secs_f64() * 100.0),
             pageins_per_sec: rate(Some(stat.majflt), before.map(|b| b.stat.majflt)),
             // Kernel threads have no user address space: memory does not apply.
             mem_bytes: (!stat.kernel_thread).then(|| stat.rss_pages.saturating_mul(self.page_size)),
@@ -263,9 +307,78 @@ impl ProcCollector {
             disk_read_bytes_per_sec: None,
             disk_write_bytes_per_sec: None,
         };
-        let record = ProcessRecord { pid, command: stat.comm.clone(), state: stat.state, factors };
-        self.next.insert(pid, Counters { stat, sched, ctxt_switches, swap_bytes, syscalls });
+        let record = ProcessRecord {
+            pid,
+            command: stat.comm.clone(),
+            state: stat.state,
+            factors,
+            ppid: Some(stat.ppid),
+            scheduling: Some(scheduling(&stat)),
+            kernel_thread: stat.kernel_thread,
+            usage,
+        };
+        self.next.insert(pid, Counters { stat, sched, ctxt_switches, swap_bytes, syscalls, read_at });
         Ok(Some(record))
+    }
+
+    /// What a process consumed and waited between its previous reading and this one,
+    /// `secs` apart. A single-threaded process's CPU time is its main thread's
+    /// nanosecond run time (schedstat); otherwise `stat`'s clock ticks, all threads.
+    fn usage(&self, before: &Counters, stat: &parse::Stat, sched: Option<parse::Sched>, secs: f64) -> Usage {
+        let pair = before.sched.zip(sched).filter(|(b, n)| n.run_ns >= b.run_ns && n.wait_ns >= b.wait_ns);
+        let single = before.stat.num_threads == 1 && stat.num_threads == 1;
+        let ticks = |now: u64, then: u64| Duration::from_secs_f64(now.saturating_sub(then) as f64 / self.ticks_per_sec);
+        let all_threads = ticks(stat.cpu_ticks, before.stat.cpu_ticks);
+        // The main thread's nanoseconds are exact, unless threads came and went between
+        // the readings: then their time shows in the ticks only (2 ticks of rounding).
+        let cpu = match pair {
+            Some((b, n)) if single => {
+                let main = Duration::from_nanos(n.run_ns - b.run_ns);
+                if all_threads > main + Duration::from_secs_f64(2.0 / self.ticks_per_sec) { all_threads } else { main }
+            }
+            _ => all_threads,
+        };
+        let blkio = stat.blkio_ticks.zip(before.stat.blkio_ticks).filter(|_| self.delayacct);
+        let rss = |s: &parse::Stat| i64::try_from(s.rss_pages.saturating_mul(self.page_size)).unwrap_or(i64::MAX);
+        Usage {
+            span: Duration::from_secs_f64(secs),
+            cpu,
+            run_delay: pair.map(|(b, n)| Duration::from_nanos(n.wait_ns - b.wait_ns)),
+            io_delay: blkio.map(|(now, then)| ticks(now, then)),
+            pageins: stat.majflt.checked_sub(before.stat.majflt),
+            mem_growth: (!stat.kernel_thread).then(|| rss(stat).saturating_sub(rss(&before.stat))),
+            lag: Duration::ZERO,
+        }
+    }
+
+    /// What a process born since the previous sample did in its life so far: its
+    /// counters started at zero then. A short-lived worker may be read only once, and
+    /// this is all there is to know of it. `None` for a process that is older.
+    fn newborn(&self, stat: &parse::Stat, sched: Option<parse::Sched>, born: Option<(f64, f64)>) -> Option<Usage> {
+        let (then, now) = born?;
+        let started = stat.starttime as f64 / self.ticks_per_sec;
+        // Start times are in clock ticks: one tick of slack for the rounding.
+        if started + 1.0 / self.ticks_per_sec < then || started > now {
+            return None;
+        }
+        let span = Duration::try_from_secs_f64(now - started).ok().filter(|s| rate_span(*s).is_some())?;
+        let cpu = match sched {
+            Some(s) if stat.num_threads == 1 => Duration::from_nanos(s.run_ns),
+            _ => Duration::from_secs_f64(stat.cpu_ticks as f64 / self.ticks_per_sec),
+        };
+        Some(Usage {
+            span,
+            cpu: cpu.min(span.saturating_mul(stat.num_threads.max(1))),
+            run_delay: sched.map(|s| Duration::from_nanos(s.wait_ns)),
+            io_delay: stat
+                .blkio_ticks
+                .filter(|_| self.delayacct)
+                .map(|t| Duration::from_secs_f64(t as f64 / self.ticks_per_sec)),
+            pageins: Some(stat.majflt),
+            mem_growth: (!stat.kernel_thread)
+                .then(|| i64::try_from(stat.rss_pages.saturating_mul(self.page_size)).unwrap_or(i64::MAX)),
+            lag: Duration::ZERO,
+        })
     }
 
     /// Whether the `stat` of a process whose main thread has not been scheduled since is
@@ -320,12 +433,26 @@ impl Collector for ProcCollector {
     }
 
     fn collect(&mut self) -> Result<RawSample, CollectError> {
-        self.collect_at(Instant::now(), SystemTime::now())
+        self.collect_with(&Instant::now, SystemTime::now())
     }
 
     fn health(&self) -> SourceHealth {
         SourceHealth { restarts: 0, last_problem: self.problem.clone() }
     }
+}
+
+/// The scheduling fields of a `stat`, in the contract's terms.
+fn scheduling(stat: &parse::Stat) -> Scheduling {
+    let policy = match stat.policy {
+        Some(0) => SchedPolicy::Normal,
+        Some(1) => SchedPolicy::Fifo,
+        Some(2) => SchedPolicy::Rr,
+        Some(3) => SchedPolicy::Batch,
+        Some(5) => SchedPolicy::Idle,
+        Some(6) => SchedPolicy::Deadline,
+        _ => SchedPolicy::Unspecified,
+    };
+    Scheduling { policy, rt_priority: stat.rt_priority.unwrap_or(0), nice: stat.nice }
 }
 
 /// Machine-wide /proc files are ASCII; lossy decoding only guards against surprises.

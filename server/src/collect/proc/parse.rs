@@ -42,6 +42,17 @@ pub struct Stat {
     pub starttime: u64,
     /// Resident set, pages.
     pub rss_pages: u64,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Nice value, -20..19.
+    pub nice: Option<i32>,
+    /// Real-time priority, 1..99 under a real-time policy, else 0 (field 40).
+    pub rt_priority: Option<u32>,
+    /// Scheduling policy, `SCHED_*` (field 41).
+    pub policy: Option<u32>,
+    /// Aggregated block I/O delay, clock ticks (field 42): counted only while the
+    /// kernel's delay accounting is on, otherwise always 0.
+    pub blkio_ticks: Option<u64>,
 }
 
 /// Parses `/proc/[pid]/stat`. `comm` is everything between the first `(` and the
@@ -53,15 +64,26 @@ pub fn stat(bytes: &[u8]) -> Result<Stat, ParseError> {
     if close < open {
         return Err(malformed(F, "')' before '('"));
     }
-    // Fields after comm, numbered from the state (field 3 in proc(5)) up to rss (24).
-    let mut f: [&[u8]; 22] = [b""; 22];
+    // Fields after comm, numbered from the state (field 3 in proc(5)): up to rss (24)
+    // they must be there; the scheduling fields up to 42 are read where present.
+    let mut f: [&[u8]; 40] = [b""; 40];
     let mut rest = bytes[close + 1..].split(u8::is_ascii_whitespace).filter(|w| !w.is_empty());
-    for slot in &mut f {
-        *slot = rest.next().ok_or(malformed(F, "line ends before the rss field"))?;
+    for (i, slot) in f.iter_mut().enumerate() {
+        match rest.next() {
+            Some(word) => *slot = word,
+            None if i >= 22 => break,
+            None => return Err(malformed(F, "line ends before the rss field")),
+        }
     }
     let field = |i: usize, what| number(f[i]).ok_or(malformed(F, what));
     let flags = field(6, "flags")?;
+    let nice = std::str::from_utf8(f[16]).ok().and_then(|n| n.parse().ok());
     Ok(Stat {
+        ppid: u32::try_from(field(1, "ppid")?).unwrap_or(0),
+        nice,
+        rt_priority: number(f[37]).and_then(|p| u32::try_from(p).ok()),
+        policy: number(f[38]).and_then(|p| u32::try_from(p).ok()),
+        blkio_ticks: number(f[39]),
         comm: String::from_utf8_lossy(&bytes[open + 1..close]).into_owned(),
         state: state_letter(f[0]),
         kernel_thread: flags & PF_KTHREAD != 0,
@@ -147,6 +169,8 @@ pub fn io_syscalls(bytes: &[u8]) -> Option<u64> {
 pub struct Sched {
     /// Nanoseconds spent on a CPU.
     pub run_ns: u64,
+    /// Nanoseconds spent runnable, waiting on a run queue for a CPU.
+    pub wait_ns: u64,
     /// Times it was put on a CPU.
     pub timeslices: u64,
 }
@@ -157,8 +181,14 @@ pub struct Sched {
 pub fn schedstat(bytes: &[u8]) -> Option<Sched> {
     let mut fields = bytes.trim_ascii().split(|&b| b == b' ');
     let run_ns = number(fields.next()?)?;
-    let timeslices = number(fields.nth(1)?)?;
-    (run_ns != 0 || timeslices != 0).then_some(Sched { run_ns, timeslices })
+    let wait_ns = number(fields.next()?)?;
+    let timeslices = number(fields.next()?)?;
+    (run_ns != 0 || timeslices != 0).then_some(Sched { run_ns, wait_ns, timeslices })
+}
+
+/// The first field of `/proc/uptime`: seconds since boot.
+pub fn uptime(text: &str) -> Option<f64> {
+    text.split_ascii_whitespace().next()?.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0)
 }
 
 /// The last field of `/proc/loadavg`: the pid most recently handed out, to a process
@@ -302,6 +332,20 @@ mod tests {
         assert_eq!((s.majflt, s.cpu_ticks, s.num_threads), (37, 300, 6));
         assert_eq!((s.starttime, s.rss_pages), (98765, 2048));
         assert!(!s.kernel_thread);
+        assert_eq!((s.ppid, s.nice, s.rt_priority, s.policy, s.blkio_ticks), (1, Some(0), Some(0), Some(0), Some(0)));
+    }
+
+    #[test]
+    fn stat_scheduling_fields_of_a_real_time_process_and_an_old_short_line() {
+        let rt = "77 (hog) R 70 77 70 0 -1 4194560 0 0 0 0 399 1 0 0 -51 -5 1 0 500 1000 10             18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 50 1 12 0 0\n";
+        let s = stat(rt.as_bytes()).expect("valid stat");
+        assert_eq!(
+            (s.ppid, s.nice, s.rt_priority, s.policy, s.blkio_ticks),
+            (70, Some(-5), Some(50), Some(1), Some(12))
+        );
+        let short = "9 (old) S 1 9 9 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 5 100 3\n";
+        let s = stat(short.as_bytes()).expect("fields up to rss are enough");
+        assert_eq!((s.rt_priority, s.policy, s.blkio_ticks), (None, None, None));
     }
 
     #[test]
@@ -352,8 +396,18 @@ mod tests {
     }
 
     #[test]
+    fn uptime_is_the_first_field() {
+        assert_eq!(uptime("350735.47 234388.90\n"), Some(350_735.47));
+        assert_eq!(uptime(""), None);
+        assert_eq!(uptime("-3 1"), None);
+    }
+
+    #[test]
     fn schedstat_fields_and_the_uncounted_case() {
-        assert_eq!(schedstat(b"231762870 22151027 625\n"), Some(Sched { run_ns: 231_762_870, timeslices: 625 }));
+        assert_eq!(
+            schedstat(b"231762870 22151027 625\n"),
+            Some(Sched { run_ns: 231_762_870, wait_ns: 22_151_027, timeslices: 625 })
+        );
         assert_eq!(schedstat(b"0 0 0\n"), None, "no scheduler statistics: proves nothing");
         assert_eq!(schedstat(b"12 34\n"), None);
         assert_eq!(schedstat(b"x 1 2\n"), None);

@@ -96,6 +96,27 @@ fn rates_over_the_real_elapsed_time() {
 }
 
 #[test]
+fn each_reading_says_what_the_process_consumed_waited_and_grew_since_the_last() {
+    let (first, s) = two_samples();
+    assert!(first.processes.iter().all(|p| p.usage.is_none()), "nothing before the first sample");
+    let app = find(&s, 4242).usage.expect("usage");
+    // Six threads: CPU from stat's ticks, all threads; the waits are the main thread's.
+    assert_eq!((app.span, app.cpu), (STEP, Duration::from_secs(2)));
+    let pool = find(&s, 1200);
+    assert_eq!(pool.ppid, Some(1));
+    let sched = pool.scheduling.expect("scheduling");
+    assert_eq!((sched.policy, sched.rt_priority, sched.nice), (SchedPolicy::Normal, 0, Some(0)));
+    // Born between the samples (started at 1001.50 s of uptime, read at 1002.50 s):
+    // all its counters are its doing since.
+    let newborn = find(&s, 1000);
+    assert_eq!(newborn.factors.cpu_percent, None, "no rate at first sight");
+    let u = newborn.usage.expect("a newborn's usage");
+    assert_eq!((u.span, u.cpu, u.pageins), (Duration::from_secs(1), Duration::from_millis(250), Some(3)));
+    assert_eq!((u.run_delay, u.mem_growth), (Some(Duration::from_nanos(10)), Some(16 * MIB as i64)));
+    assert_eq!(find(&s, 900).usage, None, "a reused pid whose process is older than the last sample");
+}
+
+#[test]
 fn nasty_cases_are_normal_not_errors() {
     let (first, s) = two_samples();
     // Kernel thread: no memory, no system calls, but context switches.
@@ -374,10 +395,13 @@ fn the_real_proc_sees_a_process_started_between_samples() {
     c.collect().expect("first");
     let mut child = std::process::Command::new("sleep").arg("60").spawn().expect("spawn sleep");
     let s = c.collect().expect("second");
-    let seen = s.processes.iter().any(|p| p.pid == child.id());
+    let seen = s.processes.iter().find(|p| p.pid == child.id()).cloned();
     child.kill().expect("kill");
     child.wait().expect("reap");
-    assert!(seen, "a new process must be listed");
+    let seen = seen.expect("a new process must be listed");
+    if let Some(u) = seen.usage {
+        assert!(u.cpu <= u.span, "born since the last sample: {u:?}");
+    }
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use pmon_proto::v1::{ProcessFactors, ProcessState, SystemFigures};
 
 use super::{
-    CollectError, Collector, ProcessRecord, RawSample, SourceHealth,
+    CollectError, Collector, ProcessRecord, RawSample, SourceHealth, Usage,
     child::{Child, Output},
     rates::{CounterMemory, rate},
 };
@@ -36,6 +36,9 @@ pub struct TopConverter {
     counters: CounterMemory<String, 3>,
     prev_swaps: Option<(Option<u64>, Option<u64>)>,
     seen: bool,
+    /// Time since the first sample, from the real time between samples: when each
+    /// sample's counters were read.
+    clock: Duration,
 }
 
 impl TopConverter {
@@ -43,12 +46,17 @@ impl TopConverter {
     pub fn convert(&mut self, sample: &TopSample, time: SystemTime, elapsed: Option<Duration>) -> RawSample {
         let elapsed = elapsed.filter(|_| self.seen);
         let secs = elapsed.map(|e| e.as_secs_f64());
+        self.clock += elapsed.unwrap_or_default();
+        let at = self.clock;
         let processes = sample
             .rows
             .iter()
             .map(|row| {
-                let [pageins, csw, sysbsd] =
-                    self.counters.rates(row.pid, row.command.clone(), [row.pageins, row.csw, row.sysbsd], secs);
+                let ([pageins, csw, sysbsd], _) =
+                    self.counters.rates(row.pid, row.command.clone(), [row.pageins, row.csw, row.sysbsd], at);
+                // What it consumed over top's interval, as top measured it.
+                let cpu = row.cpu_percent.filter(|_| self.seen);
+                let usage = elapsed.zip(cpu).and_then(|(span, cpu)| Usage::of_cpu(span, cpu));
                 ProcessRecord {
                     pid: row.pid,
                     command: row.command.clone(),
@@ -65,6 +73,8 @@ impl TopConverter {
                         disk_read_bytes_per_sec: None,
                         disk_write_bytes_per_sec: None,
                     },
+                    usage,
+                    ..ProcessRecord::default()
                 }
             })
             .collect();

@@ -87,7 +87,7 @@ fn the_stuck_pager_is_the_top_rogue_and_scores_elevated() {
     let (points, _) = score::score(record(second, 666), &config.scoring);
     // cpu 25 + stuck 20 + pageins 15 + mem 4 GiB 7.5 + csw 0.1 + syscalls 0.1, × 1.0 for stuck.
     assert!((points - 67.7).abs() < 1e-9, "{points}");
-    let scored = score::evaluate(&second.processes, &config);
+    let scored = score::evaluate(&second.processes, &config, &std::collections::HashSet::new());
     let rogues: Vec<u32> = scored.rogues.iter().map(|r| r.pid).collect();
     assert_eq!(rogues.first(), Some(&666), "{rogues:?}");
     assert!(rogues.contains(&4321), "the zombie is a rogue by state: {rogues:?}");
