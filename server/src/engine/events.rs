@@ -156,7 +156,12 @@ impl Tracker {
         let Some(open) = &mut self.open else { return ops };
         let id = open.id;
         if actions.contains(&TierAction::ElevatedPeak) || actions.contains(&TierAction::CriticalEntry) {
-            ops.push(Op::Peak { event_id: id, peak_score: sample.max_score, peak_tier: sample.tier });
+            ops.push(Op::Peak {
+                event_id: id,
+                peak_score: sample.max_score,
+                peak_tier: sample.tier,
+                culprits: open.tally.top(CULPRITS),
+            });
             if kept.is_none() && now.saturating_duration_since(open.peak_kept_at) >= self.peak_every {
                 open.peak_kept_at = now;
                 kept = Some("peak");

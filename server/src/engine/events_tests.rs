@@ -37,7 +37,10 @@ fn names(ops: &[Op]) -> Vec<String> {
             Op::History(s, _) => format!("history#{}", s.sequence),
             Op::OpenEvent(e) => format!("open{}:{:?}", e.id, e.kind),
             Op::EventSample { event_id, reason, sample } => format!("keep{event_id}:{reason}#{}", sample.sequence),
-            Op::Peak { event_id, peak_score, .. } => format!("peak{event_id}:{peak_score}"),
+            Op::Peak { event_id, peak_score, culprits, .. } => format!(
+                "peak{event_id}:{peak_score}:{}",
+                culprits.first().and_then(|c| c.rogue.as_ref()).map_or("", |r| &r.command)
+            ),
             Op::CloseEvent { event_id, culprits, .. } => {
                 format!(
                     "close{event_id}:{}",
@@ -76,8 +79,8 @@ fn an_escalation_keeps_entry_peaks_critical_and_exit_then_closes_with_culprits()
         vec!["history#1"],
         vec![],
         vec!["history#3", "open7:Escalation", "keep7:entry#3"],
-        vec!["history#4", "peak7:60"],
-        vec!["history#5", "peak7:80", "keep7:peak#5"],
+        vec!["history#4", "peak7:60:hog"],
+        vec!["history#5", "peak7:80:hog", "keep7:peak#5"],
         vec!["history#6", "keep7:critical#6"],
         vec!["history#7"],
         vec!["history#8", "keep7:exit#8", "close7:hog"],

@@ -153,8 +153,9 @@ pub enum Op {
     OpenEvent(NewEvent),
     /// A sample kept with an event.
     EventSample { event_id: u64, reason: &'static str, sample: Arc<Sample> },
-    /// A higher peak.
-    Peak { event_id: u64, peak_score: f64, peak_tier: i32 },
+    /// A higher peak, and the culprits so far: an escalation still open shows who drove
+    /// it up, not only who was there when it began.
+    Peak { event_id: u64, peak_score: f64, peak_tier: i32, culprits: Vec<Culprit> },
     /// An escalation ended.
     CloseEvent { event_id: u64, ended_at_ms: i64, culprits: Vec<Culprit> },
     /// A forensic step's result.

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use pmon_proto::v1::{Rogue, Tier};
+use pmon_proto::v1::{Culprit, Rogue, Tier};
 
 use super::*;
 
@@ -54,8 +54,11 @@ fn events_samples_and_history_round_trip() {
     let (store, _w, next) = written(dir.path(), |s| {
         s.submit(event(1, EventKind::Escalation, NOW));
         s.submit(Op::EventSample { event_id: 1, reason: "entry", sample: sample(10, NOW) });
-        s.submit(Op::Peak { event_id: 1, peak_score: 90.0, peak_tier: Tier::Critical as i32 });
-        s.submit(Op::Peak { event_id: 1, peak_score: 50.0, peak_tier: Tier::Elevated as i32 });
+        let culprits = |command: &str| {
+            vec![Culprit { rogue: Some(Rogue { command: command.into(), ..Rogue::default() }), ..Culprit::default() }]
+        };
+        s.submit(Op::Peak { event_id: 1, peak_score: 90.0, peak_tier: Tier::Critical as i32, culprits: culprits("a") });
+        s.submit(Op::Peak { event_id: 1, peak_score: 50.0, peak_tier: Tier::Elevated as i32, culprits: culprits("b") });
         s.submit(Op::History(sample(10, NOW), 3));
         s.submit(Op::History(sample(11, NOW + 5000), 3));
     });
@@ -63,6 +66,8 @@ fn events_samples_and_history_round_trip() {
     let got = store.read(|c, d| read::get_event(c, d, 1)).expect("event");
     let e = got.event.expect("event");
     assert_eq!((e.peak_score, e.peak_tier), (90.0, Tier::Critical as i32), "a lower peak never lowers it");
+    let named = e.culprits.first().and_then(|c| c.rogue.as_ref()).map(|r| r.command.as_str());
+    assert_eq!(named, Some("b"), "the culprits of the latest peak");
     assert_eq!(got.samples.len(), 1);
     assert_eq!(got.samples[0].sample.as_ref().map(|s| s.sequence), Some(10));
 

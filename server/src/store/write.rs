@@ -178,13 +178,15 @@ fn apply(c: &mut SqliteConnection, op: Op) -> Result<(), StoreError> {
                 .execute(c)?;
             Ok(())
         }
-        Op::Peak { event_id, peak_score, peak_tier } => {
+        Op::Peak { event_id, peak_score, peak_tier, culprits } => {
             // Never lower a peak, whatever order ops arrive in.
             diesel::sql_query(
-                "UPDATE events SET peak_score = MAX(peak_score, ?), peak_tier = MAX(peak_tier, ?) WHERE id = ?",
+                "UPDATE events SET peak_score = MAX(peak_score, ?), peak_tier = MAX(peak_tier, ?), culprits = ? \
+                 WHERE id = ?",
             )
             .bind::<Double, _>(peak_score)
             .bind::<Integer, _>(peak_tier)
+            .bind::<diesel::sql_types::Binary, _>(super::encode_culprits(&culprits))
             .bind::<BigInt, _>(id(event_id))
             .execute(c)?;
             Ok(())
