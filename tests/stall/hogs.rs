@@ -13,19 +13,24 @@ use std::{
 /// Burns one thread per listed CPU (pinned to it) for SECONDS, and grows its resident
 /// memory by GROW_MB in ten steps meanwhile: `python3 -c BURN SECONDS CPUS GROW_MB`.
 /// hashlib lets go of the GIL while it hashes, so the threads of one process really
-/// run at once.
+/// run at once. No thread burns before every one is pinned: under a real-time policy, a
+/// first thread burning on the CPU of the main thread could keep it from starting the
+/// others, and the machine would not be starved at all.
 const BURN: &str = r#"
 import hashlib, os, sys, threading, time
 secs, cpus, grow_mb = float(sys.argv[1]), [int(c) for c in sys.argv[2].split(",")], int(sys.argv[3])
-end = time.monotonic() + secs
 block = bytes(1 << 20)
+ready = threading.Barrier(len(cpus) + 1)
 def burn(cpu):
     os.sched_setaffinity(0, {cpu})
+    ready.wait()
     while time.monotonic() < end:
         hashlib.sha256(block).digest()
 threads = [threading.Thread(target=burn, args=(c,)) for c in cpus]
 for t in threads:
     t.start()
+end = time.monotonic() + secs
+ready.wait()
 kept = []
 while time.monotonic() < end:
     if len(kept) < grow_mb:
