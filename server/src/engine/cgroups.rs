@@ -74,11 +74,16 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_a_readable_answer() {
-        let mut c = Cgroups::new(true);
-        let own = c.of(std::process::id());
-        assert_eq!(own, c.of(std::process::id()), "read once, kept");
-        c.retain(|_| false);
-        assert!(c.known.is_empty());
+    fn a_live_lookup_reads_proc_and_a_replay_reads_nothing() {
+        let pid = std::process::id();
+        let want = std::fs::read_to_string("/proc/self/cgroup").ok().and_then(|t| parse(&t));
+        let mut live = Cgroups::new(true);
+        assert_eq!(live.of(pid).as_deref(), want.as_deref());
+        assert_eq!(live.known.len(), 1, "kept for the next asking");
+        live.retain(|_| false);
+        assert!(live.known.is_empty(), "forgotten once gone");
+        let mut replay = Cgroups::new(false);
+        assert_eq!(replay.of(pid), None, "a replay's pids are another machine's");
+        assert!(replay.known.is_empty());
     }
 }

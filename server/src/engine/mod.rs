@@ -304,9 +304,6 @@ impl Sampler {
                     }
                     self.announce(&sample, &actions, at);
                     self.escalations += u64::from(actions.contains(&TierAction::ElevatedEntry));
-                    for stall in std::mem::take(&mut self.pending) {
-                        self.pause(&stall);
-                    }
                     Some(sample)
                 }
                 Err(CollectError::Finished) => {
@@ -333,6 +330,11 @@ impl Sampler {
                     None
                 }
             };
+            // After the sample, taken or failed: a failing source must not hold back the
+            // freezes reported meanwhile.
+            for stall in std::mem::take(&mut self.pending) {
+                self.pause(&stall);
+            }
             let interval = self.interval();
             let ratio = self.config.pause.threshold_ratio;
             // A stall is a sentinel wake-up `ratio` sampling intervals late.

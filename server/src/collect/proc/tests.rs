@@ -394,14 +394,16 @@ fn the_real_proc_sees_a_process_started_between_samples() {
     let mut c = ProcCollector::new("/proc");
     c.collect().expect("first");
     let mut child = std::process::Command::new("sleep").arg("60").spawn().expect("spawn sleep");
+    // Old enough for its readings to mean something (MIN_RATE_SPAN), young enough to
+    // have been born since the first sample.
+    std::thread::sleep(Duration::from_millis(100));
     let s = c.collect().expect("second");
     let seen = s.processes.iter().find(|p| p.pid == child.id()).cloned();
     child.kill().expect("kill");
     child.wait().expect("reap");
     let seen = seen.expect("a new process must be listed");
-    if let Some(u) = seen.usage {
-        assert!(u.cpu <= u.span, "born since the last sample: {u:?}");
-    }
+    let u = seen.usage.expect("born since the last sample: all it did is its usage");
+    assert!(u.cpu <= u.span && u.span >= Duration::from_millis(20), "{u:?}");
 }
 
 #[test]
