@@ -230,6 +230,18 @@ fn report(r: &GetEventResponse) -> String {
             let _ = writeln!(out, "     score {:.1} in {} samples: {shares}", rogue.score, c.samples_seen);
         }
     }
+    if !e.wait_chains.is_empty() {
+        let _ = writeln!(out, "\nWho waited on whom (stack report)");
+        for line in e.wait_chains.iter().flat_map(format::wait_chain) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    if !e.app_hangs.is_empty() {
+        let _ = writeln!(out, "\nHung apps (main thread blocked or busy)");
+        for h in &e.app_hangs {
+            let _ = writeln!(out, "  {}", format::app_hang(h));
+        }
+    }
     if !e.groups.is_empty() {
         let _ = writeln!(out, "\nGroups");
         for g in &e.groups {

@@ -6,6 +6,7 @@
 //!   watch  ──► WatchSamples ──► one line per sample (or JSON lines)
 //!   config ──► GetConfig / local paths
 //!   tui    ──► pmon_tui::run (the live dashboard)
+//!   explain FILE ──► pmon_spindump (offline: who a stack report says everyone waited on)
 //! ```
 //!
 //! One file per subcommand; `format` holds the shared human-readable rendering. JSON
@@ -15,6 +16,7 @@ mod calibrate;
 mod config;
 mod config_file;
 mod events;
+mod explain;
 mod history;
 mod install;
 mod lines;
@@ -141,6 +143,16 @@ enum Command {
     ///
     /// Example: pmon uninstall --dry-run
     Uninstall(install::UninstallArgs),
+    /// Who a macOS stack report says everyone waited on: the culprit, then the chain.
+    ///
+    /// Reads spindump text (a .spin or .hang report, a sysdiagnose's spindump, a tailspin
+    /// trace decoded with `spindump -i`) or Activity Monitor's Sample Process output,
+    /// offline, on any platform. Follows every `(blocked by …)` note to the thread they
+    /// end at, and marks apps whose main thread hung for the whole report.
+    ///
+    /// Examples: pmon explain WindowServer_2026-11-20-140314_Mac.spin
+    ///           pmon explain --json report.txt | jq .culprit
+    Explain(explain::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell::CompletionsArgs),
     /// Print the man page, or write one page per command into a directory.
@@ -269,6 +281,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Man(a) => shell::man(&a),
+            Command::Explain(a) => explain::run(&a),
             Command::Install(a) => install::install(a, cli.target.data_dir),
             Command::Uninstall(a) => install::uninstall(a),
             Command::Status(a) => status::run(a, &endpoint(&cli.target)?).await,

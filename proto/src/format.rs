@@ -4,8 +4,8 @@
 use chrono::{DateTime, Local};
 
 use crate::v1::{
-    Culprit, Event, EventKind, EventStatus, Factor, ProcessFactors, ProcessGroup, ProcessState, ProcessUse, Rogue,
-    SchedPolicy, StallCause, StallWindow, Tier,
+    AppHang, Culprit, Event, EventKind, EventStatus, Factor, ProcessFactors, ProcessGroup, ProcessState, ProcessUse,
+    Rogue, SchedPolicy, StackThread, StallCause, StallWindow, Tier, WaitChain,
 };
 
 /// `SENTINEL`, `ELEVATED`, `CRITICAL`.
@@ -82,12 +82,56 @@ pub fn rate(per_sec: f64) -> String {
 /// An event's culprit as every client and notification names it: `hog[42]: cpu 3.90 s
 /// in the 4.00 s stall, SCHED_FIFO 50`.
 pub fn culprit(c: &Culprit) -> String {
-    let (command, pid) = match (&c.rogue, &c.usage) {
-        (Some(r), _) => (r.command.as_str(), r.pid),
-        (None, Some(u)) => (u.command.as_str(), u.pid),
-        (None, None) => ("?", 0),
+    let (command, pid) = match (&c.rogue, &c.usage, &c.waited_on) {
+        (Some(r), _, _) => (r.command.as_str(), Some(r.pid)),
+        (None, Some(u), _) => (u.command.as_str(), Some(u.pid)),
+        (None, None, Some(t)) => (t.process.as_str(), t.pid),
+        (None, None, None) => ("?", None),
     };
-    format!("{command}[{pid}]: {}", c.why)
+    match pid {
+        Some(pid) => format!("{command}[{pid}]: {}", c.why),
+        None => format!("{command}: {}", c.why),
+    }
+}
+
+/// A thread of a stack report: `WindowServer [153] main thread 0x3e2`, `mds [371] thread
+/// 0x1b02`, or the process alone, `smd [245]`.
+pub fn stack_thread(t: &StackThread) -> String {
+    let process = match t.pid {
+        Some(pid) => format!("{} [{pid}]", t.process),
+        None => t.process.clone(),
+    };
+    match (t.thread.as_str(), t.main) {
+        ("", _) => process,
+        (id, true) => format!("{process} main thread {id}"),
+        (id, false) => format!("{process} thread {id}"),
+    }
+}
+
+/// A chain of waits: its sentence, then who waited, one line per process.
+pub fn wait_chain(c: &WaitChain) -> Vec<String> {
+    let mut lines = vec![c.why.clone()];
+    for g in &c.waiters {
+        let who = stack_thread(&StackThread { process: g.process.clone(), pid: g.pid, ..StackThread::default() });
+        let threads = match (g.threads, g.more_threads) {
+            (n, true) => format!("at least {n} threads"),
+            (1, false) => "1 thread".to_string(),
+            (n, false) => format!("{n} threads"),
+        };
+        let main = if g.main { " (its main thread among them)" } else { "" };
+        lines.push(format!("  {who}: {threads}{main}, {} samples waiting", g.samples));
+    }
+    lines
+}
+
+/// A main-thread hang: `Safari [2210] main thread 0x1f00a: hung 12/12 samples, mostly
+/// blocked in mach_msg2_trap (libsystem_kernel.dylib), waiting for WindowServer [153] main
+/// thread 0x3e2`.
+pub fn app_hang(h: &AppHang) -> String {
+    let who = h.thread.as_ref().map(stack_thread).unwrap_or_default();
+    let how = if h.busy { "busy" } else { "blocked" };
+    let waiting = if h.waiting_for.is_empty() { String::new() } else { format!(", waiting for {}", h.waiting_for) };
+    format!("{who}: hung {}/{} samples, mostly {how} in {}{waiting}", h.samples, h.total_samples, h.doing)
 }
 
 /// An event's first culprit as one phrase, the same in every list: `-` when there is

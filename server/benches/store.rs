@@ -104,7 +104,12 @@ fn sample(sequence: u64, at_ms: i64) -> Arc<Sample> {
 
 fn event(id: u64, kind: EventKind, at_ms: i64) -> NewEvent {
     let culprits = (0..5)
-        .map(|i| Culprit { rogue: Some(rogue(i)), samples_seen: 20, why: "cpu 42.5% (90% of it)".into(), usage: None })
+        .map(|i| Culprit {
+            rogue: Some(rogue(i)),
+            samples_seen: 20,
+            why: "cpu 42.5% (90% of it)".into(),
+            ..Culprit::default()
+        })
         .collect();
     NewEvent {
         id,

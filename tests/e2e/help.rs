@@ -9,7 +9,7 @@ use std::{path::Path, process::Command};
 use crate::support::bin;
 
 /// Every command path, as `pmon` arguments.
-const PMON: [&[&str]; 21] = [
+const PMON: [&[&str]; 22] = [
     &[],
     &["status"],
     &["watch"],
@@ -29,6 +29,7 @@ const PMON: [&[&str]; 21] = [
     &["calibrate"],
     &["install"],
     &["uninstall"],
+    &["explain"],
     &["completions"],
     &["man"],
 ];

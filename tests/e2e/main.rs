@@ -12,6 +12,7 @@ mod churn;
 mod cli;
 mod config;
 mod evidence;
+mod explain;
 #[cfg(target_os = "linux")]
 mod faults;
 mod grpcurl;

@@ -150,7 +150,13 @@ pub fn attribute(
             .iter()
             .map(|c| {
                 let (rogue, seen) = best_appearance(&in_window, c);
-                Culprit { rogue, samples_seen: seen, why: why(c, stall_span, &waiting), usage: Some(c.to_use()) }
+                Culprit {
+                    rogue,
+                    samples_seen: seen,
+                    why: why(c, stall_span, &waiting),
+                    usage: Some(c.to_use()),
+                    waited_on: None,
+                }
             })
             .collect(),
         victims: victims.iter().map(|v| v.to_use()).collect(),

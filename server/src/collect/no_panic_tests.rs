@@ -1,14 +1,14 @@
 //! Arbitrary bytes never make a parser of what the OS or a tool prints panic: the
 //! streaming `top` and `powermetrics` parsers (noise, and a real capture with bytes
 //! changed and cut at random places), the /proc file parsers, and the forensic
-//! parsers (kernel log, spindump, unified log). (`pause::pmset` has its own.)
+//! parsers (kernel log, unified log). (`pause::pmset` and the spindump crate have their own.)
 //!
 //! `PMON_FUZZ_CASES` sets the cases per property (CI runs the default); see README.
 
 use proptest::prelude::*;
 
 use super::{powermetrics, proc::parse, top};
-use crate::forensics::{kmsg, oslog, spindump};
+use crate::forensics::{kmsg, oslog};
 
 /// Cases per property: `PMON_FUZZ_CASES`, or a couple of hundred.
 pub(crate) fn cases() -> u32 {
@@ -85,8 +85,22 @@ proptest! {
         for line in text.lines() {
             let _ = kmsg::parse(line);
         }
-        let _ = spindump::blocked_threads(&text);
-        let _ = oslog::parse(&text);
+        for entry in oslog::parse(&text) {
+            let _ = entry.line();
+        }
+    }
+
+    #[test]
+    fn log_lines_never_panic_on_any_text(timestamp in "\\PC{0,40}", path in "\\PC{0,40}") {
+        let entry = oslog::Entry {
+            timestamp,
+            message_type: "Fault".into(),
+            process_image_path: path,
+            process_id: 1,
+            subsystem: String::new(),
+            event_message: String::new(),
+        };
+        let _ = entry.line();
     }
 
     #[test]

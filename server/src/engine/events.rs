@@ -67,6 +67,7 @@ impl CulpritTally {
                 rogue: Some(rogue.clone()),
                 samples_seen: *seen,
                 usage: None,
+                waited_on: None,
             })
             .collect()
     }
@@ -209,13 +210,14 @@ impl Tracker {
             stall_ms: Some(stall.stalled.as_secs_f64() * 1000.0),
             culprits: verdict.culprits.clone(),
             artefact_dir: artefact_dir(id),
-            attribution: Some(Attribution {
+            attribution: Some(Box::new(Attribution {
                 cause: verdict.cause,
                 cause_detail: verdict.cause_detail.clone(),
                 window: Some(verdict.window),
                 victims: verdict.victims.clone(),
                 groups: verdict.groups.clone(),
-            }),
+                ..Attribution::default()
+            })),
         })];
         ops.extend(ring.iter().map(|s| Op::EventSample { event_id: id, reason: "ring", sample: Arc::clone(s) }));
         (id, ops)

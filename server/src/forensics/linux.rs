@@ -80,7 +80,7 @@ fn psi(before: Option<&pmon_proto::v1::SystemFigures>) -> Result<Output, String>
     } else {
         format!("tasks stalled waiting for {}", summary.join(", "))
     };
-    Ok(Output { summary, detail, artefacts: vec![] })
+    Ok(Output { summary, detail, artefacts: vec![], ..Output::default() })
 }
 
 /// Kernel log records from `window` before now, read from /dev/kmsg without blocking.
@@ -127,7 +127,12 @@ fn kernel_log(window: Duration) -> Result<Output, String> {
         telling.iter().collect()
     };
     let detail = shown.into_iter().map(String::as_str).collect::<Vec<_>>().join("\n");
-    Ok(Output { summary, detail, artefacts: vec![("kernel-log.txt".into(), lines.join("\n").into_bytes())] })
+    Ok(Output {
+        summary,
+        detail,
+        artefacts: vec![("kernel-log.txt".into(), lines.join("\n").into_bytes())],
+        ..Output::default()
+    })
 }
 
 /// Processes in D state now: where in the kernel they wait (wchan, stack) and how long
@@ -160,7 +165,12 @@ fn stuck_processes() -> Result<Output, String> {
         ),
     };
     let detail = found.join("\n");
-    Ok(Output { summary, artefacts: vec![("stuck-processes.txt".into(), detail.clone().into_bytes())], detail })
+    Ok(Output {
+        summary,
+        artefacts: vec![("stuck-processes.txt".into(), detail.clone().into_bytes())],
+        detail,
+        ..Output::default()
+    })
 }
 
 /// Memory and swap right after the pause.
@@ -183,6 +193,7 @@ fn memory() -> Result<Output, String> {
         summary,
         detail,
         artefacts: vec![("meminfo.txt".into(), meminfo.into_bytes()), ("vmstat.txt".into(), vmstat.into_bytes())],
+        ..Output::default()
     })
 }
 
@@ -208,5 +219,6 @@ fn processes() -> Result<Output, String> {
         summary: format!("{} processes: {running} running, {stuck} stuck", sample.processes.len()),
         detail: String::new(),
         artefacts: vec![("processes.tsv".into(), table.into_bytes())],
+        ..Output::default()
     })
 }

@@ -1,14 +1,14 @@
 //! macOS forensic steps: a tailspin trace (it still holds the seconds before the
-//! stall), spindump's reading of it (the most-blocked threads), the unified log's
+//! stall), spindump's reading of it (who every thread waited on), the unified log's
 //! errors and faults around the pause, and new DiagnosticReports.
 //!
 //! tailspin and spindump need root: they run through `sudo -n`, for which
 //! `sudo pmon install --forensics` sets up narrow sudoers rules; without them the steps
 //! are recorded as failed, saying so.
 
-use std::{fmt::Write as _, time::Duration};
+use std::time::Duration;
 
-use super::{Output, Pause, Step, oslog, reports, spindump};
+use super::{Output, Pause, Step, oslog, reports, waits::report};
 use crate::command;
 
 /// Log entries this long before the stall began still count.
@@ -17,7 +17,7 @@ const LOG_LEAD: Duration = Duration::from_secs(20);
 const REPORT_LEAD: Duration = Duration::from_secs(60);
 /// Reports larger than this are listed, not copied.
 const MAX_REPORT_BYTES: u64 = 2 << 20;
-/// Blocked threads shown in the finding.
+/// Log entries shown in the finding.
 const SHOWN: usize = 8;
 
 /// The steps, in order: tailspin first, since spindump reads what it saved.
@@ -42,7 +42,7 @@ fn tailspin(trace: &std::path::Path, limit: Duration) -> Result<Output, String> 
     Ok(Output {
         summary: format!("kernel trace of the seconds before the stall saved ({:.1} MB)", size as f64 / 1e6),
         detail: trace.display().to_string(),
-        artefacts: vec![],
+        ..Output::default()
     })
 }
 
@@ -57,28 +57,8 @@ fn decode(trace: &std::path::Path, limit: Duration) -> Result<Output, String> {
         format!("{e} (spindump needs root: `sudo pmon install --forensics` adds a narrow sudoers rule)")
     })?)
     .into_owned();
-    let blocked = spindump::blocked_threads(&text);
-    let mut detail = String::new();
-    for b in blocked.iter().take(SHOWN) {
-        let main = if b.main { " (main thread)" } else { "" };
-        let _ = writeln!(
-            detail,
-            "{} thread {}{main}: {} samples in {}, {}; via {}",
-            b.process,
-            b.thread,
-            b.samples,
-            b.leaf,
-            b.reason,
-            b.via.join(" < ")
-        );
-    }
-    let summary = match blocked.first() {
-        None => "no thread was blocked in the trace".to_string(),
-        Some(b) => {
-            format!("{} blocked threads; most: {} ({} samples, {})", blocked.len(), b.process, b.samples, b.reason)
-        }
-    };
-    Ok(Output { summary, detail, artefacts: vec![("spindump.txt".into(), text.into_bytes())] })
+    let (summary, detail, waits) = report(&text);
+    Ok(Output { summary, detail, artefacts: vec![("spindump.txt".into(), text.into_bytes())], waits })
 }
 
 fn system_log(stall: Duration, limit: Duration) -> Result<Output, String> {
@@ -101,7 +81,7 @@ fn system_log(stall: Duration, limit: Duration) -> Result<Output, String> {
     } else {
         telling.join("\n")
     };
-    Ok(Output { summary, detail, artefacts: vec![("system-log.ndjson".into(), out)] })
+    Ok(Output { summary, detail, artefacts: vec![("system-log.ndjson".into(), out)], ..Output::default() })
 }
 
 fn diagnostic_reports(since: std::time::SystemTime) -> Result<Output, String> {
@@ -128,5 +108,5 @@ fn diagnostic_reports(since: std::time::SystemTime) -> Result<Output, String> {
             names.iter().filter_map(|p| p.rsplit('/').next()).collect::<Vec<_>>().join(", ")
         ),
     };
-    Ok(Output { summary, detail: names.join("\n"), artefacts })
+    Ok(Output { summary, detail: names.join("\n"), artefacts, ..Output::default() })
 }

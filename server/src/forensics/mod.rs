@@ -6,8 +6,10 @@
 //!                                          └─► artefacts ─► events/<UTC time>-<id>/ ─► store
 //! ```
 //!
-//! A step that fails or runs out of time is recorded as such and the others go on; the
-//! engine never waits for any of it. When the server stops mid-capture, the step under
+//! A step that fails, panics or runs out of time is recorded as such and the others go
+//! on; the engine never waits for any of it. A panic is caught on the step's own thread,
+//! and the one-capture-at-a-time flag is an atomic released by a drop guard, so nothing a
+//! step does can block the captures of later pauses. When the server stops mid-capture, the step under
 //! way is recorded as interrupted and those not yet run as not run, so an event never
 //! looks complete when it is not, and shutdown does not wait for a step stuck in the
 //! kernel. The ring buffer itself is not dumped to disk: its samples are already in the
@@ -20,7 +22,7 @@ pub mod oslog;
 #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), path = "other.rs")]
 mod platform;
 pub mod reports;
-pub mod spindump;
+pub mod waits;
 
 use std::{
     path::PathBuf,
@@ -49,6 +51,8 @@ pub struct Output {
     pub detail: String,
     /// Raw files to keep: (file name, contents).
     pub artefacts: Vec<(String, Vec<u8>)>,
+    /// Who the threads waited on, when the step read a stack report.
+    pub waits: Option<pmon_spindump::Analysis>,
 }
 
 /// A forensic step: a name and the work, which may block.
@@ -76,9 +80,9 @@ pub struct Pause {
 /// Starts forensics for pauses.
 #[derive(Debug, Clone)]
 pub struct Forensics {
-    /// Held while a capture runs: one at a time, so a burst of pauses does not pile
+    /// Set while a capture runs: one at a time, so a burst of pauses does not pile
     /// /proc scans and tools onto a machine that is already struggling.
-    busy: Arc<std::sync::Mutex<()>>,
+    busy: Arc<AtomicBool>,
     /// Set when the server stops: captures end at once.
     stopping: Arc<AtomicBool>,
     data_dir: PathBuf,
@@ -115,7 +119,7 @@ impl Forensics {
 
     fn run(&self, id: u64, pause: &Pause) {
         self.notifier.pause(id, pause.stalled, &pause.verdict);
-        let Ok(_capture) = self.busy.try_lock() else {
+        let Some(_capture) = Capture::start(&self.busy) else {
             let finding = Finding {
                 step: "forensics".into(),
                 outcome: FindingOutcome::Failed as i32,
@@ -145,6 +149,11 @@ impl Forensics {
                     StepEnd::Done(Err(why)) => {
                         (FindingOutcome::Failed, Output { summary: why.clone(), detail: why, ..Output::default() })
                     }
+                    StepEnd::Panicked(why) => {
+                        tracing::error!(event = id, step, "forensic step panicked: {why}");
+                        let summary = "failed: the step panicked".to_string();
+                        (FindingOutcome::Failed, Output { summary, detail: why, ..Output::default() })
+                    }
                     StepEnd::TimedOut => (
                         FindingOutcome::TimedOut,
                         Output { summary: format!("no result within {:?}", self.step_timeout), ..Output::default() },
@@ -162,6 +171,11 @@ impl Forensics {
                 if let Err(e) = std::fs::write(dir.join(file), contents) {
                     tracing::warn!(event = id, file, "cannot write artefact: {e}");
                 }
+            }
+            if let Some(analysis) = output.waits {
+                let culprits = waits::lead(&pause.verdict.culprits, &analysis, &pause.ring);
+                let (chains, hangs) = (analysis.chains, analysis.hangs);
+                self.store.submit(Op::Waits { event_id: id, chains, hangs, culprits });
             }
             let finding = Finding {
                 step: step.to_string(),
@@ -194,10 +208,28 @@ pub fn dir_name(at: SystemTime, id: u64) -> String {
     format!("{stamp}-{id}")
 }
 
+/// The one capture under way; dropping it (even while unwinding) lets the next start.
+struct Capture<'a>(&'a AtomicBool);
+
+impl<'a> Capture<'a> {
+    /// `None` when another capture holds the flag.
+    fn start(busy: &'a AtomicBool) -> Option<Self> {
+        busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| Self(busy))
+    }
+}
+
+impl Drop for Capture<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// How a step ended.
 #[derive(Debug, PartialEq)]
 enum StepEnd<T> {
     Done(T),
+    /// It panicked; the panic's message.
+    Panicked(String),
     TimedOut,
     /// The server began stopping first.
     Stopped,
@@ -216,7 +248,13 @@ fn run_with_timeout<T: Send + 'static>(
 ) -> StepEnd<T> {
     let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new().name("pmon-forensic-step".into()).spawn(move || {
-        let _ = tx.send(work());
+        // A step is a closure over owned data that is dropped with it: nothing shared is
+        // left half-changed by an unwind, so asserting unwind safety is sound.
+        let end = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+            Ok(out) => StepEnd::Done(out),
+            Err(payload) => StepEnd::Panicked(panic_message(payload.as_ref())),
+        };
+        let _ = tx.send(end);
     });
     if spawned.is_err() {
         return StepEnd::TimedOut;
@@ -228,11 +266,20 @@ fn run_with_timeout<T: Send + 'static>(
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left.min(STOP_CHECK)) {
-            Ok(out) => return StepEnd::Done(out),
+            Ok(end) => return end,
             Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
             Err(_) => return StepEnd::TimedOut,
         }
     }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 #[cfg(test)]
@@ -264,6 +311,34 @@ mod tests {
         });
         assert_eq!(run_with_timeout(stuck, Duration::from_secs(60), &stopping), StepEnd::Stopped);
         setter.join().expect("setter");
+    }
+
+    #[test]
+    fn a_panicking_step_is_reported_as_a_panic_not_a_time_out() {
+        let boom: Box<dyn FnOnce() -> u32 + Send> = Box::new(|| {
+            let text = "héllo";
+            // The kind of slip the oslog step once made: a byte index inside a character.
+            text.get(..2).map_or_else(|| panic!("byte 2 is not a char boundary of {text}"), |s| s.len() as u32)
+        });
+        let running = AtomicBool::new(false);
+        match run_with_timeout(boom, Duration::from_secs(5), &running) {
+            StepEnd::Panicked(why) => assert!(why.contains("not a char boundary"), "{why}"),
+            other => panic!("expected a panic, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_capture_that_unwinds_frees_the_next_one() {
+        let busy = AtomicBool::new(false);
+        let first = Capture::start(&busy).expect("free");
+        assert!(Capture::start(&busy).is_none(), "one capture at a time");
+        drop(first);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = Capture::start(&busy).expect("free again");
+            panic!("a step's bookkeeping failed");
+        }));
+        assert!(unwound.is_err());
+        assert!(Capture::start(&busy).is_some(), "a panic while capturing must not block later pauses");
     }
 
     #[test]

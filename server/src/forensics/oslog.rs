@@ -29,7 +29,12 @@ pub struct Entry {
 impl Entry {
     /// `14:03:14.702 Fault hangreporter[622]: message`.
     pub fn line(&self) -> String {
-        let time = self.timestamp.split(' ').nth(1).map_or(self.timestamp.as_str(), |t| &t[..t.len().min(12)]);
+        // `14:03:14.702`: twelve characters, cut on a character boundary whatever the text.
+        let time = self
+            .timestamp
+            .split(' ')
+            .nth(1)
+            .map_or(self.timestamp.as_str(), |t| t.char_indices().nth(12).map_or(t, |(at, _)| &t[..at]));
         let process = self.process_image_path.rsplit('/').next().unwrap_or("?");
         format!("{time} {} {process}[{}]: {}", self.message_type, self.process_id, self.event_message)
     }
@@ -66,6 +71,21 @@ mod tests {
         assert_eq!(e[1].process_image_path, "/kernel");
         let telling: Vec<bool> = e.iter().map(Entry::is_telling).collect();
         assert_eq!(telling, vec![true, true, false]);
+    }
+
+    #[test]
+    fn lines_are_cut_on_character_boundaries() {
+        let e = Entry {
+            timestamp: "2026-11-20 14:03:14.7é2118-0800".into(),
+            message_type: "Fault".into(),
+            process_image_path: "/Applications/Café.app/Contents/MacOS/Café".into(),
+            process_id: 7,
+            subsystem: String::new(),
+            event_message: "gelé".into(),
+        };
+        assert_eq!(e.line(), "14:03:14.7é2 Fault Café[7]: gelé");
+        let short = Entry { timestamp: "x 1é".into(), ..e };
+        assert!(short.line().starts_with("1é Fault"), "{}", short.line());
     }
 
     #[test]

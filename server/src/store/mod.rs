@@ -99,8 +99,9 @@ pub struct NewEvent {
     /// Artefact directory relative to the data directory (pauses), set from the start
     /// so pruning finds it even if forensics never finish.
     pub artefact_dir: String,
-    /// Pause: the attribution beyond the culprits.
-    pub attribution: Option<Attribution>,
+    /// Pause: the attribution beyond the culprits (boxed: it is large, and most writes
+    /// are not new pauses).
+    pub attribution: Option<Box<Attribution>>,
 }
 
 /// A pause's attribution as stored: the [`Event`](pmon_proto::v1::Event) fields that
@@ -117,6 +118,10 @@ pub struct Attribution {
     pub victims: Vec<pmon_proto::v1::ProcessUse>,
     /// Groups blamed together.
     pub groups: Vec<pmon_proto::v1::ProcessGroup>,
+    /// Who the threads waited on (macOS stack report), added when forensics finish.
+    pub wait_chains: Vec<pmon_proto::v1::WaitChain>,
+    /// Apps whose main thread hung over the stack report.
+    pub app_hangs: Vec<pmon_proto::v1::AppHang>,
 }
 
 impl Attribution {
@@ -127,9 +132,24 @@ impl Attribution {
             window: self.window,
             victims: self.victims.clone(),
             groups: self.groups.clone(),
+            wait_chains: self.wait_chains.clone(),
+            app_hangs: self.app_hangs.clone(),
             ..Default::default()
         }
         .encode_to_vec()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let e = pmon_proto::v1::Event::decode(bytes)?;
+        Ok(Self {
+            cause: e.cause(),
+            cause_detail: e.cause_detail,
+            window: e.window,
+            victims: e.victims,
+            groups: e.groups,
+            wait_chains: e.wait_chains,
+            app_hangs: e.app_hangs,
+        })
     }
 
     /// Sets the attribution fields of `event` from what `encode` wrote.
@@ -140,6 +160,8 @@ impl Attribution {
         event.window = stored.window;
         event.victims = stored.victims;
         event.groups = stored.groups;
+        event.wait_chains = stored.wait_chains;
+        event.app_hangs = stored.app_hangs;
         Ok(())
     }
 }
@@ -160,6 +182,14 @@ pub enum Op {
     CloseEvent { event_id: u64, ended_at_ms: i64, culprits: Vec<Culprit> },
     /// A forensic step's result.
     Finding { event_id: u64, finding: Finding },
+    /// A pause's stack report was read: who waited on whom, and the culprits with the
+    /// root of the waits first.
+    Waits {
+        event_id: u64,
+        chains: Vec<pmon_proto::v1::WaitChain>,
+        hangs: Vec<pmon_proto::v1::AppHang>,
+        culprits: Vec<Culprit>,
+    },
     /// The size of an event's artefacts once forensics are done.
     Artefacts { event_id: u64, bytes: u64 },
     /// A notification was sent (or not).

@@ -96,10 +96,11 @@ fn a_pauses_attribution_reads_back_whole_and_an_escalation_has_none() {
             ..Default::default()
         }],
         groups: vec![ProcessGroup { kind: "tree".into(), name: "make[5] and 3 children".into(), ..Default::default() }],
+        ..Attribution::default()
     };
     let (store, _w, _) = written(dir.path(), |s| {
         let Op::OpenEvent(mut pause) = event(1, EventKind::Pause, NOW) else { unreachable!() };
-        pause.attribution = Some(attribution.clone());
+        pause.attribution = Some(Box::new(attribution.clone()));
         s.submit(Op::OpenEvent(pause));
         s.submit(event(2, EventKind::Escalation, NOW));
     });
@@ -110,6 +111,43 @@ fn a_pauses_attribution_reads_back_whole_and_an_escalation_has_none() {
     assert_eq!((e.victims, e.groups), (attribution.victims, attribution.groups));
     let e = store.read(|c, _| read::event(c, 2)).expect("escalation");
     assert_eq!((e.cause, e.window, e.victims.len()), (StallCause::Unspecified as i32, None, 0));
+}
+
+#[test]
+fn a_stack_reports_waits_join_the_pause_and_lead_its_culprits_without_losing_the_rest() {
+    use pmon_proto::v1::{AppHang, StackThread, StallCause, WaitChain};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root =
+        StackThread { process: "WindowServer".into(), pid: Some(153), thread: "0x3e2".into(), ..Default::default() };
+    let chain = WaitChain {
+        root: Some(root.clone()),
+        why: "23 threads of 3 processes waited on it".into(),
+        ..Default::default()
+    };
+    let hang = AppHang { doing: "mach_msg2_trap".into(), ..Default::default() };
+    let led = Culprit { why: chain.why.clone(), waited_on: Some(root), ..Culprit::default() };
+    let (store, _w, _) = written(dir.path(), |s| {
+        let Op::OpenEvent(mut pause) = event(1, EventKind::Pause, NOW) else { unreachable!() };
+        pause.attribution = Some(Box::new(Attribution {
+            cause: StallCause::Machine,
+            cause_detail: "froze".into(),
+            ..Attribution::default()
+        }));
+        pause.culprits = vec![Culprit {
+            rogue: Some(Rogue { pid: 611, command: "backupd".into(), ..Rogue::default() }),
+            ..Culprit::default()
+        }];
+        let before = pause.culprits.clone();
+        s.submit(Op::OpenEvent(pause));
+        let culprits = std::iter::once(led.clone()).chain(before).collect();
+        s.submit(Op::Waits { event_id: 1, chains: vec![chain.clone()], hangs: vec![hang.clone()], culprits });
+    });
+    let e = store.read(|c, _| read::event(c, 1)).expect("pause");
+    assert_eq!((e.wait_chains, e.app_hangs), (vec![chain], vec![hang]));
+    assert_eq!((e.cause, e.cause_detail.as_str()), (StallCause::Machine as i32, "froze"), "the attribution is kept");
+    assert_eq!(e.culprits.len(), 2);
+    assert_eq!(e.culprits[0], led);
+    assert_eq!(e.culprits[1].rogue.as_ref().map(|r| r.command.as_str()), Some("backupd"));
 }
 
 #[test]

@@ -210,6 +210,21 @@ fn apply(c: &mut SqliteConnection, op: Op) -> Result<(), StoreError> {
                 .execute(c)?;
             Ok(())
         }
+        Op::Waits { event_id, chains, hangs, culprits } => {
+            let target = events::table.find(id(event_id));
+            let stored: Option<Option<Vec<u8>>> = target.select(events::attribution).first(c).optional()?;
+            let Some(stored) = stored else { return Err(StoreError::NotFound(event_id)) };
+            let mut attribution = stored.as_deref().map(super::Attribution::decode).transpose()?.unwrap_or_default();
+            attribution.wait_chains = chains;
+            attribution.app_hangs = hangs;
+            diesel::update(target)
+                .set((
+                    events::attribution.eq(attribution.encode()),
+                    events::culprits.eq(super::encode_culprits(&culprits)),
+                ))
+                .execute(c)?;
+            Ok(())
+        }
         Op::Artefacts { event_id, bytes } => {
             diesel::update(events::table.find(id(event_id)))
                 .set(events::artefact_bytes.eq(i64::try_from(bytes).unwrap_or(i64::MAX)))
@@ -274,7 +289,7 @@ fn open_event(c: &mut SqliteConnection, e: NewEvent) -> Result<(), StoreError> {
             events::stall_ms.eq(e.stall_ms),
             events::culprits.eq(super::encode_culprits(&e.culprits)),
             events::artefact_dir.eq(e.artefact_dir),
-            events::attribution.eq(e.attribution.as_ref().map(super::Attribution::encode)),
+            events::attribution.eq(e.attribution.as_deref().map(super::Attribution::encode)),
         ))
         .execute(c)?;
     Ok(())

@@ -94,6 +94,16 @@ fn report(d: &GetEventResponse) -> Vec<Line<'static>> {
             )));
         }
     }
+    if !e.wait_chains.is_empty() {
+        out.push(Line::raw(""));
+        out.push(heading("Who waited on whom (stack report)"));
+        out.extend(e.wait_chains.iter().flat_map(format::wait_chain).map(|l| Line::raw(format!("  {l}"))));
+    }
+    if !e.app_hangs.is_empty() {
+        out.push(Line::raw(""));
+        out.push(heading("Hung apps (main thread blocked or busy)"));
+        out.extend(e.app_hangs.iter().map(|h| Line::raw(format!("  {}", format::app_hang(h)))));
+    }
     if !e.groups.is_empty() {
         out.push(Line::raw(""));
         out.push(heading("Groups"));

@@ -3,9 +3,10 @@
 
 use pbjson_types::Timestamp;
 use pmon_proto::v1::{
-    Culprit, Event, EventKind, EventStatus, FactorShare, Finding, FindingOutcome, GetEventResponse, GetStatusResponse,
-    ProcessFactors, ProcessGroup, ProcessState, ProcessUse, Rogue, Sample, SchedPolicy, ServerCost, StallCause,
-    StallWindow, Tier, WatchSamplesResponse, watch_samples_response::Item,
+    AppHang, Culprit, Event, EventKind, EventStatus, FactorShare, Finding, FindingOutcome, GetEventResponse,
+    GetStatusResponse, ProcessFactors, ProcessGroup, ProcessState, ProcessUse, Rogue, Sample, SchedPolicy, ServerCost,
+    StackThread, StallCause, StallWindow, Tier, WaitChain, WaitGroup, WatchSamplesResponse,
+    watch_samples_response::Item,
 };
 use ratatui::{Terminal, backend::TestBackend};
 
@@ -72,6 +73,7 @@ fn pause_event() -> Event {
                 policy: SchedPolicy::Normal as i32,
                 ..ProcessUse::default()
             }),
+            waited_on: None,
         }],
         artefact_dir: "events/20261121-201658-12".into(),
         notes: "nightly backup".into(),
@@ -92,6 +94,59 @@ fn pause_event() -> Event {
             cpu_ms: 2500.0,
             root_pid: 40,
         }],
+        wait_chains: vec![],
+        app_hangs: vec![],
+    }
+}
+
+/// A macOS pause whose stack report was read: the root of the waits is the culprit.
+fn mac_pause() -> Event {
+    let root = StackThread {
+        process: "WindowServer".into(),
+        pid: Some(153),
+        thread: "0x3e2".into(),
+        label: "com.apple.main-thread".into(),
+        main: true,
+    };
+    let why = "23 threads of 3 processes waited on WindowServer [153] main thread 0x3e2 (12/12 samples in \
+               waitForStamp (AMDRadeonX5000))";
+    let group = |process: &str, pid, threads, samples, main| WaitGroup {
+        process: process.into(),
+        pid: Some(pid),
+        threads,
+        more_threads: false,
+        samples,
+        main,
+    };
+    Event {
+        culprits: vec![Culprit { why: why.into(), waited_on: Some(root.clone()), ..Culprit::default() }],
+        wait_chains: vec![WaitChain {
+            root: Some(root),
+            doing: "waitForStamp (AMDRadeonX5000)".into(),
+            state: "in the kernel".into(),
+            root_samples: 12,
+            total_samples: 12,
+            waiters: vec![group("Safari", 2210, 9, 98, true), group("kernel_task", 0, 8, 96, false)],
+            deadlock: false,
+            why: why.into(),
+        }],
+        app_hangs: vec![AppHang {
+            thread: Some(StackThread {
+                process: "Safari".into(),
+                pid: Some(2210),
+                thread: "0x1f00a".into(),
+                main: true,
+                ..StackThread::default()
+            }),
+            busy: false,
+            samples: 12,
+            total_samples: 12,
+            doing: "mach_msg2_trap (libsystem_kernel.dylib)".into(),
+            waiting_for: "WindowServer [153] main thread 0x3e2".into(),
+        }],
+        victims: vec![],
+        groups: vec![],
+        ..pause_event()
     }
 }
 
@@ -338,6 +393,23 @@ fn event_detail_is_the_incident_report() {
     assert_has(&render(&data(), &view, (160, 48)), &["Artefacts", "events/20261121-201658-12", "processes.tsv"]);
     let scrolled = View { scroll: 100, ..detail() };
     assert_has(&render(&data(), &scrolled, (80, 24)), &["processes.tsv"]);
+}
+
+#[test]
+fn a_mac_pause_names_the_thread_everyone_waited_on_then_the_waiters() {
+    let mut d = data();
+    d.apply(Msg::Detail(Box::new(GetEventResponse { event: Some(mac_pause()), ..Default::default() })));
+    assert_has(
+        &render(&d, &detail(), (160, 48)),
+        &[
+            "1. WindowServer[153]: 23 threads of 3 processes waited on WindowServer [153] main thread 0x3e2",
+            "Who waited on whom (stack report)",
+            "Safari [2210]: 9 threads (its main thread among them), 98 samples waiting",
+            "kernel_task [0]: 8 threads, 96 samples waiting",
+            "Hung apps (main thread blocked or busy)",
+            "Safari [2210] main thread 0x1f00a: hung 12/12 samples, mostly blocked in mach_msg2_trap",
+        ],
+    );
 }
 
 #[test]
