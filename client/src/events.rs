@@ -279,3 +279,63 @@ fn report(r: &GetEventResponse) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use pmon_proto::v1::{AppHang, Culprit, StackThread, WaitChain, WaitGroup};
+
+    use super::*;
+
+    #[test]
+    fn a_mac_pause_report_leads_with_the_thread_everyone_waited_on() {
+        let root = StackThread {
+            process: "WindowServer".into(),
+            pid: Some(153),
+            thread: "0x3e2".into(),
+            main: true,
+            ..Default::default()
+        };
+        let why = "9 threads of Safari [2210] waited on WindowServer [153] main thread 0x3e2 (12/12 samples in waitForStamp (AMDRadeonX5000))";
+        let event = Event {
+            kind: EventKind::Pause as i32,
+            culprits: vec![Culprit { why: why.into(), waited_on: Some(root.clone()), ..Default::default() }],
+            wait_chains: vec![WaitChain {
+                root: Some(root),
+                why: why.into(),
+                waiters: vec![WaitGroup {
+                    process: "Safari".into(),
+                    pid: Some(2210),
+                    threads: 9,
+                    samples: 98,
+                    main: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            app_hangs: vec![AppHang {
+                thread: Some(StackThread {
+                    process: "Safari".into(),
+                    pid: Some(2210),
+                    thread: "0x1f00a".into(),
+                    main: true,
+                    ..Default::default()
+                }),
+                samples: 12,
+                total_samples: 12,
+                doing: "mach_msg2_trap (libsystem_kernel.dylib)".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = report(&GetEventResponse { event: Some(event), ..Default::default() });
+        let culprits = text.find("  1. WindowServer[153]: 9 threads of Safari [2210]").expect(&text);
+        let chain =
+            text.find("Who waited on whom (stack report)\n  9 threads of Safari [2210] waited on").expect(&text);
+        assert!(culprits < chain, "{text}");
+        assert!(
+            text.contains("\n    Safari [2210]: 9 threads (its main thread among them), 98 samples waiting\n"),
+            "{text}"
+        );
+        assert!(text.contains("Hung apps (main thread blocked or busy)\n  Safari [2210] main thread 0x1f00a: hung 12/12 samples, mostly blocked in mach_msg2_trap"), "{text}");
+    }
+}

@@ -83,7 +83,7 @@ fn text(a: &Analysis) -> String {
         }
     }
     if !a.hangs.is_empty() {
-        out += "\nmain threads blocked or busy for the whole report (the app hung):\n";
+        out += "\nmain threads blocked or busy for 90 % of the report or more (the app hung):\n";
         for hang in &a.hangs {
             out += &format!("  {}\n", format::app_hang(hang));
         }

@@ -97,9 +97,10 @@ pub fn culprit(c: &Culprit) -> String {
 /// A thread of a stack report: `WindowServer [153] main thread 0x3e2`, `mds [371] thread
 /// 0x1b02`, or the process alone, `smd [245]`.
 pub fn stack_thread(t: &StackThread) -> String {
-    let process = match t.pid {
-        Some(pid) => format!("{} [{pid}]", t.process),
-        None => t.process.clone(),
+    let process = match (t.pid, t.process.as_str()) {
+        (Some(pid), "") => format!("[{pid}]"),
+        (Some(pid), name) => format!("{name} [{pid}]"),
+        (None, name) => name.to_string(),
     };
     match (t.thread.as_str(), t.main) {
         ("", _) => process,
@@ -124,14 +125,17 @@ pub fn wait_chain(c: &WaitChain) -> Vec<String> {
     lines
 }
 
-/// A main-thread hang: `Safari [2210] main thread 0x1f00a: hung 12/12 samples, mostly
-/// blocked in mach_msg2_trap (libsystem_kernel.dylib), waiting for WindowServer [153] main
-/// thread 0x3e2`.
+/// A main-thread hang: `Mail [812] main thread 0x2f5: hung 1001/1001 samples, mostly
+/// blocked in __psynch_mutexwait (libsystem_kernel.dylib) under -[MFLibraryStore
+/// messagesMatchingCriterion:], waiting for mds [371] thread 0x1a3f`.
 pub fn app_hang(h: &AppHang) -> String {
     let who = h.thread.as_ref().map(stack_thread).unwrap_or_default();
     let how = if h.busy { "busy" } else { "blocked" };
+    // The app's own frame says more than the library calls between it and the wait.
+    let own = h.via.iter().find(|f| !f.starts_with('_') && *f != "???");
+    let under = own.map_or_else(String::new, |f| format!(" under {f}"));
     let waiting = if h.waiting_for.is_empty() { String::new() } else { format!(", waiting for {}", h.waiting_for) };
-    format!("{who}: hung {}/{} samples, mostly {how} in {}{waiting}", h.samples, h.total_samples, h.doing)
+    format!("{who}: hung {}/{} samples, mostly {how} in {}{under}{waiting}", h.samples, h.total_samples, h.doing)
 }
 
 /// An event's first culprit as one phrase, the same in every list: `-` when there is

@@ -30,8 +30,7 @@ pub(crate) struct Line {
 /// Where the sample count starts, skipping the leading spaces and, in `sample`'s
 /// layout, the tree markers.
 fn count_at(line: &str, markers: &str) -> Option<usize> {
-    let at = line.find(|c: char| !(c == ' ' || c == '\t' || markers.contains(c)))?;
-    Some(at)
+    line.find(|c: char| !(c == ' ' || c == '\t' || markers.contains(c)))
 }
 
 /// `1001` and the rest after its spaces; the count must be followed by whitespace.
@@ -158,7 +157,9 @@ fn leaf(lines: &[Line], path: &[usize]) -> Leaf {
     let target = state.as_deref().and_then(note::target);
     let waits = state.as_deref().is_some_and(|s| s.starts_with("blocked") || s.starts_with("running"));
     let symbol = |i: &usize| lines[*i].frame.symbol.as_str();
-    let parked = path.iter().filter(|i| !lines[**i].kernel).all(|i| THREAD_STARTS.contains(&symbol(i)));
+    // Only thread-start frames above core-kernel ones: a worker parked, waiting for work
+    // (a driver's frame in the path is a wait on the hardware, not parking).
+    let parked = path.iter().all(|i| THREAD_STARTS.contains(&symbol(i)) || core(&lines[*i]));
     let idle = !waits && (parked || path.iter().any(|i| IDLE.contains(&symbol(i))));
     let via = path[..doing_at]
         .iter()

@@ -10,12 +10,12 @@
 //! Safari ×8, Dock ×5 ────┘ (through kernel_task)
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use pmon_proto::v1::{StackThread, WaitChain, WaitGroup};
 
 use crate::{
-    model::{Process, Report, Thread},
+    model::{Process, Report, Thread, total},
     note::{ProcessRef, Target},
 };
 
@@ -24,8 +24,9 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Node {
     Thread(usize, usize),
-    Process(usize),
-    Absent(String),
+    /// A process, with the thread id a note named when that thread is not in the report.
+    Process(usize, Option<String>),
+    Absent(ProcessRef),
 }
 
 /// The graph: each waiting thread's arrow and the samples it spent on that wait.
@@ -39,7 +40,7 @@ impl<'a> Graph<'a> {
         let mut edges = HashMap::new();
         for (p, process) in report.processes.iter().enumerate() {
             for (t, thread) in process.threads.iter().enumerate() {
-                if let Some(edge) = heaviest_wait(report, p, thread) {
+                if let Some(edge) = heaviest_wait(report, p, t, thread) {
                     edges.insert((p, t), edge);
                 }
             }
@@ -52,38 +53,49 @@ impl<'a> Graph<'a> {
         resolve(self.report, target)
     }
 
-    /// The root a thread's waits end at, and whether they went round in a circle (then
-    /// the root is the circle's first thread in report order, the same for all of it).
-    fn root_of(&self, start: (usize, usize)) -> (Node, bool) {
-        let mut seen = vec![start];
-        let mut current = start;
-        loop {
-            let Some((next, _)) = self.edges.get(&current) else {
-                return (Node::Thread(current.0, current.1), false);
-            };
-            let Node::Thread(p, t) = next else { return (next.clone(), false) };
-            if let Some(at) = seen.iter().position(|n| *n == (*p, *t)) {
-                let first = seen[at..].iter().min().copied().unwrap_or((*p, *t));
-                return (Node::Thread(first.0, first.1), true);
-            }
-            seen.push((*p, *t));
-            current = (*p, *t);
-        }
-    }
-
-    /// Every root with at least one waiter, most waited on first.
-    pub fn chains(&self) -> Vec<WaitChain> {
-        let mut roots: HashMap<Node, (Vec<(usize, usize)>, bool)> = HashMap::new();
+    /// The root each waiting thread's waits end at, and whether they went round in a
+    /// circle (then the root is the circle's first thread in report order, the same for
+    /// all of it). Each thread is walked once: a long crafted chain stays linear.
+    fn roots(&self) -> HashMap<(usize, usize), (Node, bool)> {
+        let mut memo: HashMap<(usize, usize), (Node, bool)> = HashMap::new();
         let mut waiters: Vec<&(usize, usize)> = self.edges.keys().collect();
         waiters.sort();
-        for &w in waiters {
-            let (root, circle) = self.root_of(w);
-            let is_root = root == Node::Thread(w.0, w.1);
-            if is_root && !circle {
-                continue;
+        for &start in waiters {
+            let (mut path, mut on_path) = (vec![start], HashSet::from([start]));
+            let mut current = start;
+            let found = loop {
+                if let Some(known) = memo.get(&current) {
+                    break known.clone();
+                }
+                let Some((next, _)) = self.edges.get(&current) else {
+                    break (Node::Thread(current.0, current.1), false);
+                };
+                let &Node::Thread(p, t) = next else { break (next.clone(), false) };
+                if on_path.contains(&(p, t)) {
+                    let at = path.iter().position(|n| *n == (p, t)).unwrap_or(0);
+                    let first = path[at..].iter().min().copied().unwrap_or((p, t));
+                    break (Node::Thread(first.0, first.1), true);
+                }
+                path.push((p, t));
+                on_path.insert((p, t));
+                current = (p, t);
+            };
+            for n in path.into_iter().filter(|n| self.edges.contains_key(n)) {
+                memo.entry(n).or_insert_with(|| found.clone());
             }
-            let entry = roots.entry(root).or_default();
-            if !is_root {
+        }
+        memo
+    }
+
+    /// Every root with at least one waiter; those holding up a main thread first.
+    pub fn chains(&self) -> Vec<WaitChain> {
+        let mut roots: HashMap<Node, (Vec<(usize, usize)>, bool)> = HashMap::new();
+        let mut walked: Vec<((usize, usize), (Node, bool))> = self.roots().into_iter().collect();
+        walked.sort_by_key(|(w, _)| *w);
+        for (w, (root, circle)) in walked {
+            let entry = roots.entry(root.clone()).or_default();
+            // In a circle the root waits too, but not on itself.
+            if root != Node::Thread(w.0, w.1) {
                 entry.0.push(w);
             }
             entry.1 |= circle;
@@ -97,8 +109,8 @@ impl<'a> Graph<'a> {
         // person saw; then the most threads, then the most samples.
         let weight = |c: &WaitChain| {
             let mains = c.waiters.iter().filter(|g| g.main).count();
-            let threads: u32 = c.waiters.iter().map(|g| g.threads).sum();
-            let samples: u32 = c.waiters.iter().map(|g| g.samples).sum();
+            let threads = total(c.waiters.iter().map(|g| g.threads));
+            let samples = total(c.waiters.iter().map(|g| g.samples));
             (mains, threads, samples)
         };
         chains.sort_by(|a, b| weight(b).cmp(&weight(a)).then_with(|| a.why.cmp(&b.why)));
@@ -121,9 +133,9 @@ impl<'a> Graph<'a> {
             };
             let g = &mut groups[at].1;
             // A `<multiple>` group stands for two threads at least.
-            g.threads += if thread.multiple { 2 } else { 1 };
+            g.threads = g.threads.saturating_add(if thread.multiple { 2 } else { 1 });
             g.more_threads |= thread.multiple;
-            g.samples += samples;
+            g.samples = g.samples.saturating_add(samples);
             g.main |= thread.main;
         }
         let mut waiters: Vec<WaitGroup> = groups.into_iter().map(|(_, g)| g).collect();
@@ -145,12 +157,15 @@ impl<'a> Graph<'a> {
                     };
                 }
             }
-            Node::Process(p) => {
+            Node::Process(p, missing) => {
                 chain.total_samples = self.report.processes[*p].samples.unwrap_or(0);
-                chain.state = "no thread of it was seen busy".into();
+                chain.state = match missing {
+                    Some(id) => format!("its thread {id} is not in the report"),
+                    None => "no thread of it was seen busy".into(),
+                };
             }
-            Node::Absent(label) => {
-                let exited = absent_parts(label).1.is_some_and(|pid| self.report.exited.contains(&pid));
+            Node::Absent(r) => {
+                let exited = r.pid.is_some_and(|pid| self.report.exited.contains(&pid));
                 chain.state =
                     if exited { "exited while the report was taken" } else { "not in the report; it may have exited" }
                         .into();
@@ -167,13 +182,13 @@ impl<'a> Graph<'a> {
                 let process = &self.report.processes[*p];
                 thread_of(process, &process.threads[*t])
             }
-            Node::Process(p) => {
+            Node::Process(p, missing) => {
                 let process = &self.report.processes[*p];
-                StackThread { process: process.name.clone(), pid: process.pid, ..StackThread::default() }
+                let thread = missing.clone().unwrap_or_default();
+                StackThread { process: process.name.clone(), pid: process.pid, thread, ..StackThread::default() }
             }
-            Node::Absent(label) => {
-                let (name, pid) = absent_parts(label);
-                StackThread { process: name, pid, ..StackThread::default() }
+            Node::Absent(r) => {
+                StackThread { process: r.name.clone().unwrap_or_default(), pid: r.pid, ..StackThread::default() }
             }
         }
     }
@@ -191,39 +206,43 @@ pub(crate) fn thread_of(process: &Process, thread: &Thread) -> StackThread {
 }
 
 /// The wait a thread spent most samples on, among those naming someone else.
-fn heaviest_wait(report: &Report, p: usize, thread: &Thread) -> Option<(Node, u32)> {
+fn heaviest_wait(report: &Report, p: usize, t: usize, thread: &Thread) -> Option<(Node, u32)> {
     let mut waits: Vec<(Node, u32)> = Vec::new();
     for leaf in thread.leaves.iter().filter(|l| l.blocked()) {
         let Some(node) = leaf.target.as_ref().and_then(|t| resolve(report, t)) else { continue };
-        let node = match node {
-            // A lock a thread's own process holds, thread unknown, says nothing new.
-            Node::Process(q) if q == p => continue,
-            other => other,
-        };
+        match node {
+            // A lock a thread's own process holds, thread unknown, says nothing new;
+            // nor does a note that comes back to the waiting thread itself.
+            Node::Process(q, None) if q == p => continue,
+            Node::Thread(q, u) if (q, u) == (p, t) => continue,
+            _ => {}
+        }
         match waits.iter_mut().find(|(n, _)| *n == node) {
-            Some((_, s)) => *s += leaf.samples,
+            Some((_, s)) => *s = s.saturating_add(leaf.samples),
             None => waits.push((node, leaf.samples)),
         }
     }
     waits.into_iter().max_by_key(|(_, s)| *s)
 }
 
+/// The process a note names: by pid when it gives one (a pid not in the report is a
+/// process that is not, even if another of the same name is), else by name.
 fn find(report: &Report, r: &ProcessRef) -> Option<usize> {
-    let by_pid = r.pid.and_then(|pid| report.processes.iter().position(|p| p.pid == Some(pid)));
-    by_pid.or_else(|| {
-        let name = r.name.as_deref()?;
-        report.processes.iter().position(|p| p.name == name)
-    })
+    match (r.pid, r.name.as_deref()) {
+        (Some(pid), _) => report.processes.iter().position(|p| p.pid == Some(pid)),
+        (None, Some(name)) => report.processes.iter().position(|p| p.name == name),
+        (None, None) => None,
+    }
 }
 
 fn resolve(report: &Report, target: &Target) -> Option<Node> {
-    let absent = |r: &ProcessRef| Node::Absent(absent_label(r));
+    let absent = |r: &ProcessRef| Node::Absent(r.clone());
     Some(match target {
         Target::Itself => return None,
         Target::Thread { process, thread } => match find(report, process) {
             Some(p) => match report.processes[p].threads.iter().position(|t| &t.id == thread) {
                 Some(t) => Node::Thread(p, t),
-                None => Node::Process(p),
+                None => Node::Process(p, Some(thread.clone())),
             },
             None => absent(process),
         },
@@ -252,21 +271,5 @@ fn busiest(report: &Report, p: usize) -> Node {
         .enumerate()
         .filter(|(_, t)| t.active_samples() > 0)
         .min_by(|(i, a), (j, b)| rank(b).cmp(&rank(a)).then(i.cmp(j)));
-    best.map_or(Node::Process(p), |(t, _)| Node::Thread(p, t))
-}
-
-fn absent_label(r: &ProcessRef) -> String {
-    match (&r.name, r.pid) {
-        (Some(name), Some(pid)) => format!("{name} [{pid}]"),
-        (Some(name), None) => name.clone(),
-        (None, Some(pid)) => format!("[{pid}]"),
-        (None, None) => "?".into(),
-    }
-}
-
-fn absent_parts(label: &str) -> (String, Option<u32>) {
-    match label.rsplit_once('[') {
-        Some((name, pid)) => (name.trim().to_string(), pid.trim_end_matches(']').parse().ok()),
-        None => (label.to_string(), None),
-    }
+    best.map_or(Node::Process(p, None), |(t, _)| Node::Thread(p, t))
 }

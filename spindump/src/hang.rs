@@ -1,6 +1,6 @@
-//! Main-thread hangs: an app whose main thread never went back to waiting for events
-//! over the whole report (blocked, or busy on a CPU) is what people call "the app hung"
-//! and what macOS shows as the spinning beachball.
+//! Main-thread hangs: an app whose main thread did not go back to waiting for events for
+//! at least 90 % of the report (blocked, or busy on a CPU) is what people call "the app
+//! hung" and what macOS shows as the spinning beachball.
 
 use pmon_proto::v1::AppHang;
 
@@ -37,6 +37,7 @@ pub(crate) fn hangs(graph: &Graph<'_>) -> Vec<AppHang> {
             total_samples: total,
             doing: leaf.doing.short(),
             waiting_for,
+            via: leaf.via.clone(),
         });
     }
     let share = |h: &AppHang| u64::from(h.samples) * 1000 / u64::from(h.total_samples.max(1));

@@ -32,30 +32,55 @@ pub struct Analysis {
     pub processes: usize,
     /// Threads read (a `<multiple>` group counts once).
     pub threads: usize,
-    /// Chains of waits, most waited on first.
+    /// Chains of waits; those holding up an app's main thread first, then the most
+    /// threads.
     pub chains: Vec<WaitChain>,
-    /// Apps whose main thread hung for the whole report.
+    /// Apps whose main thread was blocked or busy for at least 90 % of the report.
     pub hangs: Vec<AppHang>,
 }
 
 impl Analysis {
-    /// Who to blame first: the root of the longest chain of waits, else the app whose
-    /// main thread hung; `None` when nothing waited and no app hung.
+    /// Who to blame first: the root of the chain that held up an app's main thread;
+    /// else an app whose main thread hung on its own (busy, or blocked waiting on
+    /// nobody named); else the root of the first chain, else any hung app. `None` when
+    /// nothing waited and no app hung.
     pub fn culprit(&self) -> Option<&StackThread> {
-        match self.chains.first() {
-            Some(c) => c.root.as_ref(),
-            None => self.hangs.first().and_then(|h| h.thread.as_ref()),
+        match self.lead() {
+            Lead::Chain(c) => c.root.as_ref(),
+            Lead::Hang(h) => h.thread.as_ref(),
+            Lead::Nobody => None,
         }
     }
 
     /// Why that one, in one line.
     pub fn why(&self) -> Option<String> {
-        match (self.chains.first(), self.hangs.first()) {
-            (Some(c), _) => Some(c.why.clone()),
-            (None, Some(h)) => Some(format!("its main thread hung: {}", pmon_proto::format::app_hang(h))),
-            (None, None) => None,
+        match self.lead() {
+            Lead::Chain(c) => Some(c.why.clone()),
+            Lead::Hang(h) => Some(format!("its main thread hung: {}", pmon_proto::format::app_hang(h))),
+            Lead::Nobody => None,
         }
     }
+
+    fn lead(&self) -> Lead<'_> {
+        let holds_main = |c: &&WaitChain| c.waiters.iter().any(|g| g.main);
+        let on_its_own = |h: &&AppHang| h.waiting_for.is_empty();
+        if let Some(c) = self.chains.iter().find(holds_main) {
+            Lead::Chain(c)
+        } else if let Some(h) = self.hangs.iter().find(on_its_own) {
+            Lead::Hang(h)
+        } else if let Some(c) = self.chains.first() {
+            Lead::Chain(c)
+        } else {
+            self.hangs.first().map_or(Lead::Nobody, Lead::Hang)
+        }
+    }
+}
+
+/// What [`Analysis::culprit`] rests on.
+enum Lead<'a> {
+    Chain(&'a WaitChain),
+    Hang(&'a AppHang),
+    Nobody,
 }
 
 /// Reads a report and follows its waits.

@@ -40,14 +40,6 @@ pub struct Process {
 }
 
 impl Process {
-    /// `WindowServer [153]`, or the name alone when there is no pid.
-    pub fn label(&self) -> String {
-        match self.pid {
-            Some(pid) => format!("{} [{pid}]", self.name),
-            None => self.name.clone(),
-        }
-    }
-
     /// The thread a person sees freeze, if it is known.
     pub fn main_thread(&self) -> Option<&Thread> {
         self.threads.iter().find(|t| t.main)
@@ -85,7 +77,7 @@ impl Thread {
 
     /// Samples it spent not idle: blocked on something, running, or busy in a call.
     pub fn active_samples(&self) -> u32 {
-        self.leaves.iter().filter(|l| !l.idle).map(|l| l.samples).sum()
+        total(self.leaves.iter().filter(|l| !l.idle).map(|l| l.samples))
     }
 
     /// Its heaviest leaf that is not idle.
@@ -125,6 +117,11 @@ impl Leaf {
     pub fn running(&self) -> bool {
         self.state.as_deref().is_some_and(|s| s.starts_with("running"))
     }
+}
+
+/// Sample counts added up, saturating: a report may print any count up to `u32::MAX`.
+pub(crate) fn total(counts: impl Iterator<Item = u32>) -> u32 {
+    counts.fold(0, u32::saturating_add)
 }
 
 /// A call frame: its symbol and the library it is in.

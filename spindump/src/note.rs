@@ -13,7 +13,7 @@
 //! ```
 
 /// A process named by a note: by pid, by name, or both.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ProcessRef {
     /// Its name, when the note gives it.
     pub name: Option<String>,

@@ -52,37 +52,37 @@ struct Open {
 struct Building {
     process: Process,
     queues: Vec<Option<u32>>,
-    labelled: bool,
 }
 
 impl Building {
     fn new(name: String, pid: Option<u32>) -> Self {
-        Self { process: Process { name, pid, ..Process::default() }, queues: Vec::new(), labelled: false }
+        Self { process: Process { name, pid, ..Process::default() }, queues: Vec::new() }
     }
 
     fn close(&mut self, open: Option<Open>) {
         if let Some(mut o) = open {
             o.thread.leaves = frame::leaves(&o.lines);
             o.thread.starts_in = o.lines.first().map(|l| l.frame.symbol.clone()).unwrap_or_default();
-            self.labelled |= o.queue.is_some() || o.thread.label.as_deref() == Some(MAIN_QUEUE);
             self.queues.push(o.queue);
             self.process.threads.push(o.thread);
         }
     }
 
-    /// Marks the main thread: the main queue by label or number (queue 1), or, in a
-    /// process whose report has no queue labels at all, its first thread that began in
-    /// `start` (the one that started the process; worker threads begin in
+    /// Marks the main thread: the main queue by label or number (queue 1), or, when no
+    /// thread carries it (reports without queue labels, or only on workers), the first
+    /// thread that began in `start` (the one that started the process; workers begin in
     /// `start_wqthread` or `thread_start`). The kernel (pid 0) has none.
     fn finish(mut self) -> Option<Process> {
         if self.process.threads.is_empty() {
             return None;
         }
         let by_label = |t: &Thread, q: &Option<u32>| t.label.as_deref() == Some(MAIN_QUEUE) || *q == Some(1);
+        let mut marked = false;
         for (t, q) in self.process.threads.iter_mut().zip(&self.queues) {
             t.main = !t.multiple && by_label(t, q);
+            marked |= t.main;
         }
-        if !self.labelled
+        if !marked
             && self.process.pid != Some(0)
             && let Some(first) = self.process.threads.iter_mut().find(|t| !t.multiple && t.starts_in == "start")
         {
@@ -106,6 +106,12 @@ fn name_pid(text: &str) -> (String, Option<u32>) {
     (text.to_string(), None)
 }
 
+/// `[412] has exited` → 412.
+fn exited(trimmed: &str) -> Option<u32> {
+    let pid = trimmed.strip_suffix("has exited")?.trim().strip_prefix('[')?.strip_suffix(']')?;
+    pid.parse().ok()
+}
+
 /// `N (1-N)` → N.
 fn leading_number(text: &str) -> Option<u32> {
     text.split_whitespace().next()?.parse().ok()
@@ -119,6 +125,9 @@ fn spindump(text: &str) -> Report {
         let trimmed = line.trim();
         if trimmed == "Spindump binary format" {
             break;
+        }
+        if let Some(pid) = exited(trimmed) {
+            report.exited.push(pid);
         }
         if let Some(rest) = line.strip_prefix("Process:") {
             if let Some(mut p) = process.take() {
@@ -140,10 +149,6 @@ fn spindump(text: &str) -> Report {
             open = Some(header);
         } else if trimmed.starts_with("Binary Images:") || trimmed.ends_with("has exited") {
             p.close(open.take());
-            if let Some(pid) = trimmed.strip_prefix('[').and_then(|r| r.split(']').next()).and_then(|n| n.parse().ok())
-            {
-                report.exited.push(pid);
-            }
         } else if let Some(o) = open.as_mut() {
             o.lines.extend(frame::spindump(line));
         } else if let Some(samples) = trimmed.strip_prefix("Num samples:") {
@@ -219,7 +224,9 @@ fn sample(text: &str) -> Report {
         let trimmed = line.trim();
         if let Some(rest) = line.strip_prefix("Process:") {
             let (name, pid) = name_pid(rest);
-            process = Some(Building::new(name, pid));
+            if let Some(previous) = process.replace(Building::new(name, pid)) {
+                finish_sample(&mut report, previous, open.take());
+            }
         } else if let Some(rest) = trimmed.strip_prefix("Analysis of sampling ")
             && process.is_none()
         {
@@ -241,14 +248,18 @@ fn sample(text: &str) -> Report {
             }
         }
     }
-    if let Some(mut p) = process {
-        p.close(open);
-        // Every thread is sampled each time: the process was seen as often as its
-        // longest-lived thread.
-        p.process.samples = p.process.threads.iter().map(|t| t.samples).max();
-        report.processes.extend(p.finish());
+    if let Some(p) = process {
+        finish_sample(&mut report, p, open);
     }
     report
+}
+
+fn finish_sample(report: &mut Report, mut p: Building, open: Option<Open>) {
+    p.close(open);
+    // Every thread is sampled each time: the process was seen as often as its
+    // longest-lived thread.
+    p.process.samples = p.process.threads.iter().map(|t| t.samples).max();
+    report.processes.extend(p.finish());
 }
 
 /// `2453 Thread_12789423   DispatchQueue_1: com.apple.main-thread  (serial)`,

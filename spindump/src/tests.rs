@@ -138,7 +138,8 @@ fn activity_monitors_sample_is_read_and_its_hung_main_thread_blamed() {
     assert_eq!(
         a.why().as_deref(),
         Some(
-            "its main thread hung: Mail [812] main thread 12789423: hung 2453/2453 samples, mostly blocked in __psynch_mutexwait (libsystem_kernel.dylib)"
+            "its main thread hung: Mail [812] main thread 12789423: hung 2453/2453 samples, mostly blocked in \
+             __psynch_mutexwait (libsystem_kernel.dylib) under -[MFLibraryStore messagesMatchingCriterion:]"
         )
     );
 }
@@ -172,6 +173,112 @@ fn a_circle_of_waits_is_called_a_deadlock() {
     assert!(a.chains[0].deadlock && a.chains[0].why.contains("waited in a circle (a deadlock)"), "{}", a.chains[0].why);
 }
 
+/// A one-process report: `threads` are (header after `Thread `, frame lines).
+fn report(process: &str, threads: &[(&str, &[&str])]) -> String {
+    let mut text = format!("Process:          {process}\n");
+    for (header, frames) in threads {
+        text += &format!("  Thread {header}\n");
+        for f in *frames {
+            text += &format!("  {f}\n");
+        }
+    }
+    text
+}
+
+#[test]
+fn a_pid_not_in_the_report_is_never_taken_for_a_namesake() {
+    let waiter = report(
+        "W [1]",
+        &[("0x1    5 samples", &["5  start + 1 (dyld + 1) [0x1] (blocked by wait4 on mdworker [5121])"])],
+    );
+    let namesake = report("mdworker [5120]", &[("0x9    5 samples", &["5  start + 1 (dyld + 1) [0x1] (running)"])]);
+    let a = explain(&(waiter + &namesake)).expect("report");
+    assert_eq!(culprit(&a), "mdworker [5121]");
+    assert_eq!(a.chains[0].state, "not in the report; it may have exited");
+}
+
+#[test]
+fn waiting_on_its_own_process_by_name_is_no_deadlock() {
+    let text = report(
+        "Solo [7]",
+        &[("0x1    5 samples", &["5  start + 1 (dyld + 1) [0x1] (blocked by turnstile waiting for Solo)"])],
+    );
+    let a = explain(&text).expect("report");
+    assert!(a.chains.iter().all(|c| !c.deadlock), "{:#?}", a.chains);
+}
+
+#[test]
+fn an_app_spinning_on_its_own_outranks_workers_waiting_on_a_disk() {
+    let app = report(
+        "Spinner [10]",
+        &[
+            (
+                "0x1    DispatchQueue \"com.apple.main-thread\"(1)    9 samples",
+                &["9  start + 1 (dyld + 1) [0x1]", "  9  spin + 1 (Spinner + 1) [0x2] (running)"],
+            ),
+            (
+                "0x2    9 samples",
+                &[
+                    "9  start_wqthread + 1 (libsystem_pthread.dylib + 1) [0x3] (blocked by turnstile waiting for D [20] thread 0x5)",
+                ],
+            ),
+        ],
+    );
+    let disk = report(
+        "D [20]",
+        &[("0x5    9 samples", &["9  start_wqthread + 1 (libsystem_pthread.dylib + 1) [0x3] (blocked by disk I/O)"])],
+    );
+    let a = explain(&(app + &disk)).expect("report");
+    assert_eq!(a.chains.len(), 1);
+    assert_eq!(culprit(&a), "Spinner [10] main thread 0x1");
+    assert!(a.hangs[0].busy && a.why().is_some_and(|w| w.contains("busy in spin (Spinner)")), "{:?}", a.why());
+}
+
+#[test]
+fn the_main_thread_is_found_when_only_workers_carry_queue_labels_and_exits_anywhere_count() {
+    let text = format!(
+        "[9] has exited\n{}",
+        report(
+            "App [3]",
+            &[
+                (
+                    "0x7    DispatchQueue \"com.apple.root.default-qos\"(13)    4 samples",
+                    &["4  start_wqthread + 1 (libsystem_pthread.dylib + 1) [0x1]"]
+                ),
+                (
+                    "0x8    4 samples",
+                    &[
+                        "4  start + 1 (dyld + 1) [0x2]",
+                        "  4  ??? (App + 1) [0x3] (blocked by turnstile waiting for X [9] thread 0x1)"
+                    ]
+                ),
+            ],
+        )
+    );
+    let r = read(&text).expect("report");
+    assert_eq!((mains(&r), r.exited.clone()), (vec![("App".to_string(), "0x8".to_string())], vec![9]));
+    let a = analyse(&r);
+    assert_eq!(a.chains[0].state, "exited while the report was taken");
+    let missing = text.replace("X [9] thread 0x1", "App [3] thread 0x99");
+    let a = explain(&missing).expect("report");
+    assert_eq!(a.chains[0].state, "its thread 0x99 is not in the report");
+}
+
+#[test]
+fn counts_as_large_as_a_report_may_print_add_up_without_overflowing() {
+    let max = u32::MAX;
+    let mut text =
+        format!("Process: R [1]\n  Thread 0x1    {max} samples\n  {max}  start + 1 (dyld + 1) [0x1] (running)\n");
+    for pid in 2..5 {
+        text += &format!(
+            "Process: W [{pid}]\n  Thread 0x1    {max} samples\n  {max}  start + 1 (dyld + 1) [0x1]\n    {max}  a + 1 (b + 1) [0x2] (blocked by wait4 on R [1])\n    {max}  c + 1 (d + 1) [0x3] (blocked by wait4 on R [1])\n"
+        );
+    }
+    let a = explain(&text).expect("report");
+    assert_eq!(a.chains[0].waiters.len(), 3);
+    assert!(a.chains[0].why.starts_with("3 threads of 3 processes"), "{}", a.chains[0].why);
+}
+
 #[test]
 fn every_fixture_names_a_culprit_that_is_in_it() {
     for text in ALL {
@@ -186,7 +293,14 @@ fn boundary(text: &str, at: usize) -> usize {
     (0..=at.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0)
 }
 
+/// Cases per property: `PMON_FUZZ_CASES` (README, "Fuzzing the parsers"), or 256.
+fn cases() -> u32 {
+    std::env::var("PMON_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256)
+}
+
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC*") {
         let _ = explain(&text);

@@ -8,7 +8,7 @@ use pmon_proto::{
 /// "23 threads of 3 processes waited on WindowServer [153] main thread 0x3e2 (12/12
 /// samples in waitForStamp (AMDRadeonX5000))".
 pub fn why(c: &WaitChain) -> String {
-    let threads: u32 = c.waiters.iter().map(|g| g.threads).sum();
+    let threads = crate::model::total(c.waiters.iter().map(|g| g.threads));
     let more = if c.waiters.iter().any(|g| g.more_threads) { "at least " } else { "" };
     let plural = if threads == 1 { "" } else { "s" };
     let of = match c.waiters.as_slice() {

@@ -29,7 +29,13 @@ pub(super) fn steps(pause: &Pause) -> Vec<Step> {
         ("tailspin", Box::new(move || tailspin(&trace, limit))),
         ("spindump", Box::new(move || decode(&trace_for_spindump, limit))),
         ("system-log", Box::new(move || system_log(stall, limit))),
-        ("diagnostic-reports", Box::new(move || diagnostic_reports(ended_at - stall - REPORT_LEAD))),
+        (
+            "diagnostic-reports",
+            Box::new(move || {
+                let since = ended_at.checked_sub(stall + REPORT_LEAD).unwrap_or(std::time::UNIX_EPOCH);
+                diagnostic_reports(since)
+            }),
+        ),
     ]
 }
 

@@ -55,8 +55,11 @@ pub struct Output {
     pub waits: Option<pmon_spindump::Analysis>,
 }
 
-/// A forensic step: a name and the work, which may block.
-pub type Step = (&'static str, Box<dyn FnOnce() -> Result<Output, String> + Send>);
+/// A forensic step's work, which may block.
+pub type StepWork = Box<dyn FnOnce() -> Result<Output, String> + Send>;
+
+/// A forensic step: a name and the work.
+pub type Step = (&'static str, StepWork);
 
 /// What the steps know about the pause.
 #[derive(Debug, Clone)]
@@ -120,50 +123,41 @@ impl Forensics {
     fn run(&self, id: u64, pause: &Pause) {
         self.notifier.pause(id, pause.stalled, &pause.verdict);
         let Some(_capture) = Capture::start(&self.busy) else {
-            let finding = Finding {
-                step: "forensics".into(),
-                outcome: FindingOutcome::Failed as i32,
-                summary: "skipped: the capture of an earlier pause was still running".into(),
-                detail: String::new(),
-                elapsed_ms: 0.0,
-            };
-            self.store.submit(Op::Finding { event_id: id, finding });
+            self.failed(id, "skipped: the capture of an earlier pause was still running".into());
             return;
         };
+        // Each step's work is caught on its own thread; this catches the bookkeeping
+        // around them, so even a bug there is recorded and leaves later pauses alone.
+        let captured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.capture(id, pause)));
+        if let Err(payload) = captured {
+            let why = panic_message(payload.as_ref());
+            tracing::error!(event = id, "forensics panicked: {why}");
+            self.failed(id, format!("failed: the capture panicked ({why})"));
+        }
+    }
+
+    /// Records that the capture as a whole did not happen.
+    fn failed(&self, id: u64, summary: String) {
+        let finding = Finding {
+            step: "forensics".into(),
+            outcome: FindingOutcome::Failed as i32,
+            summary,
+            detail: String::new(),
+            elapsed_ms: 0.0,
+        };
+        self.store.submit(Op::Finding { event_id: id, finding });
+    }
+
+    fn capture(&self, id: u64, pause: &Pause) {
         let dir = &pause.dir;
-        let mut failed_steps = 0;
         if let Err(e) = std::fs::create_dir_all(dir) {
             tracing::warn!(event = id, "cannot create {}: {e}", dir.display());
         }
-        let mut interrupted = false;
+        let (mut failed_steps, mut interrupted) = (0, false);
         for (step, work) in platform::steps(pause) {
             let started = Instant::now();
-            let stopped =
-                |summary: &str| (FindingOutcome::Failed, Output { summary: summary.into(), ..Output::default() });
-            let (outcome, output) = if self.stopping.load(Ordering::Relaxed) {
-                interrupted = true;
-                stopped("not run: the server stopped during the capture")
-            } else {
-                match run_with_timeout(work, self.step_timeout, &self.stopping) {
-                    StepEnd::Done(Ok(out)) => (FindingOutcome::Ok, out),
-                    StepEnd::Done(Err(why)) => {
-                        (FindingOutcome::Failed, Output { summary: why.clone(), detail: why, ..Output::default() })
-                    }
-                    StepEnd::Panicked(why) => {
-                        tracing::error!(event = id, step, "forensic step panicked: {why}");
-                        let summary = "failed: the step panicked".to_string();
-                        (FindingOutcome::Failed, Output { summary, detail: why, ..Output::default() })
-                    }
-                    StepEnd::TimedOut => (
-                        FindingOutcome::TimedOut,
-                        Output { summary: format!("no result within {:?}", self.step_timeout), ..Output::default() },
-                    ),
-                    StepEnd::Stopped => {
-                        interrupted = true;
-                        stopped("interrupted: the server stopped during this step")
-                    }
-                }
-            };
+            let (outcome, output, stopped) = self.step(id, step, work);
+            interrupted |= stopped;
             if outcome != FindingOutcome::Ok {
                 failed_steps += 1;
             }
@@ -198,6 +192,31 @@ impl Forensics {
         tracing::info!(event = id, failed_steps, "forensics complete");
         self.notifier.forensics_done(id, failed_steps);
     }
+
+    /// Runs one step: how it ended, what it produced, and whether the server stopped.
+    fn step(&self, id: u64, step: &str, work: StepWork) -> (FindingOutcome, Output, bool) {
+        let said = |summary: String| Output { summary, ..Output::default() };
+        if self.stopping.load(Ordering::Relaxed) {
+            return (FindingOutcome::Failed, said("not run: the server stopped during the capture".into()), true);
+        }
+        match run_with_timeout(work, self.step_timeout, &self.stopping) {
+            StepEnd::Done(Ok(out)) => (FindingOutcome::Ok, out, false),
+            StepEnd::Done(Err(why)) | StepEnd::NotStarted(why) => {
+                (FindingOutcome::Failed, Output { summary: why.clone(), detail: why, ..Output::default() }, false)
+            }
+            StepEnd::Panicked(why) => {
+                tracing::error!(event = id, step, "forensic step panicked: {why}");
+                let summary = "failed: the step panicked".to_string();
+                (FindingOutcome::Failed, Output { summary, detail: why, ..Output::default() }, false)
+            }
+            StepEnd::TimedOut => {
+                (FindingOutcome::TimedOut, said(format!("no result within {:?}", self.step_timeout)), false)
+            }
+            StepEnd::Stopped => {
+                (FindingOutcome::Failed, said("interrupted: the server stopped during this step".into()), true)
+            }
+        }
+    }
 }
 
 /// `20261121T201405Z-42`: sorts by time, names the event.
@@ -230,6 +249,8 @@ enum StepEnd<T> {
     Done(T),
     /// It panicked; the panic's message.
     Panicked(String),
+    /// Its thread could not be started; why.
+    NotStarted(String),
     TimedOut,
     /// The server began stopping first.
     Stopped,
@@ -256,8 +277,8 @@ fn run_with_timeout<T: Send + 'static>(
         };
         let _ = tx.send(end);
     });
-    if spawned.is_err() {
-        return StepEnd::TimedOut;
+    if let Err(e) = spawned {
+        return StepEnd::NotStarted(format!("cannot start a thread for the step: {e}"));
     }
     let deadline = Instant::now() + limit;
     loop {
@@ -325,6 +346,24 @@ mod tests {
             StepEnd::Panicked(why) => assert!(why.contains("not a char boundary"), "{why}"),
             other => panic!("expected a panic, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_panicking_step_is_recorded_as_such_and_the_next_capture_still_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _writer, _) = Store::open(dir.path()).expect("store");
+        let notifier = Notifier::new(pmon_proto::config::Alerts::default(), true, store.clone());
+        let forensics = Forensics::new(dir.path().to_path_buf(), store, Duration::from_secs(5), notifier);
+        let boom: StepWork = Box::new(|| panic!("a parser sliced inside a character"));
+        let (outcome, output, stopped) = forensics.step(1, "spindump", boom);
+        assert_eq!(
+            (outcome, output.summary.as_str(), stopped),
+            (FindingOutcome::Failed, "failed: the step panicked", false)
+        );
+        assert!(output.detail.contains("sliced inside a character"), "{}", output.detail);
+        let fine: StepWork = Box::new(|| Ok(Output { summary: "read".into(), ..Output::default() }));
+        assert_eq!(forensics.step(2, "spindump", fine).0, FindingOutcome::Ok);
+        assert!(Capture::start(&forensics.busy).is_some(), "nothing held the capture flag");
     }
 
     #[test]

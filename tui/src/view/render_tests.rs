@@ -143,6 +143,7 @@ fn mac_pause() -> Event {
             total_samples: 12,
             doing: "mach_msg2_trap (libsystem_kernel.dylib)".into(),
             waiting_for: "WindowServer [153] main thread 0x3e2".into(),
+            via: vec!["-[NSApplication run]".into()],
         }],
         victims: vec![],
         groups: vec![],
@@ -408,6 +409,7 @@ fn a_mac_pause_names_the_thread_everyone_waited_on_then_the_waiters() {
             "kernel_task [0]: 8 threads, 96 samples waiting",
             "Hung apps (main thread blocked or busy)",
             "Safari [2210] main thread 0x1f00a: hung 12/12 samples, mostly blocked in mach_msg2_trap",
+            "under -[NSApplication run]",
         ],
     );
 }
