@@ -9,7 +9,7 @@ use std::{
     os::unix::process::CommandExt,
     process::{Command, Stdio},
     sync::mpsc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 /// How long output may take to arrive once the tool and its group are gone.
@@ -47,20 +47,16 @@ pub fn run(program: &str, args: &[String], limit: Duration) -> Result<Vec<u8>, S
     };
     let stdout = read_all(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let stderr = read_all(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                kill_group();
-                let _ = child.wait();
-                return Err(format!("{program} did not finish within {limit:?}"));
-            }
-            Err(e) => {
-                kill_group();
-                return Err(format!("waiting for {program}: {e}"));
-            }
+    let status = match wait_timeout::ChildExt::wait_timeout(&mut child, limit) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            kill_group();
+            let _ = child.wait();
+            return Err(format!("{program} did not finish within {limit:?}"));
+        }
+        Err(e) => {
+            kill_group();
+            return Err(format!("waiting for {program}: {e}"));
         }
     };
     // Whatever the tool left running would keep its output open.
@@ -75,6 +71,8 @@ pub fn run(program: &str, args: &[String], limit: Duration) -> Result<Vec<u8>, S
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     fn args(a: &[&str]) -> Vec<String> {

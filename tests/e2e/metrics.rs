@@ -25,7 +25,8 @@ fn scrape(address: &str, headers: &str) -> String {
 fn body<'a>(answer: &'a str, content_type: &str) -> &'a str {
     let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    assert!(head.contains(&format!("Content-Type: {content_type}")), "{head}");
+    // Header names are case-insensitive (hyper writes them in lower case).
+    assert!(head.to_ascii_lowercase().contains(&format!("content-type: {content_type}")), "{head}");
     body
 }
 

@@ -411,7 +411,7 @@ pub struct Alerts {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Suspects {
-    /// Command names or globs (`*` any run, `?` one byte; case-insensitive) that mark a
+    /// Command names or globs (`*` any run, `?` one character; case-insensitive) that mark a
     /// rogue as a known suspect. Names are the process names the system reports (on
     /// Linux the kernel's `comm`, at most 15 characters). Default none.
     pub patterns: Vec<String>,
@@ -420,38 +420,8 @@ pub struct Suspects {
 impl Suspects {
     /// Whether a command name matches any pattern.
     pub fn matches(&self, command: &str) -> bool {
-        let name = command.to_lowercase();
-        self.patterns.iter().any(|p| glob(p.to_lowercase().as_bytes(), name.as_bytes()))
+        self.patterns.iter().any(|p| wildmatch::WildMatch::new_case_insensitive(p).matches(command))
     }
-}
-
-/// `*` matches any run of bytes, `?` any one; everything else itself.
-fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    // Where the last `*` was, and how much of the name it had swallowed.
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                // Let the last `*` swallow one more byte and retry.
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p.min(pattern.len())..].iter().all(|c| *c == b'*')
 }
 
 impl Default for Events {

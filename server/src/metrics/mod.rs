@@ -278,28 +278,11 @@ pub fn encode(registry: &Registry) -> String {
 }
 
 /// The same exposition in the Prometheus text format (0.0.4), for clients that do
-/// not ask for OpenMetrics (curl, `promtool check metrics`, older scrapers): there a
-/// counter's HELP and TYPE carry its `_total` name, and UNIT and EOF lines do not exist.
-pub fn to_prometheus_text(openmetrics: &str) -> String {
-    let counters: Vec<&str> =
-        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
-    let mut text = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line.starts_with("# UNIT ") || line == "# EOF" {
-            continue;
-        }
-        let described = ["# HELP ", "# TYPE "].into_iter().find_map(|p| Some((p, line.strip_prefix(p)?)));
-        match described {
-            Some((prefix, rest)) => {
-                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                let suffix = if counters.contains(&name) { "_total" } else { "" };
-                text.push_str(&format!("{prefix}{name}{suffix} {tail}\n"));
-            }
-            None => {
-                text.push_str(line);
-                text.push('\n');
-            }
-        }
+/// not ask for OpenMetrics (curl, `promtool check metrics`, older scrapers).
+pub fn encode_prometheus_text(registry: &Registry) -> String {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, registry) {
+        tracing::warn!("cannot encode the metrics: {e}");
     }
     text
 }

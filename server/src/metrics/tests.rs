@@ -8,6 +8,15 @@ use crate::{cost::CostFigures, engine::EngineStatus, hub::Hub};
 
 /// One snapshot in the OpenMetrics text format, `# EOF` included.
 fn render(snapshot: &Snapshot) -> String {
+    encode(&registry_of(snapshot))
+}
+
+/// The same in the Prometheus text format.
+fn render_prometheus(snapshot: &Snapshot) -> String {
+    encode_prometheus_text(&registry_of(snapshot))
+}
+
+fn registry_of(snapshot: &Snapshot) -> Registry {
     #[derive(Debug)]
     struct Fixed(Snapshot);
     impl Collector for Fixed {
@@ -17,7 +26,7 @@ fn render(snapshot: &Snapshot) -> String {
     }
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Fixed(snapshot.clone())));
-    encode(&registry)
+    registry
 }
 
 fn status() -> EngineStatus {
@@ -168,8 +177,8 @@ fn the_prometheus_text_form_names_counters_by_their_samples() {
     let mut s = status();
     s.latest = Some(sample(1, 7, "hog", 12.0));
     s.sample_count = 1;
-    let openmetrics = render(&Snapshot::read(&s, (0, 0), 0, Some(1)));
-    let text = to_prometheus_text(&openmetrics);
+    let snapshot = Snapshot::read(&s, (0, 0), 0, Some(1));
+    let (openmetrics, text) = (render(&snapshot), render_prometheus(&snapshot));
     for line in [
         "# HELP pmon_samples_total Samples taken since the server started",
         "# TYPE pmon_samples_total counter",
@@ -193,12 +202,13 @@ proptest::proptest! {
     fn any_command_makes_one_valid_bounded_series(command in "\\PC{0,300}", score in 0.0f64..100.0) {
         let mut s = status();
         s.latest = Some(sample(1, 1, &command, score));
-        let text = render(&Snapshot::read(&s, (0, 0), 0, None));
+        let snapshot = Snapshot::read(&s, (0, 0), 0, None);
+        let text = render(&snapshot);
         let series: Vec<&str> = text.lines().filter(|l| l.starts_with("pmon_top_rogue_score{")).collect();
         proptest::prop_assert_eq!(series.len(), 1, "{}", text);
         // One line per series: quotes, backslashes and newlines in the name are escaped.
         proptest::prop_assert!(text.ends_with("# EOF\n"));
-        let prometheus = to_prometheus_text(&text);
+        let prometheus = render_prometheus(&snapshot);
         proptest::prop_assert_eq!(
             prometheus.lines().filter(|l| l.starts_with("pmon_top_rogue_score{")).count(),
             1
