@@ -76,13 +76,8 @@ fn the_endpoint_serves_the_listed_metrics_in_both_text_formats() {
     assert!(openmetrics.ends_with("# EOF\n"), "{openmetrics}");
     assert!(openmetrics.contains("# TYPE pmon_samples counter\n"), "{openmetrics}");
 
-    let Some(promtool) = promtool() else {
-        println!(
-            "NOTICE: promtool not found, so `promtool check metrics` was skipped; scripts/test unpacks it from \
-             the Debian package prometheus"
-        );
-        return;
-    };
+    let promtool =
+        promtool().expect("promtool: scripts/test unpacks it from the Debian package prometheus into .tools/");
     let mut check = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -268,10 +268,9 @@ mod tests {
 
     /// The real capture, where this checkout has it (see `real_captures`).
     #[test]
-    fn real_sample_when_present() {
-        let Some(captures) = crate::real_captures::starting_with("pmset_g_log_header_uuid_sleep_wakerequests") else {
-            return;
-        };
+    #[ignore = "reads the real macOS captures in ../shared/macos-samples (or $PMON_MACOS_SAMPLES)"]
+    fn real_captures_parse() {
+        let captures = crate::real_captures::starting_with("pmset_g_log_header_uuid_sleep_wakerequests");
         let [(_, bytes)] = captures.as_slice() else { panic!("one pmset capture expected, found {}", captures.len()) };
         let events = parse(&String::from_utf8_lossy(bytes));
         assert_eq!(events.len(), 1, "{events:?}");
