@@ -57,6 +57,16 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
     if status.failed_samples > 0 {
         parts.push(format!("{} failed samples", status.failed_samples));
     }
+    if status.sampler_panics > 0 {
+        let last = ago(status.last_sampler_panic_at.as_ref());
+        parts.push(format!(
+            "SAMPLER PANICKED {} times, recovered (last{last}: {})",
+            status.sampler_panics, status.last_sampler_panic
+        ));
+    }
+    if status.forensic_panics > 0 {
+        parts.push(format!("{} forensic steps panicked", status.forensic_panics));
+    }
     if status.lost_writes > 0 {
         let last = ago(status.store_problem_at.as_ref());
         parts.push(format!("{} WRITES LOST (last{last}: {})", status.lost_writes, status.store_problem));

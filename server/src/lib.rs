@@ -24,6 +24,7 @@ pub mod hub;
 pub mod listen;
 pub mod metrics;
 pub mod notify;
+mod panics;
 pub mod pause;
 pub mod remote;
 pub mod service;

@@ -234,6 +234,10 @@ impl PauseMonitor for Service {
             store_problem_at: store_problem.as_ref().map(|p| timestamp(p.0)),
             sampler_priority: s.sampler_priority.clone(),
             sampler_protected: s.sampler_protected,
+            sampler_panics: s.sampler_panics,
+            last_sampler_panic: s.last_sampler_panic.as_ref().map(|p| p.1.clone()).unwrap_or_default(),
+            last_sampler_panic_at: s.last_sampler_panic.as_ref().map(|p| timestamp(p.0)),
+            forensic_panics: s.forensic_panics,
         }))
     }
 

@@ -291,3 +291,25 @@ fn sigterm_during_a_capture_stops_at_once_and_records_what_was_not_captured() {
     assert_eq!(findings[0], ("psi", "interrupted: the server stopped during this step"), "{shown}");
     assert!(findings[1..].iter().all(|(_, s)| *s == "not run: the server stopped during the capture"), "{shown}");
 }
+
+#[test]
+fn a_sampler_that_panics_is_logged_counted_and_samples_again_after_a_backoff() {
+    // A debug build's test-only hook: the next two samples after the first panic.
+    let panics = std::ffi::OsStr::new("2");
+    let server =
+        Server::start_with_env(tempfile::tempdir().expect("tempdir"), FAST, &[("PMON_TEST_SAMPLER_PANICS", panics)]);
+    let status = eventually(Duration::from_secs(20), || {
+        let s = server.status();
+        (json_u64(&s["samplerPanics"]) == 2 && json_u64(&s["sampleCount"]) >= 4).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("sampling did not come back after two panics: {}\n{}", server.status(), server.log()));
+    assert!(status["lastSamplerPanic"].as_str().is_some_and(|p| p.contains("PMON_TEST_SAMPLER_PANICS")), "{status}");
+    assert!(status["lastSamplerPanicAt"].is_string(), "{status}");
+    logged(&server, "the sampler panicked");
+    logged(&server, "sampling again in 2s");
+    let line = text(&server, &["status"]);
+    assert!(line.contains("SAMPLER PANICKED 2 times, recovered"), "{line}");
+    // And it goes on sampling at its pace.
+    let later = server.wait_samples(json_u64(&status["sampleCount"]) + 3);
+    assert_eq!(json_u64(&later["samplerPanics"]), 2, "{later}");
+}

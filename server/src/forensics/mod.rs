@@ -28,7 +28,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc,
     },
     time::{Duration, Instant, SystemTime},
@@ -88,6 +88,8 @@ pub struct Forensics {
     busy: Arc<AtomicBool>,
     /// Set when the server stops: captures end at once.
     stopping: Arc<AtomicBool>,
+    /// Steps and captures that panicked since start.
+    panics: Arc<AtomicU64>,
     data_dir: PathBuf,
     store: Store,
     step_timeout: Duration,
@@ -97,7 +99,20 @@ pub struct Forensics {
 impl Forensics {
     /// Forensics writing under `data_dir/events/`.
     pub fn new(data_dir: PathBuf, store: Store, step_timeout: Duration, notifier: Notifier) -> Self {
-        Self { busy: Arc::default(), stopping: Arc::default(), data_dir, store, step_timeout, notifier }
+        Self {
+            busy: Arc::default(),
+            stopping: Arc::default(),
+            panics: Arc::default(),
+            data_dir,
+            store,
+            step_timeout,
+            notifier,
+        }
+    }
+
+    /// Steps and captures that panicked since start.
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
     }
 
     /// Ends captures under way (their remaining steps are recorded as not run) and
@@ -130,8 +145,9 @@ impl Forensics {
         // around them, so even a bug there is recorded and leaves later pauses alone.
         let captured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.capture(id, pause)));
         if let Err(payload) = captured {
-            let why = panic_message(payload.as_ref());
+            let why = crate::panics::message(payload.as_ref());
             tracing::error!(event = id, "forensics panicked: {why}");
+            self.panics.fetch_add(1, Ordering::Relaxed);
             self.failed(id, format!("failed: the capture panicked ({why})"));
         }
     }
@@ -206,6 +222,7 @@ impl Forensics {
             }
             StepEnd::Panicked(why) => {
                 tracing::error!(event = id, step, "forensic step panicked: {why}");
+                self.panics.fetch_add(1, Ordering::Relaxed);
                 let summary = "failed: the step panicked".to_string();
                 (FindingOutcome::Failed, Output { summary, detail: why, ..Output::default() }, false)
             }
@@ -273,7 +290,7 @@ fn run_with_timeout<T: Send + 'static>(
         // left half-changed by an unwind, so asserting unwind safety is sound.
         let end = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
             Ok(out) => StepEnd::Done(out),
-            Err(payload) => StepEnd::Panicked(panic_message(payload.as_ref())),
+            Err(payload) => StepEnd::Panicked(crate::panics::message(payload.as_ref())),
         };
         let _ = tx.send(end);
     });
@@ -292,15 +309,6 @@ fn run_with_timeout<T: Send + 'static>(
             Err(_) => return StepEnd::TimedOut,
         }
     }
-}
-
-/// What a panic said, when it said it with a string.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 #[cfg(test)]

@@ -93,6 +93,10 @@ pub struct Snapshot {
     pub top_rogue: Option<(String, f64)>,
     /// Pauses of the server alone.
     pub suspensions: u64,
+    /// Ticks of the sampler that panicked (and were recovered from).
+    pub sampler_panics: u64,
+    /// Forensic steps or captures that panicked.
+    pub forensic_panics: u64,
     /// The latest pause: its event id, its first culprit and its cause.
     pub last_pause: Option<(u64, String, &'static str)>,
 }
@@ -122,6 +126,8 @@ impl Snapshot {
             resident_bytes,
             top_rogue: latest.and_then(|s| s.rogues.first()).map(|r| (command_label(&r.command), r.score)),
             suspensions: status.suspensions,
+            sampler_panics: status.sampler_panics,
+            forensic_panics: status.forensic_panics,
             last_pause: status.last_pause.as_ref().map(|p| {
                 let cause = match p.cause {
                     pmon_proto::v1::StallCause::ServerSuspended => "server_suspended",
@@ -177,6 +183,18 @@ impl Snapshot {
             "pmon_server_suspensions",
             "Pauses that were pmon-server alone stopped or not scheduled, not the machine",
             self.suspensions,
+        )?;
+        counter(
+            encoder,
+            "pmon_sampler_panics",
+            "Samples lost to a panic in the sampler, each caught, logged and recovered from",
+            self.sampler_panics,
+        )?;
+        counter(
+            encoder,
+            "pmon_forensic_panics",
+            "Forensic steps or captures that panicked, each recorded with its event",
+            self.forensic_panics,
         )?;
         if let Some((id, culprit, cause)) = &self.last_pause {
             let mut family = encoder.encode_descriptor(

@@ -51,6 +51,9 @@ fn status() -> EngineStatus {
         sampler_protected: false,
         last_pause: None,
         suspensions: 0,
+        sampler_panics: 0,
+        last_sampler_panic: None,
+        forensic_panics: 0,
     }
 }
 
@@ -106,6 +109,8 @@ fn every_listed_metric_is_written_with_its_type() {
         mean_sample_cpu: Some(Duration::from_micros(800)),
     };
     s.suspensions = 2;
+    s.sampler_panics = 3;
+    s.forensic_panics = 1;
     s.last_pause = Some(crate::engine::LastPause {
         event_id: 12,
         culprit: Some("hog".into()),
@@ -124,6 +129,8 @@ fn every_listed_metric_is_written_with_its_type() {
         "pmon_watchers 3",
         "pmon_pauses_total 1",
         "pmon_server_suspensions_total 2",
+        "pmon_sampler_panics_total 3",
+        "pmon_forensic_panics_total 1",
         "pmon_last_pause_event{culprit=\"hog\",cause=\"machine\"} 12",
         "# TYPE pmon_pause_duration_seconds histogram",
         "pmon_pause_duration_seconds_bucket{le=\"2.0\"} 0",
