@@ -31,7 +31,7 @@ use pmon_proto::v1::{Missed, Sample, WatchSamplesResponse, watch_samples_respons
 use prost::{Message, bytes::Bytes};
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::engine::ring::Ring;
+use crate::ring::Ring;
 
 /// Shared between the sampler (publisher) and the gRPC service (subscribers).
 #[derive(Debug)]

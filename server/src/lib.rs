@@ -27,6 +27,7 @@ pub mod notify;
 mod panics;
 pub mod pause;
 pub mod remote;
+pub mod ring;
 pub mod service;
 pub mod store;
 pub mod watch;

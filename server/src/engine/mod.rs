@@ -18,9 +18,9 @@ pub mod events;
 #[cfg_attr(target_os = "macos", path = "priority_macos.rs")]
 #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), path = "priority_other.rs")]
 mod priority;
-pub mod ring;
 mod sampler;
 pub mod score;
+pub mod stalls;
 pub mod tier;
 mod zombies;
 
@@ -73,7 +73,7 @@ pub struct EngineStatus {
     /// Pauses recorded since start.
     pub pauses: u64,
     /// Their durations, as histogram buckets (for the metrics endpoint).
-    pub pause_stalls: crate::metrics::PauseStalls,
+    pub pause_stalls: stalls::PauseStalls,
     /// The server's own cost.
     pub cost: CostFigures,
     /// Restarts of the source's child process.
@@ -152,7 +152,7 @@ impl Engine {
             tier: Tier::Sentinel,
             interval: Duration::from_secs_f64(config.sampling.interval_seconds),
             pauses: 0,
-            pause_stalls: crate::metrics::PauseStalls::default(),
+            pause_stalls: stalls::PauseStalls::default(),
             cost: meter.figures(),
             source: SourceHealth::default(),
             escalations: 0,

@@ -15,7 +15,7 @@
 
 pub mod http;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use prometheus_client::{
     collector::Collector,
@@ -25,42 +25,14 @@ use prometheus_client::{
 };
 use tokio::sync::watch;
 
-use crate::{engine::EngineStatus, hub::Hub, store::Store};
-
-/// Upper bounds, in seconds, of the pause-duration histogram's buckets (then +Inf).
-pub const PAUSE_BUCKETS: [f64; 9] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+use crate::{
+    engine::{EngineStatus, stalls::PauseStalls},
+    hub::Hub,
+    store::Store,
+};
 
 /// The longest command label: commands are short, but a label must stay bounded.
 const MAX_COMMAND_LEN: usize = 64;
-
-/// Recorded pause durations as histogram buckets: a fixed size however many pauses.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PauseStalls {
-    /// Pauses per bucket (not cumulative); the last one is above every bound.
-    counts: [u64; PAUSE_BUCKETS.len() + 1],
-    /// Total stalled time, seconds.
-    sum_seconds: f64,
-}
-
-impl PauseStalls {
-    /// Counts one pause.
-    pub fn observe(&mut self, stall: Duration) {
-        let seconds = stall.as_secs_f64();
-        let bucket = PAUSE_BUCKETS.iter().position(|&bound| seconds <= bound).unwrap_or(PAUSE_BUCKETS.len());
-        self.counts[bucket] += 1;
-        self.sum_seconds += seconds;
-    }
-
-    /// Pauses counted.
-    pub fn count(&self) -> u64 {
-        self.counts.iter().sum()
-    }
-
-    /// (upper bound, count) per bucket, +Inf last.
-    fn buckets(&self) -> Vec<(f64, u64)> {
-        PAUSE_BUCKETS.iter().copied().chain([f64::INFINITY]).zip(self.counts).collect()
-    }
-}
 
 /// What one scrape reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,7 +185,7 @@ impl Snapshot {
             MetricType::Histogram,
         )?;
         histogram.encode_histogram::<NoLabelSet>(
-            self.pauses.sum_seconds,
+            self.pauses.sum_seconds(),
             self.pauses.count(),
             &self.pauses.buckets(),
             None,

@@ -67,22 +67,6 @@ fn sample(sequence: u64, pid: u32, command: &str, score: f64) -> Arc<Sample> {
 }
 
 #[test]
-fn pause_durations_fall_into_fixed_buckets() {
-    let mut stalls = PauseStalls::default();
-    for ms in [100, 250, 900, 3_000, 120_000] {
-        stalls.observe(Duration::from_millis(ms));
-    }
-    assert_eq!(stalls.count(), 5);
-    let buckets = stalls.buckets();
-    assert_eq!(buckets.len(), PAUSE_BUCKETS.len() + 1);
-    assert_eq!(buckets[0], (0.25, 2), "100 ms and 250 ms (bounds are inclusive)");
-    assert_eq!(buckets[2], (1.0, 1));
-    assert_eq!(buckets[4], (4.0, 1));
-    assert_eq!(buckets[9], (f64::INFINITY, 1), "beyond the last bound");
-    assert!((stalls.sum_seconds - 124.25).abs() < 1e-9);
-}
-
-#[test]
 fn before_the_first_sample_unknown_figures_are_left_out() {
     let text = render(&Snapshot::read(&status(), (0, 0), 0, None));
     assert!(!text.contains("pmon_max_score"), "{text}");
