@@ -18,6 +18,7 @@ pub mod attribution;
 pub mod collect;
 pub mod command;
 pub mod cost;
+mod daemon;
 pub mod engine;
 pub mod forensics;
 pub mod hub;
@@ -35,31 +36,19 @@ pub mod watch;
 #[cfg(test)]
 mod real_captures;
 
+pub use daemon::run;
+
 use std::{
-    future::Future,
     path::PathBuf,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
-use pmon_proto::{config::Config, v1::pause_monitor_server::PauseMonitorServer};
-use tokio_stream::wrappers::UnixListenerStream;
+use pmon_proto::config::Config;
 
 use crate::{
-    engine::{Engine, Parts},
-    forensics::Forensics,
-    hub::Hub,
     notify::Notifier,
-    pause::Sentinel,
-    service::ServerInfo,
     store::{PrunePolicy, Store},
 };
-
-/// How long watchers get to finish after shutdown begins before the server closes
-/// anyway (a watcher that stopped reading would otherwise hold it open).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// How long the writer gets to finish queued writes at shutdown.
-const WRITER_GRACE: Duration = Duration::from_secs(3);
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -192,183 +181,6 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Runs the server until `shutdown` completes, then stops cleanly: new watchers are
-/// refused, streams end, the sampler stops, and the socket is removed. Each item of
-/// `reloads` (SIGHUP in production) reloads the configuration file.
-pub async fn run(
-    options: Options,
-    shutdown: impl Future<Output = ()>,
-    reloads: impl futures_util::Stream<Item = ()> + Send + Unpin + 'static,
-) -> Result<(), ServerError> {
-    let (claim, listener) = listen::claim(&options.data_dir)?;
-    let tcp = options.remote.as_ref().map(remote::prepare).transpose()?;
-    let scrapes = options.metrics.as_deref().map(metrics::http::bind).transpose()?;
-    let collector: Box<dyn collect::Collector> = match &options.replay {
-        Some(replay) => Box::new(collect::replay::Replay::open(&replay.path, replay.speed)?),
-        None => collect::open(
-            options.config.sampling.source,
-            Duration::from_secs_f64(options.config.sampling.interval_seconds),
-        )?,
-    };
-    let source = collector.name();
-    let recorder = match &options.record {
-        Some(path) => Some(
-            collect::recording::Recorder::create(path, source)
-                .map_err(|source| ServerError::Record { path: path.display().to_string(), source })?,
-        ),
-        None => None,
-    };
-    let sampling = &options.config.sampling;
-    let started_at = SystemTime::now();
-    // Start time in nanoseconds: distinct for every run of a server.
-    let instance = started_at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let hub = Arc::new(Hub::new(
-        Duration::from_secs_f64(sampling.ring_buffer_seconds),
-        options.config.watchers.queue_samples as usize,
-        instance,
-    ));
-    let (store, writer, next_event_id) = Store::open(&options.data_dir)?;
-    // A replay's stress happened elsewhere, earlier: recorded, never announced here.
-    let silent = options.config.learning_mode || options.replay.is_some();
-    let notifier = Notifier::new(options.config.alerts.clone(), silent, store.clone());
-    let forensics = Forensics::new(
-        options.data_dir.clone(),
-        store.clone(),
-        Duration::from_secs_f64(options.config.pause.step_timeout_seconds),
-        notifier.clone(),
-    );
-    let notifier_handle = notifier.clone();
-    let capture = forensics.clone();
-    let parts = Parts { hub: Arc::clone(&hub), store: store.clone(), next_event_id, forensics, notifier, recorder };
-    let (engine, status) = Engine::spawn(collector, options.config.clone(), parts).map_err(ServerError::Thread)?;
-    // A replay is about the machine that made the capture: this one's stalls are not
-    // part of it.
-    let sentinel = match options.replay {
-        Some(_) => None,
-        None => Some(
-            Sentinel::spawn(
-                Duration::from_millis(u64::from(options.config.pause.sentinel_interval_ms)),
-                engine.threshold_ms(),
-                Duration::from_secs_f64(options.config.pause.merge_seconds),
-                engine.messages(),
-            )
-            .map_err(ServerError::Thread)?,
-        ),
-    };
-    let live: service::LiveConfig = Arc::new(std::sync::RwLock::new(service::Live {
-        config: options.config.clone(),
-        file_exists: options.config_file_exists,
-        error: None,
-        loaded_at: SystemTime::now(),
-    }));
-    let pruning = tokio::spawn(prune_periodically(store.clone(), Arc::clone(&live)));
-    let reloading =
-        tokio::spawn(reload_on(reloads, options.clone(), Arc::clone(&live), engine.messages(), notifier_handle));
-    let replay_done = replay_finished(status.clone(), options.replay.as_ref().is_some_and(|r| !r.keep_serving));
-
-    let scraping = scrapes.map(|scrapes| {
-        let address = scrapes.address;
-        if address.ip().is_loopback() {
-            tracing::info!(%address, "serving metrics at /metrics (no authentication)");
-        } else {
-            tracing::warn!(%address, "serving metrics at /metrics, reachable from the network without authentication");
-        }
-        tokio::spawn(
-            scrapes.serve(metrics::registry(status.clone(), Arc::clone(&hub), store.clone()), std::future::pending()),
-        )
-    });
-    let service = service::Service::new(
-        Arc::clone(&hub),
-        status,
-        store,
-        ServerInfo { started_at, source, data_dir: options.data_dir.clone(), live, config_path: options.config_path },
-    );
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<PauseMonitorServer<service::Service>>().await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pmon_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    // grpcurl 1.8 speaks only v1alpha reflection; newer clients use v1.
-    let (reflection_v1, reflection_v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
-
-    tracing::info!(socket = %claim.socket.display(), source, "pmon-server listening");
-    if let Some(tcp) = &tcp {
-        tracing::info!(address = %tcp.address, tls = tcp.tls, "listening on TCP (bearer token required)");
-    }
-    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let mut tcp_stopping = stopping.clone();
-    let signal = {
-        let hub = Arc::clone(&hub);
-        async move {
-            tokio::select! {
-                () = shutdown => {}
-                () = replay_done => {}
-            }
-            tracing::info!("shutting down");
-            health.set_not_serving::<PauseMonitorServer<service::Service>>().await;
-            // Ends every watcher stream, so graceful shutdown is not held open by them.
-            hub.close();
-            let _ = stopping_tx.send(true);
-        }
-    };
-    // The same services on both listeners; only TCP asks for the token.
-    let routes = tonic::service::Routes::new(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(watch::Routes::new(service, options.config.limits.max_request_bytes as usize));
-    let serve_unix = tonic::transport::Server::builder()
-        .add_routes(routes.clone())
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal);
-    let serve_tcp = async move {
-        match tcp {
-            Some(tcp) => tcp.serve(routes, async move { _ = tcp_stopping.wait_for(|s| *s).await }).await,
-            None => Ok(()),
-        }
-    };
-    let serve = async { tokio::try_join!(serve_unix, serve_tcp).map(|_| ()) };
-    let result = tokio::select! {
-        r = serve => r.map_err(ServerError::from),
-        () = async {
-            let _ = stopping.wait_for(|s| *s).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown began; closing them");
-            Ok(())
-        }
-    };
-
-    pruning.abort();
-    if let Some(scraping) = scraping {
-        scraping.abort();
-    }
-    reloading.abort();
-    // Joining waits for at most the sample in progress and one sentinel tick; a capture
-    // under way ends within a moment, recording what it did not finish; then the writer
-    // finishes what is queued.
-    let stopped = tokio::task::spawn_blocking(move || {
-        if let Some(sentinel) = sentinel {
-            sentinel.stop();
-        }
-        capture.stop();
-        // Its store handle too must go for the writer to finish.
-        drop(capture);
-        engine.stop();
-        writer.join_within(WRITER_GRACE)
-    });
-    match stopped.await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!("database writes still queued after {WRITER_GRACE:?} were not waited for"),
-        Err(_) => tracing::error!("the sampler could not be stopped cleanly"),
-    }
-    drop(claim);
-    tracing::info!("pmon-server stopped");
-    result
-}
-
-/// Completes when a replay has reached the end of its capture and the server should
-/// stop; prints the replay's one summary line (also when it keeps serving).
 async fn replay_finished(mut status: tokio::sync::watch::Receiver<engine::EngineStatus>, stop: bool) {
     let status = match status.wait_for(|s| s.finished.is_some()).await {
         Ok(s) => s.clone(),

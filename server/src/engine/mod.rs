@@ -201,6 +201,13 @@ impl Engine {
         self.tx.clone()
     }
 
+    /// Where the sentinel reports freezes: as `Msg::Pause`, attributed after the next
+    /// sample; false once the sampler is gone.
+    pub fn pause_reports(&self) -> crate::pause::Report {
+        let tx = self.tx.clone();
+        Box::new(move |stall| tx.send(Msg::Pause(Box::new(stall))).is_ok())
+    }
+
     /// The stall threshold in force, kept current by the sampler, for the sentinel.
     pub fn threshold_ms(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.threshold_ms)

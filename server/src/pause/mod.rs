@@ -28,16 +28,15 @@ use std::{
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
-        mpsc,
     },
     thread::JoinHandle,
     time::{Duration, SystemTime},
 };
 
-use crate::{
-    attribution::{Stall, cause::Evidence},
-    engine::Msg,
-};
+use crate::attribution::{Stall, cause::Evidence};
+
+/// Where the sentinel reports a freeze; false once nobody listens (the engine is gone).
+pub type Report = Box<dyn Fn(Stall) -> bool + Send>;
 
 /// The running sentinel thread.
 #[derive(Debug)]
@@ -49,12 +48,12 @@ pub struct Sentinel {
 impl Sentinel {
     /// Starts ticking every `interval`; a tick late by at least `threshold_ms` (read
     /// each tick: it follows the sampling interval) is a stall, and stalls less than
-    /// `merge` apart are reported to `engine` as one.
+    /// `merge` apart are reported (to the engine) as one.
     pub fn spawn(
         interval: Duration,
         threshold_ms: Arc<AtomicU64>,
         merge: Duration,
-        engine: mpsc::Sender<Msg>,
+        report: Report,
     ) -> std::io::Result<Sentinel> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -63,7 +62,7 @@ impl Sentinel {
         signal_hook::flag::register(signal_hook::consts::SIGCONT, Arc::clone(&continued))?;
         let thread = std::thread::Builder::new().name("pmon-sentinel".into()).spawn(move || {
             let ticks =
-                Ticks { interval, threshold_ms: &threshold_ms, engine: &engine, stop: &flag, continued: &continued };
+                Ticks { interval, threshold_ms: &threshold_ms, report: &report, stop: &flag, continued: &continued };
             ticks.run(episode::Episodes::new(merge));
         })?;
         Ok(Sentinel { stop, thread })
@@ -85,7 +84,7 @@ const LAGGING: u32 = 4;
 struct Ticks<'a> {
     interval: Duration,
     threshold_ms: &'a AtomicU64,
-    engine: &'a mpsc::Sender<Msg>,
+    report: &'a Report,
     stop: &'a AtomicBool,
     continued: &'a AtomicBool,
 }
@@ -156,6 +155,6 @@ impl Ticks<'_> {
         let evidence = Evidence { continued: self.continued.swap(false, Ordering::Relaxed), sentinel_waited: e.waited };
         let stall =
             Stall { from: e.from, to: e.to, stalled: e.stalled, longest_gap: e.longest, gaps: e.gaps, evidence };
-        self.engine.send(Msg::Pause(Box::new(stall))).is_ok()
+        (self.report)(stall)
     }
 }
