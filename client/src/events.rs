@@ -211,25 +211,7 @@ fn report(r: &GetEventResponse) -> String {
     if let Some(w) = &e.window {
         let _ = writeln!(out, "  blame taken from the {}", format::window(w));
     }
-    let _ = writeln!(out, "\nCulprits");
-    if e.culprits.is_empty() {
-        let none = if e.cause == StallCause::ServerSuspended as i32 {
-            "  none: the machine did not freeze"
-        } else {
-            "  none: no process stood out"
-        };
-        let _ = writeln!(out, "{none}");
-    }
-    for (i, c) in e.culprits.iter().enumerate() {
-        let _ = writeln!(out, "  {}. {}", i + 1, format::culprit(c));
-        if let Some(u) = &c.usage {
-            let _ = writeln!(out, "     {}", format::process_use(u));
-        }
-        if let Some(rogue) = c.rogue.as_ref().filter(|r| r.score > 0.0) {
-            let shares = format::explanation(rogue);
-            let _ = writeln!(out, "     score {:.1} in {} samples: {shares}", rogue.score, c.samples_seen);
-        }
-    }
+    culprits(&mut out, e);
     if !e.wait_chains.is_empty() {
         let _ = writeln!(out, "\nWho waited on whom (stack report)");
         for line in e.wait_chains.iter().flat_map(format::wait_chain) {
@@ -278,6 +260,29 @@ fn report(r: &GetEventResponse) -> String {
         let _ = writeln!(out, "Notification: {}: {} ({delivered})", n.title, n.body);
     }
     out
+}
+
+/// The culprits section of an incident report.
+fn culprits(out: &mut String, e: &Event) {
+    let _ = writeln!(out, "\nCulprits");
+    if e.culprits.is_empty() {
+        let none = if e.cause == StallCause::ServerSuspended as i32 {
+            "  none: the machine did not freeze"
+        } else {
+            "  none: no process stood out"
+        };
+        let _ = writeln!(out, "{none}");
+    }
+    for (i, c) in e.culprits.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {}", i + 1, format::culprit(c));
+        if let Some(u) = &c.usage {
+            let _ = writeln!(out, "     {}", format::process_use(u));
+        }
+        if let Some(rogue) = c.rogue.as_ref().filter(|r| r.score > 0.0) {
+            let shares = format::explanation(rogue);
+            let _ = writeln!(out, "     score {:.1} in {} samples: {shares}", rogue.score, c.samples_seen);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -187,17 +187,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn main() -> Result<()> {
-    let dir = tempfile::tempdir().context("temporary directory")?;
-    let (store, _writer, _) = Store::open(dir.path()).context("open store")?;
-    println!(
-        "pmon store: figures through the real store (SQLite, WAL), medians; reference = same rows by plain SQL, not decoded"
-    );
-
+/// Writes a day at defaults (and measures its bytes), then 30 days of history and
+/// the rest of the events; returns the bytes of the one day.
+fn fill(store: &Store, dir: &std::path::Path) -> Result<u64> {
     let t = Instant::now();
-    write(&store, day(START_MS, 1))?;
+    write(store, day(START_MS, 1))?;
     store.read(|c, _| Ok(diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(c)?)).context("checkpoint")?;
-    let per_day = db_bytes(dir.path());
+    let per_day = db_bytes(dir);
     println!(
         "bytes per day at defaults: {:.2} MB ({} history rows, 6 events) in {:.1} s",
         per_day as f64 / 1e6,
@@ -207,18 +203,26 @@ fn main() -> Result<()> {
 
     let t = Instant::now();
     for d in 1..30 {
-        write(&store, day(START_MS + d * DAY_MS, 1 + d as u64 * 6))?;
+        write(store, day(START_MS + d * DAY_MS, 1 + d as u64 * 6))?;
     }
     let first = 1 + 30 * 6;
-    write(
-        &store,
-        (first..=EVENTS).map(|id| Op::OpenEvent(event(id, EventKind::Pause, START_MS + id as i64 * 60_000))),
-    )?;
+    write(store, (first..=EVENTS).map(|id| Op::OpenEvent(event(id, EventKind::Pause, START_MS + id as i64 * 60_000))))?;
     println!(
         "30 days of history + {EVENTS} events written in {:.1} s; database {:.1} MB",
         t.elapsed().as_secs_f64(),
-        db_bytes(dir.path()) as f64 / 1e6
+        db_bytes(dir) as f64 / 1e6
     );
+    Ok(per_day)
+}
+
+fn main() -> Result<()> {
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let (store, _writer, _) = Store::open(dir.path()).context("open store")?;
+    println!(
+        "pmon store: figures through the real store (SQLite, WAL), medians; reference = same rows by plain SQL, not decoded"
+    );
+
+    let per_day = fill(&store, dir.path())?;
 
     // The row in force at instants spread over the 30 days.
     let mut k = 0i64;

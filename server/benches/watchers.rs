@@ -109,6 +109,61 @@ fn main() -> Result<()> {
     result
 }
 
+/// The latency, fan-out and CPU figures of one run.
+fn print_figures(
+    all: &[Seen],
+    watchers: u64,
+    (window_start, window_end, window): (SystemTime, SystemTime, Duration),
+    (idle_cpu, loaded_cpu): (Duration, Duration),
+) {
+    // The samples taken inside the window (the ring's replay at connection is older),
+    // and each one's first arrival among all watchers.
+    let inside = |taken: &SystemTime| (window_start..window_end).contains(taken);
+    let mut first: HashMap<u64, SystemTime> = HashMap::new();
+    for seen in all {
+        for (sequence, taken, arrived) in &seen.samples {
+            if inside(taken) {
+                first.entry(*sequence).and_modify(|f| *f = (*f).min(*arrived)).or_insert(*arrived);
+            }
+        }
+    }
+    let (mut latency, mut fan_out, mut incomplete) = (Vec::new(), Vec::new(), 0);
+    for seen in all {
+        let got: Vec<_> = seen.samples.iter().filter(|(_, taken, _)| inside(taken)).collect();
+        let missed = seen.missed_at.iter().any(|at| *at >= window_start);
+        incomplete += u64::from(missed || got.len() != first.len());
+        for (sequence, taken, arrived) in got {
+            let ms = |from: &SystemTime| arrived.duration_since(*from).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+            latency.push(ms(taken));
+            fan_out.extend(first.get(sequence).map(ms));
+        }
+    }
+    latency.sort_by(f64::total_cmp);
+    fan_out.sort_by(f64::total_cmp);
+    let per_core = |cpu: Duration| cpu.as_secs_f64() / window.as_secs_f64() * 100.0;
+    let extra = per_core(loaded_cpu) - per_core(idle_cpu);
+    println!("samples in the window        {}", first.len());
+    println!("watchers missing any sample  {incomplete} of {watchers}");
+    println!(
+        "latency, sample -> watcher   p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        percentile(&latency, 0.5),
+        percentile(&latency, 0.99),
+        percentile(&latency, 1.0)
+    );
+    println!(
+        "fan-out, first -> each       p50 {:.2} ms  p99 {:.2} ms",
+        percentile(&fan_out, 0.5),
+        percentile(&fan_out, 0.99)
+    );
+    println!(
+        "server CPU                   {:.2} % of one core idle, {:.2} % watched: {:.2} % extra, {:.2} % per 100 watchers",
+        per_core(idle_cpu),
+        per_core(loaded_cpu),
+        extra,
+        extra * 100.0 / watchers as f64
+    );
+}
+
 fn run(server: &std::process::Child, data: &std::path::Path, watchers: u64, seconds: u64) -> Result<()> {
     let socket = data.join("daemon.sock");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -153,51 +208,6 @@ fn run(server: &std::process::Child, data: &std::path::Path, watchers: u64, seco
     if all.len() as u64 != watchers {
         bail!("only {} of {watchers} watchers connected and streamed", all.len());
     }
-    // The samples taken inside the window (the ring's replay at connection is older),
-    // and each one's first arrival among all watchers.
-    let inside = |taken: &SystemTime| (window_start..window_end).contains(taken);
-    let mut first: HashMap<u64, SystemTime> = HashMap::new();
-    for seen in &all {
-        for (sequence, taken, arrived) in &seen.samples {
-            if inside(taken) {
-                first.entry(*sequence).and_modify(|f| *f = (*f).min(*arrived)).or_insert(*arrived);
-            }
-        }
-    }
-    let (mut latency, mut fan_out, mut incomplete) = (Vec::new(), Vec::new(), 0);
-    for seen in &all {
-        let got: Vec<_> = seen.samples.iter().filter(|(_, taken, _)| inside(taken)).collect();
-        let missed = seen.missed_at.iter().any(|at| *at >= window_start);
-        incomplete += u64::from(missed || got.len() != first.len());
-        for (sequence, taken, arrived) in got {
-            let ms = |from: &SystemTime| arrived.duration_since(*from).map_or(0.0, |d| d.as_secs_f64() * 1e3);
-            latency.push(ms(taken));
-            fan_out.extend(first.get(sequence).map(ms));
-        }
-    }
-    latency.sort_by(f64::total_cmp);
-    fan_out.sort_by(f64::total_cmp);
-    let per_core = |cpu: Duration| cpu.as_secs_f64() / window.as_secs_f64() * 100.0;
-    let extra = per_core(loaded_cpu) - per_core(idle_cpu);
-    println!("samples in the window        {}", first.len());
-    println!("watchers missing any sample  {incomplete} of {watchers}");
-    println!(
-        "latency, sample -> watcher   p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        percentile(&latency, 0.5),
-        percentile(&latency, 0.99),
-        percentile(&latency, 1.0)
-    );
-    println!(
-        "fan-out, first -> each       p50 {:.2} ms  p99 {:.2} ms",
-        percentile(&fan_out, 0.5),
-        percentile(&fan_out, 0.99)
-    );
-    println!(
-        "server CPU                   {:.2} % of one core idle, {:.2} % watched: {:.2} % extra, {:.2} % per 100 watchers",
-        per_core(idle_cpu),
-        per_core(loaded_cpu),
-        extra,
-        extra * 100.0 / watchers as f64
-    );
+    print_figures(&all, watchers, (window_start, window_end, window), (idle_cpu, loaded_cpu));
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::support::bin;
 
 fn fixture(path: &str) -> String {
-    format!("{}/fixtures/macos/{path}", env!("CARGO_MANIFEST_DIR"))
+    crate::support::repo().join("fixtures/macos").join(path).display().to_string()
 }
 
 fn explain(args: &[&str]) -> (bool, String, String) {

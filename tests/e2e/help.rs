@@ -4,7 +4,7 @@
 //! After a deliberate change to the CLI, `PMON_BLESS=1 scripts/test help` rewrites the
 //! expected files; review the diff before committing it.
 
-use std::{path::Path, process::Command};
+use std::process::Command;
 
 use crate::support::bin;
 
@@ -47,7 +47,7 @@ fn help(program: &str, args: &[&str]) -> String {
 }
 
 fn check(name: &str, actual: &str) -> Option<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/help").join(format!("{name}.txt"));
+    let path = crate::support::repo().join("tests/e2e/help").join(format!("{name}.txt"));
     if std::env::var_os("PMON_BLESS").is_some() {
         std::fs::write(&path, actual).expect("bless");
         return None;

@@ -38,7 +38,7 @@ fn value(body: &str, name: &str) -> f64 {
 
 /// promtool from PATH or from where scripts/test unpacks it.
 fn promtool() -> Option<PathBuf> {
-    let unpacked = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/prometheus/usr/bin/promtool");
+    let unpacked = crate::support::repo().join(".tools/prometheus/usr/bin/promtool");
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::support::{bin, json_u64, pmon, wait_exit};
 
 fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    crate::support::repo().join(path)
 }
 
 /// `pmon-server --source replay:CAPTURE --replay-speed max EXTRA…` on a fresh data

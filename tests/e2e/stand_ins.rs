@@ -18,7 +18,7 @@ use crate::support::{Server, Watch, json_u64};
 /// its pid in `<dir>/top.pids`, prints the capture one sample per `-s` seconds, then
 /// waits as a live `top -l 0` would.
 fn stand_in(dir: &Path) -> PathBuf {
-    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/macos/top/stream_pmon_stats.log");
+    let capture = crate::support::repo().join("fixtures/macos/top/stream_pmon_stats.log");
     let script = format!(
         r#"#!/bin/sh
 if [ "$1 $2 $3 $5 $6" != "-l 0 -s -stats pid,command,cpu,state,mem,cmprs,threads,csw,sysbsd,pageins" ]; then
@@ -43,7 +43,7 @@ exec sleep 600
 /// `<dir>/powermetrics.pids`, prints the capture's documents (each with its `\n\0`)
 /// one per `-i` milliseconds, then waits.
 fn powermetrics_stand_in(dir: &Path) -> PathBuf {
-    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/macos/powermetrics/stream_nul_after_each.plist");
+    let capture = crate::support::repo().join("fixtures/macos/powermetrics/stream_nul_after_each.plist");
     let bytes = std::fs::read(&capture).expect("capture");
     let mut cat = Vec::new();
     for (i, doc) in bytes.split_inclusive(|b| *b == 0).enumerate() {

@@ -15,6 +15,12 @@ use tempfile::TempDir;
 /// Samples five times a second, so tests see several samples quickly.
 pub const FAST: &str = "[sampling]\ninterval_seconds = 0.2\nelevated_interval_seconds = 0.2\n";
 
+/// The repository's root (this package is its `tests/` folder): fixtures, snapshots and
+/// `.tools/` are found from here.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
 /// A built binary of the workspace, next to this test's own directory
 /// (`target/<profile>/deps/e2e-…` → `target/<profile>/NAME`).
 pub fn bin(name: &str) -> PathBuf {

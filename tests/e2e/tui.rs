@@ -150,31 +150,7 @@ fn the_dashboard_shows_the_hog_marks_an_event_and_survives_a_server_restart() {
     server.signal(libc::SIGCONT);
     tmux.wait_for("#1    pause", Duration::from_secs(15));
 
-    // The events screen, then the event's incident report.
-    tmux.keys(&["e"]);
-    tmux.wait_for("events (1)", Duration::from_secs(10));
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("Pause 1 (unreviewed)", Duration::from_secs(10));
-    tmux.wait_for("Culprits", Duration::from_secs(5));
-
-    // Marked reviewed with a note, through UpdateEvent: the CLI sees it.
-    tmux.keys(&["r"]);
-    tmux.wait_for("Pause 1 (reviewed)", Duration::from_secs(10));
-    tmux.keys(&["n"]);
-    tmux.type_text("seen in the tui");
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("notes: seen in the tui", Duration::from_secs(10));
-    assert_eq!(event_status(&server), ("EVENT_STATUS_REVIEWED".into(), "seen in the tui".into()));
-
-    // Esc goes back a screen at a time; ? shows the keys.
-    tmux.keys(&["Escape"]);
-    tmux.wait_for("events (1)", Duration::from_secs(5));
-    tmux.keys(&["Escape"]);
-    tmux.wait_for("rogues (", Duration::from_secs(5));
-    tmux.keys(&["?"]);
-    tmux.wait_for("any key closes", Duration::from_secs(5));
-    tmux.keys(&["Escape"]);
-    tmux.wait("the help closed", Duration::from_secs(5), |s| !s.contains("any key closes"));
+    review_the_pause(&tmux, &server);
 
     // The server goes away: the dashboard says so, and comes back live with it.
     server.stop();
@@ -200,6 +176,36 @@ fn the_dashboard_shows_the_hog_marks_an_event_and_survives_a_server_restart() {
     assert!(screen.contains("pmon exited 0"), "{screen}");
     let err = std::fs::read_to_string(work.path().join("tui.err")).unwrap_or_default();
     assert!(err.is_empty(), "pmon tui wrote to stderr: {err}");
+}
+
+/// From the dashboard: the events screen, the pause's incident report, marked reviewed
+/// with a note (through UpdateEvent: the CLI sees it), then back a screen at a time
+/// with Esc, and the keys with ?.
+fn review_the_pause(tmux: &Tmux, server: &Server) {
+    tmux.keys(&["e"]);
+    tmux.wait_for("events (1)", Duration::from_secs(10));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Pause 1 (unreviewed)", Duration::from_secs(10));
+    tmux.wait_for("Culprits", Duration::from_secs(5));
+
+    // Marked reviewed with a note, through UpdateEvent: the CLI sees it.
+    tmux.keys(&["r"]);
+    tmux.wait_for("Pause 1 (reviewed)", Duration::from_secs(10));
+    tmux.keys(&["n"]);
+    tmux.type_text("seen in the tui");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("notes: seen in the tui", Duration::from_secs(10));
+    assert_eq!(event_status(server), ("EVENT_STATUS_REVIEWED".into(), "seen in the tui".into()));
+
+    // Esc goes back a screen at a time; ? shows the keys.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("events (1)", Duration::from_secs(5));
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("rogues (", Duration::from_secs(5));
+    tmux.keys(&["?"]);
+    tmux.wait_for("any key closes", Duration::from_secs(5));
+    tmux.keys(&["Escape"]);
+    tmux.wait("the help closed", Duration::from_secs(5), |s| !s.contains("any key closes"));
 }
 
 /// Forwards TCP connections on a loopback port to the server's Unix socket, as an SSH

@@ -176,96 +176,125 @@ impl View {
         match intent {
             Intent::Quit => return Outcome::Quit,
             Intent::Help => self.help = true,
-            // The dashboard is the top: Esc there does nothing rather than quit by accident.
-            Intent::Back => match self.screen {
-                Screen::Dashboard => {}
-                Screen::Events => self.screen = Screen::Dashboard,
-                Screen::Detail => self.screen = Screen::Events,
-            },
+            Intent::Back => self.back(),
             Intent::Dashboard => self.screen = Screen::Dashboard,
             Intent::Events => return self.open_events(),
-            Intent::Refresh => match self.screen {
-                Screen::Dashboard => {}
-                Screen::Events => return Outcome::Ask(Request::List(self.filter.request())),
-                Screen::Detail => {
-                    if let Some(id) = self.opened {
-                        return Outcome::Ask(Request::Get(id));
-                    }
-                }
-            },
+            Intent::Refresh => return self.refresh(),
             Intent::Up | Intent::Down | Intent::PageUp | Intent::PageDown | Intent::Home | Intent::End => {
                 self.step(intent, data)
             }
-            Intent::Open => match self.screen {
-                Screen::Dashboard => return self.open_events(),
-                Screen::Events => {
-                    // A list for another filter is on its way out: its rows are not what is asked.
-                    let events = self.listed(data).unwrap_or_default();
-                    let row = self.event_row.min(events.len().saturating_sub(1));
-                    if let Some(e) = events.get(row) {
-                        self.screen = Screen::Detail;
-                        self.opened = Some(e.id);
-                        self.scroll = 0;
-                        return Outcome::Ask(Request::Get(e.id));
-                    }
-                }
-                Screen::Detail => {}
-            },
-            Intent::SortBy(column) if self.screen == Screen::Dashboard => {
-                self.sort =
-                    if self.sort.0 == column { (column, !self.sort.1) } else { (column, column.natural_descending()) };
-            }
-            Intent::SortNext if self.screen == Screen::Dashboard => {
-                let at = Column::ALL.iter().position(|c| *c == self.sort.0).unwrap_or(0);
-                let next = Column::ALL[(at + 1) % Column::ALL.len()];
-                self.sort = (next, next.natural_descending());
-            }
+            Intent::Open => return self.open(data),
+            Intent::SortBy(_) | Intent::SortNext if self.screen == Screen::Dashboard => self.sort_rogues(intent),
             Intent::CycleKind | Intent::CycleStatus | Intent::ClearFilter if self.screen == Screen::Events => {
-                self.filter = match intent {
-                    Intent::CycleKind => Filter { kind: next_kind(self.filter.kind), ..self.filter.clone() },
-                    Intent::CycleStatus => Filter { status: next_status(self.filter.status), ..self.filter.clone() },
-                    _ => Filter::default(),
-                };
-                self.event_row = 0;
-                return Outcome::Ask(Request::List(self.filter.request()));
+                return self.refilter(intent);
             }
-            Intent::EditSince if self.screen == Screen::Events => {
-                let typed = self.filter.since.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
-                self.typing = Some(Typing::Since(typed));
-            }
+            Intent::EditSince if self.screen == Screen::Events => self.edit_since(),
             Intent::MarkUnreviewed | Intent::MarkReviewed | Intent::MarkPinned | Intent::MarkDismissed
                 if self.screen == Screen::Detail =>
             {
-                let status = match intent {
-                    Intent::MarkUnreviewed => EventStatus::Unreviewed,
-                    Intent::MarkReviewed => EventStatus::Reviewed,
-                    Intent::MarkPinned => EventStatus::Pinned,
-                    _ => EventStatus::Dismissed,
-                };
-                if let Some(id) = self.opened {
-                    return Outcome::Ask(Request::Update(UpdateEventRequest {
-                        id,
-                        status: status as i32,
-                        notes: None,
-                    }));
-                }
+                return self.mark(intent);
             }
-            // Notes start from what the server holds, so only once the event is in.
-            Intent::EditNotes if self.screen == Screen::Detail => {
-                if let Some(e) = self.detail_event(data) {
-                    let draft = match self.unsaved.take() {
-                        Some((id, notes)) if id == e.id => notes,
-                        other => {
-                            self.unsaved = other;
-                            e.notes.clone()
-                        }
-                    };
-                    self.typing = Some(Typing::Notes(draft));
-                }
-            }
+            Intent::EditNotes if self.screen == Screen::Detail => self.edit_notes(data),
             _ => {}
         }
         Outcome::Stay
+    }
+
+    /// Goes up one screen. The dashboard is the top: Esc there does nothing rather than
+    /// quit by accident.
+    fn back(&mut self) {
+        match self.screen {
+            Screen::Dashboard => {}
+            Screen::Events => self.screen = Screen::Dashboard,
+            Screen::Detail => self.screen = Screen::Events,
+        }
+    }
+
+    /// Asks again for what the screen shows; the dashboard is streamed, so nothing there.
+    fn refresh(&self) -> Outcome {
+        match self.screen {
+            Screen::Dashboard => Outcome::Stay,
+            Screen::Events => Outcome::Ask(Request::List(self.filter.request())),
+            Screen::Detail => self.opened.map_or(Outcome::Stay, |id| Outcome::Ask(Request::Get(id))),
+        }
+    }
+
+    /// Enter: the dashboard opens the events, the events screen the selected event.
+    fn open(&mut self, data: &Data) -> Outcome {
+        match self.screen {
+            Screen::Dashboard => self.open_events(),
+            Screen::Events => {
+                // A list for another filter is on its way out: its rows are not what is asked.
+                let events = self.listed(data).unwrap_or_default();
+                let row = self.event_row.min(events.len().saturating_sub(1));
+                let Some(e) = events.get(row) else { return Outcome::Stay };
+                self.screen = Screen::Detail;
+                self.opened = Some(e.id);
+                self.scroll = 0;
+                Outcome::Ask(Request::Get(e.id))
+            }
+            Screen::Detail => Outcome::Stay,
+        }
+    }
+
+    /// Sorts the rogues by a column (again: the other way round) or by the next column,
+    /// each column starting in its natural direction.
+    fn sort_rogues(&mut self, intent: Intent) {
+        self.sort = match intent {
+            Intent::SortBy(column) if self.sort.0 == column => (column, !self.sort.1),
+            Intent::SortBy(column) => (column, column.natural_descending()),
+            _ => {
+                let at = Column::ALL.iter().position(|c| *c == self.sort.0).unwrap_or(0);
+                let next = Column::ALL[(at + 1) % Column::ALL.len()];
+                (next, next.natural_descending())
+            }
+        };
+    }
+
+    /// Cycles the events filter's kind or status, or clears it, and asks for the new list
+    /// from its top.
+    fn refilter(&mut self, intent: Intent) -> Outcome {
+        self.filter = match intent {
+            Intent::CycleKind => Filter { kind: next_kind(self.filter.kind), ..self.filter.clone() },
+            Intent::CycleStatus => Filter { status: next_status(self.filter.status), ..self.filter.clone() },
+            _ => Filter::default(),
+        };
+        self.event_row = 0;
+        Outcome::Ask(Request::List(self.filter.request()))
+    }
+
+    /// Starts typing the filter's start time from what was typed for it last.
+    fn edit_since(&mut self) {
+        let typed = self.filter.since.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
+        self.typing = Some(Typing::Since(typed));
+    }
+
+    /// Asks the server to give the opened event the status a key names.
+    fn mark(&self, intent: Intent) -> Outcome {
+        let status = match intent {
+            Intent::MarkUnreviewed => EventStatus::Unreviewed,
+            Intent::MarkReviewed => EventStatus::Reviewed,
+            Intent::MarkPinned => EventStatus::Pinned,
+            _ => EventStatus::Dismissed,
+        };
+        match self.opened {
+            Some(id) => Outcome::Ask(Request::Update(UpdateEventRequest { id, status: status as i32, notes: None })),
+            None => Outcome::Stay,
+        }
+    }
+
+    /// Starts typing the event's notes: from a refused draft of this event if there is
+    /// one, else from what the server holds, so only once the event is in.
+    fn edit_notes(&mut self, data: &Data) {
+        let Some(e) = self.detail_event(data) else { return };
+        let draft = match self.unsaved.take() {
+            Some((id, notes)) if id == e.id => notes,
+            other => {
+                self.unsaved = other;
+                e.notes.clone()
+            }
+        };
+        self.typing = Some(Typing::Notes(draft));
     }
 
     fn open_events(&mut self) -> Outcome {

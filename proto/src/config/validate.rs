@@ -1,7 +1,7 @@
 //! Range and relation checks, and finding where a key is written in a file so errors
 //! can name its line.
 
-use super::Config;
+use super::{Alerts, Config, Divisors, Limits, Retention, Rogues, Sampling, Scoring, Suspects, Tiers, Weights};
 
 /// A value out of range. `keys` names the setting at fault first, then any other
 /// setting the rule relates it to.
@@ -18,91 +18,16 @@ impl Config {
     /// Checks every range and the relations between keys. Also used after command-line
     /// overrides, so flags and the file follow the same rules.
     pub fn check(&self) -> Result<(), Invalid> {
-        let s = &self.sampling;
-        range("sampling.interval_seconds", s.interval_seconds, 0.05, 3600.0)?;
-        range("sampling.elevated_interval_seconds", s.elevated_interval_seconds, 0.05, 3600.0)?;
-        if s.elevated_interval_seconds > s.interval_seconds {
-            return Err(Invalid {
-                keys: vec!["sampling.elevated_interval_seconds".into(), "sampling.interval_seconds".into()],
-                message: format!(
-                    "elevated_interval_seconds ({}) must not be longer than interval_seconds ({}): \
-                     sampling speeds up under stress, never slows down",
-                    s.elevated_interval_seconds, s.interval_seconds
-                ),
-            });
-        }
-        range("sampling.ring_buffer_seconds", s.ring_buffer_seconds, 1.0, 3600.0)?;
+        // The order is part of the behaviour: the first failing check is the one reported.
+        check_sampling(&self.sampling)?;
+        check_tiers(&self.tiers)?;
+        check_weights(&self.scoring.weights)?;
+        check_divisors(&self.scoring.divisors)?;
+        check_state_tables(&self.scoring)?;
 
-        let t = &self.tiers;
-        range("tiers.elevated_threshold", t.elevated_threshold, 0.0, 100.0)?;
-        range("tiers.critical_threshold", t.critical_threshold, 0.0, 100.0)?;
-        if t.critical_threshold <= t.elevated_threshold {
-            return Err(Invalid {
-                keys: vec!["tiers.critical_threshold".into(), "tiers.elevated_threshold".into()],
-                message: format!(
-                    "critical_threshold ({}) must be above elevated_threshold ({})",
-                    t.critical_threshold, t.elevated_threshold
-                ),
-            });
-        }
-        range("tiers.hysteresis_seconds", t.hysteresis_seconds, 0.0, 3600.0)?;
-
-        let w = &self.scoring.weights;
-        let weights = [
-            ("cpu", w.cpu),
-            ("state", w.state),
-            ("pageins", w.pageins),
-            ("mem", w.mem),
-            ("cmprs", w.cmprs),
-            ("csw", w.csw),
-            ("sysbsd", w.sysbsd),
-            ("threads", w.threads),
-        ];
-        for (name, value) in weights {
-            range(&format!("scoring.weights.{name}"), value, 0.0, 100.0)?;
-        }
-        if weights.iter().map(|(_, v)| v).sum::<f64>() <= 0.0 {
-            return Err(Invalid {
-                keys: vec!["scoring.weights".into()],
-                message: "at least one weight must be above 0".into(),
-            });
-        }
-        let d = &self.scoring.divisors;
-        for (name, value) in [
-            ("cpu_percent", d.cpu_percent),
-            ("pageins_per_sec", d.pageins_per_sec),
-            ("mem_bytes", d.mem_bytes),
-            ("cmprs_bytes", d.cmprs_bytes),
-            ("csw_per_sec", d.csw_per_sec),
-            ("sysbsd_per_sec", d.sysbsd_per_sec),
-            ("threads", d.threads),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(Invalid {
-                    keys: vec![format!("scoring.divisors.{name}")],
-                    message: format!("{value} must be a number above 0"),
-                });
-            }
-        }
-        for (name, value) in self.scoring.state_scores.entries() {
-            range(&format!("scoring.state_scores.{name}"), value, 0.0, 1.0)?;
-        }
-        for (name, value) in self.scoring.state_multipliers.entries() {
-            range(&format!("scoring.state_multipliers.{name}"), value, 0.0, 1.0)?;
-        }
-
-        for (name, count, threshold) in self.rogues.categories() {
-            range(&format!("rogues.{name}.count"), f64::from(count), 0.0, 100.0)?;
-            range(&format!("rogues.{name}.threshold"), threshold, 0.0, f64::MAX)?;
-        }
-        range("rogues.states.count", f64::from(self.rogues.states.count), 0.0, 100.0)?;
+        check_rogues(&self.rogues)?;
         range("watchers.queue_samples", f64::from(self.watchers.queue_samples), 1.0, 65_536.0)?;
-        let l = &self.limits;
-        range("limits.max_watchers", f64::from(l.max_watchers), 1.0, 65_536.0)?;
-        range("limits.max_events_page", f64::from(l.max_events_page), 1.0, 100_000.0)?;
-        range("limits.max_history_rows", f64::from(l.max_history_rows), 1.0, 10_000_000.0)?;
-        range("limits.max_notes_bytes", f64::from(l.max_notes_bytes), 1.0, 1_048_576.0)?;
-        range("limits.max_request_bytes", f64::from(l.max_request_bytes), 1024.0, 16_777_216.0)?;
+        check_limits(&self.limits)?;
 
         range("events.peak_tracking_seconds", self.events.peak_tracking_seconds, 0.0, 86_400.0)?;
         range("history.interval_seconds", self.history.interval_seconds, 0.05, 86_400.0)?;
@@ -114,24 +39,144 @@ impl Config {
         range("rogues.states.zombie_grace_seconds", self.rogues.states.zombie_grace_seconds, 0.0, 3600.0)?;
         range("pause.sentinel_interval_ms", f64::from(p.sentinel_interval_ms), 10.0, 10_000.0)?;
         range("pause.step_timeout_seconds", p.step_timeout_seconds, 0.1, 600.0)?;
-        let r = &self.retention;
-        range("retention.samples_days", r.samples_days, 0.01, 36_500.0)?;
-        range("retention.events_days", r.events_days, 0.01, 36_500.0)?;
-        range("retention.max_bytes", r.max_bytes as f64, 1_048_576.0, 1e15)?;
-        range("retention.prune_interval_hours", r.prune_interval_hours, 0.01, 8760.0)?;
-        let a = &self.alerts;
-        range("alerts.pause_min_duration_seconds", a.pause_min_duration_seconds, 0.0, 86_400.0)?;
-        range("alerts.critical_duration_seconds", a.critical_duration_seconds, 0.0, 86_400.0)?;
-        range("alerts.min_interval_seconds", a.min_interval_seconds, 0.0, 86_400.0)?;
-        let patterns = &self.suspects.patterns;
-        if patterns.len() > 200 || patterns.iter().any(|p| p.is_empty() || p.len() > 256) {
+        check_retention(&self.retention)?;
+        check_alerts(&self.alerts)?;
+        check_suspects(&self.suspects)
+    }
+}
+
+/// `[sampling]`: the intervals, and that stress never slows sampling down.
+fn check_sampling(s: &Sampling) -> Result<(), Invalid> {
+    range("sampling.interval_seconds", s.interval_seconds, 0.05, 3600.0)?;
+    range("sampling.elevated_interval_seconds", s.elevated_interval_seconds, 0.05, 3600.0)?;
+    if s.elevated_interval_seconds > s.interval_seconds {
+        return Err(Invalid {
+            keys: vec!["sampling.elevated_interval_seconds".into(), "sampling.interval_seconds".into()],
+            message: format!(
+                "elevated_interval_seconds ({}) must not be longer than interval_seconds ({}): \
+                 sampling speeds up under stress, never slows down",
+                s.elevated_interval_seconds, s.interval_seconds
+            ),
+        });
+    }
+    range("sampling.ring_buffer_seconds", s.ring_buffer_seconds, 1.0, 3600.0)
+}
+
+/// `[tiers]`: the thresholds, CRITICAL above ELEVATED, and the hysteresis.
+fn check_tiers(t: &Tiers) -> Result<(), Invalid> {
+    range("tiers.elevated_threshold", t.elevated_threshold, 0.0, 100.0)?;
+    range("tiers.critical_threshold", t.critical_threshold, 0.0, 100.0)?;
+    if t.critical_threshold <= t.elevated_threshold {
+        return Err(Invalid {
+            keys: vec!["tiers.critical_threshold".into(), "tiers.elevated_threshold".into()],
+            message: format!(
+                "critical_threshold ({}) must be above elevated_threshold ({})",
+                t.critical_threshold, t.elevated_threshold
+            ),
+        });
+    }
+    range("tiers.hysteresis_seconds", t.hysteresis_seconds, 0.0, 3600.0)
+}
+
+/// `[scoring.weights]`: each in range, and not all zero.
+fn check_weights(w: &Weights) -> Result<(), Invalid> {
+    let weights = [
+        ("cpu", w.cpu),
+        ("state", w.state),
+        ("pageins", w.pageins),
+        ("mem", w.mem),
+        ("cmprs", w.cmprs),
+        ("csw", w.csw),
+        ("sysbsd", w.sysbsd),
+        ("threads", w.threads),
+    ];
+    for (name, value) in weights {
+        range(&format!("scoring.weights.{name}"), value, 0.0, 100.0)?;
+    }
+    if weights.iter().map(|(_, v)| v).sum::<f64>() <= 0.0 {
+        return Err(Invalid {
+            keys: vec!["scoring.weights".into()],
+            message: "at least one weight must be above 0".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `[scoring.divisors]`: every one a finite number above 0, since factors divide by it.
+fn check_divisors(d: &Divisors) -> Result<(), Invalid> {
+    for (name, value) in [
+        ("cpu_percent", d.cpu_percent),
+        ("pageins_per_sec", d.pageins_per_sec),
+        ("mem_bytes", d.mem_bytes),
+        ("cmprs_bytes", d.cmprs_bytes),
+        ("csw_per_sec", d.csw_per_sec),
+        ("sysbsd_per_sec", d.sysbsd_per_sec),
+        ("threads", d.threads),
+    ] {
+        if !(value.is_finite() && value > 0.0) {
             return Err(Invalid {
-                keys: vec!["suspects.patterns".into()],
-                message: "accepted: at most 200 patterns, each 1 to 256 characters".into(),
+                keys: vec![format!("scoring.divisors.{name}")],
+                message: format!("{value} must be a number above 0"),
             });
         }
-        Ok(())
     }
+    Ok(())
+}
+
+/// `[scoring.state_scores]` and `[scoring.state_multipliers]`: every entry in 0..1.
+fn check_state_tables(scoring: &Scoring) -> Result<(), Invalid> {
+    for (name, value) in scoring.state_scores.entries() {
+        range(&format!("scoring.state_scores.{name}"), value, 0.0, 1.0)?;
+    }
+    for (name, value) in scoring.state_multipliers.entries() {
+        range(&format!("scoring.state_multipliers.{name}"), value, 0.0, 1.0)?;
+    }
+    Ok(())
+}
+
+/// `[rogues]`: every category's count and threshold, and the state selection's count.
+fn check_rogues(r: &Rogues) -> Result<(), Invalid> {
+    for (name, count, threshold) in r.categories() {
+        range(&format!("rogues.{name}.count"), f64::from(count), 0.0, 100.0)?;
+        range(&format!("rogues.{name}.threshold"), threshold, 0.0, f64::MAX)?;
+    }
+    range("rogues.states.count", f64::from(r.states.count), 0.0, 100.0)
+}
+
+/// `[limits]`
+fn check_limits(l: &Limits) -> Result<(), Invalid> {
+    range("limits.max_watchers", f64::from(l.max_watchers), 1.0, 65_536.0)?;
+    range("limits.max_events_page", f64::from(l.max_events_page), 1.0, 100_000.0)?;
+    range("limits.max_history_rows", f64::from(l.max_history_rows), 1.0, 10_000_000.0)?;
+    range("limits.max_notes_bytes", f64::from(l.max_notes_bytes), 1.0, 1_048_576.0)?;
+    range("limits.max_request_bytes", f64::from(l.max_request_bytes), 1024.0, 16_777_216.0)
+}
+
+/// `[retention]`
+fn check_retention(r: &Retention) -> Result<(), Invalid> {
+    range("retention.samples_days", r.samples_days, 0.01, 36_500.0)?;
+    range("retention.events_days", r.events_days, 0.01, 36_500.0)?;
+    range("retention.max_bytes", r.max_bytes as f64, 1_048_576.0, 1e15)?;
+    range("retention.prune_interval_hours", r.prune_interval_hours, 0.01, 8760.0)
+}
+
+/// `[alerts]`
+fn check_alerts(a: &Alerts) -> Result<(), Invalid> {
+    range("alerts.pause_min_duration_seconds", a.pause_min_duration_seconds, 0.0, 86_400.0)?;
+    range("alerts.critical_duration_seconds", a.critical_duration_seconds, 0.0, 86_400.0)?;
+    range("alerts.min_interval_seconds", a.min_interval_seconds, 0.0, 86_400.0)
+}
+
+/// `[suspects]`: a bounded number of non-empty, bounded patterns.
+fn check_suspects(s: &Suspects) -> Result<(), Invalid> {
+    let patterns = &s.patterns;
+    if patterns.len() > 200 || patterns.iter().any(|p| p.is_empty() || p.len() > 256) {
+        return Err(Invalid {
+            keys: vec!["suspects.patterns".into()],
+            message: "accepted: at most 200 patterns, each 1 to 256 characters".into(),
+        });
+    }
+    Ok(())
 }
 
 fn range(key: &str, value: f64, min: f64, max: f64) -> Result<(), Invalid> {

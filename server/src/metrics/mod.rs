@@ -112,21 +112,13 @@ impl Snapshot {
 
     /// Writes every metric in the OpenMetrics text format.
     fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        fn gauge<V: prometheus_client::encoding::EncodeGaugeValue + std::fmt::Debug + Send + Sync + 'static>(
-            encoder: &mut DescriptorEncoder,
-            name: &str,
-            help: &str,
-            unit: Option<&Unit>,
-            value: Option<V>,
-        ) -> Result<(), std::fmt::Error> {
-            match value {
-                Some(v) => ConstGauge::new(v).encode(encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?),
-                None => Ok(()),
-            }
-        }
-        fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
-            ConstCounter::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
-        }
+        self.encode_sampling(encoder)?;
+        self.encode_pauses(encoder)?;
+        self.encode_own(encoder)
+    }
+
+    /// Sampling and its consumers: score, tier, samples, watchers, writes.
+    fn encode_sampling(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         gauge(encoder, "pmon_max_score", "Highest rogue score of the latest sample, 0 to 100", None, self.max_score)?;
         gauge(encoder, "pmon_tier", "Stress tier: 1 SENTINEL, 2 ELEVATED, 3 CRITICAL", None, Some(self.tier))?;
         counter(encoder, "pmon_samples", "Samples taken since the server started", self.samples)?;
@@ -144,6 +136,11 @@ impl Snapshot {
             self.lost_writes,
         )?;
         gauge(encoder, "pmon_watchers", "Connected WatchSamples streams", None, Some(self.watchers as i64))?;
+        Ok(())
+    }
+
+    /// Pauses, what blamed the latest, and the parts that survived a panic.
+    fn encode_pauses(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         counter(
             encoder,
             "pmon_pauses",
@@ -190,6 +187,11 @@ impl Snapshot {
             &self.pauses.buckets(),
             None,
         )?;
+        Ok(())
+    }
+
+    /// The server's own cost, and the latest top rogue.
+    fn encode_own(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         gauge(encoder, "pmon_self_cpu_percent", "The server's own CPU use, % of one core", None, self.cpu_percent)?;
         ConstCounter::new(self.cpu_seconds).encode(encoder.encode_descriptor(
             "pmon_self_cpu",
@@ -247,6 +249,23 @@ impl Collector for Live {
         };
         snapshot.encode(&mut encoder)
     }
+}
+
+/// One gauge, left out when its value is unknown.
+fn gauge<V: prometheus_client::encoding::EncodeGaugeValue + std::fmt::Debug + Send + Sync + 'static>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: Option<V>,
+) -> Result<(), std::fmt::Error> {
+    match value {
+        Some(v) => ConstGauge::new(v).encode(encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?),
+        None => Ok(()),
+    }
+}
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
 }
 
 /// The registry the endpoint encodes: the live figures of this server.

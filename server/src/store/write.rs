@@ -210,21 +210,7 @@ fn apply(c: &mut SqliteConnection, op: Op) -> Result<(), StoreError> {
                 .execute(c)?;
             Ok(())
         }
-        Op::Waits { event_id, chains, hangs, culprits } => {
-            let target = events::table.find(id(event_id));
-            let stored: Option<Option<Vec<u8>>> = target.select(events::attribution).first(c).optional()?;
-            let Some(stored) = stored else { return Err(StoreError::NotFound(event_id)) };
-            let mut attribution = stored.as_deref().map(super::Attribution::decode).transpose()?.unwrap_or_default();
-            attribution.wait_chains = chains;
-            attribution.app_hangs = hangs;
-            diesel::update(target)
-                .set((
-                    events::attribution.eq(attribution.encode()),
-                    events::culprits.eq(super::encode_culprits(&culprits)),
-                ))
-                .execute(c)?;
-            Ok(())
-        }
+        Op::Waits { event_id, chains, hangs, culprits } => add_waits(c, event_id, chains, hangs, &culprits),
         Op::Artefacts { event_id, bytes } => {
             diesel::update(events::table.find(id(event_id)))
                 .set(events::artefact_bytes.eq(i64::try_from(bytes).unwrap_or(i64::MAX)))
@@ -247,6 +233,27 @@ fn apply(c: &mut SqliteConnection, op: Op) -> Result<(), StoreError> {
         // Handled by `run` with their reply channels.
         Op::Update { .. } | Op::Prune { .. } | Op::Flush(_) => Ok(()),
     }
+}
+
+/// A pause's stack report was read: its chains and hangs join the stored attribution,
+/// and the culprits (the root of the waits first) replace the event's.
+fn add_waits(
+    c: &mut SqliteConnection,
+    event_id: u64,
+    chains: Vec<pmon_proto::v1::WaitChain>,
+    hangs: Vec<pmon_proto::v1::AppHang>,
+    culprits: &[pmon_proto::v1::Culprit],
+) -> Result<(), StoreError> {
+    let target = events::table.find(id(event_id));
+    let stored: Option<Option<Vec<u8>>> = target.select(events::attribution).first(c).optional()?;
+    let Some(stored) = stored else { return Err(StoreError::NotFound(event_id)) };
+    let mut attribution = stored.as_deref().map(super::Attribution::decode).transpose()?.unwrap_or_default();
+    attribution.wait_chains = chains;
+    attribution.app_hangs = hangs;
+    diesel::update(target)
+        .set((events::attribution.eq(attribution.encode()), events::culprits.eq(super::encode_culprits(culprits))))
+        .execute(c)?;
+    Ok(())
 }
 
 fn id(event_id: u64) -> i64 {

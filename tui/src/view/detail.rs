@@ -3,7 +3,7 @@
 
 use pmon_proto::{
     format,
-    v1::{EventKind, FindingOutcome, GetEventResponse, StallCause},
+    v1::{Event, EventKind, Finding, FindingOutcome, GetEventResponse, StallCause},
 };
 use ratatui::{
     Frame,
@@ -66,8 +66,47 @@ fn report(d: &GetEventResponse) -> Vec<Line<'static>> {
     if let Some(w) = &e.window {
         out.push(Line::raw(format!("blame taken from the {}", format::window(w))));
     }
+    out.extend(culprits(e));
+    if !e.wait_chains.is_empty() {
+        out.push(Line::raw(""));
+        out.push(heading("Who waited on whom (stack report)"));
+        out.extend(e.wait_chains.iter().flat_map(format::wait_chain).map(|l| Line::raw(format!("  {l}"))));
+    }
+    if !e.app_hangs.is_empty() {
+        out.push(Line::raw(""));
+        out.push(heading("Hung apps (main thread blocked or busy)"));
+        out.extend(e.app_hangs.iter().map(|h| Line::raw(format!("  {}", format::app_hang(h)))));
+    }
+    if !e.groups.is_empty() {
+        out.push(Line::raw(""));
+        out.push(heading("Groups"));
+        out.extend(e.groups.iter().map(|g| Line::raw(format!("  {}", format::group(g)))));
+    }
+    if !e.victims.is_empty() {
+        out.push(Line::raw(""));
+        out.push(heading("Victims (waited longest)"));
+        out.extend(e.victims.iter().map(|v| Line::raw(format!("  {}", format::victim(v)))));
+    }
+    out.extend(forensics(&d.findings));
+    if !e.artefact_dir.is_empty() {
+        out.push(Line::raw(""));
+        out.push(heading("Artefacts"));
+        out.push(Line::raw(format!("  in <data dir>/{}", e.artefact_dir)));
+        out.push(Line::raw(format!("  {}", d.artefacts.join("  "))));
+    }
     out.push(Line::raw(""));
-    out.push(heading("Culprits"));
+    out.push(Line::raw(format!("samples kept: {}", d.samples.len())));
+    for n in &d.notifications {
+        let delivered = if n.delivered { "sent".to_string() } else { format!("not delivered: {}", n.error) };
+        out.push(Line::raw(format!("notification: {}: {} ({delivered})", n.title, n.body)));
+    }
+    out
+}
+
+/// The culprits section: each culprit with what it used and why it scored, or why there
+/// is none.
+fn culprits(e: &Event) -> Vec<Line<'static>> {
+    let mut out = vec![Line::raw(""), heading("Culprits")];
     if e.culprits.is_empty() {
         let none = if e.cause == StallCause::ServerSuspended as i32 {
             "  none: the machine did not freeze"
@@ -94,31 +133,17 @@ fn report(d: &GetEventResponse) -> Vec<Line<'static>> {
             )));
         }
     }
-    if !e.wait_chains.is_empty() {
-        out.push(Line::raw(""));
-        out.push(heading("Who waited on whom (stack report)"));
-        out.extend(e.wait_chains.iter().flat_map(format::wait_chain).map(|l| Line::raw(format!("  {l}"))));
+    out
+}
+
+/// The forensics section: each step's outcome and summary, then the start of its detail.
+/// Nothing at all when no step ran.
+fn forensics(findings: &[Finding]) -> Vec<Line<'static>> {
+    if findings.is_empty() {
+        return Vec::new();
     }
-    if !e.app_hangs.is_empty() {
-        out.push(Line::raw(""));
-        out.push(heading("Hung apps (main thread blocked or busy)"));
-        out.extend(e.app_hangs.iter().map(|h| Line::raw(format!("  {}", format::app_hang(h)))));
-    }
-    if !e.groups.is_empty() {
-        out.push(Line::raw(""));
-        out.push(heading("Groups"));
-        out.extend(e.groups.iter().map(|g| Line::raw(format!("  {}", format::group(g)))));
-    }
-    if !e.victims.is_empty() {
-        out.push(Line::raw(""));
-        out.push(heading("Victims (waited longest)"));
-        out.extend(e.victims.iter().map(|v| Line::raw(format!("  {}", format::victim(v)))));
-    }
-    if !d.findings.is_empty() {
-        out.push(Line::raw(""));
-        out.push(heading("Forensics"));
-    }
-    for f in &d.findings {
+    let mut out = vec![Line::raw(""), heading("Forensics")];
+    for f in findings {
         let (outcome, color) = match FindingOutcome::try_from(f.outcome) {
             Ok(FindingOutcome::Ok) => ("ok", Color::Green),
             Ok(FindingOutcome::TimedOut) => ("timeout", Color::Yellow),
@@ -131,18 +156,6 @@ fn report(d: &GetEventResponse) -> Vec<Line<'static>> {
         ]));
         let detail = f.detail.lines().filter(|l| !l.trim().is_empty() && *l != f.summary).take(DETAIL_LINES);
         out.extend(detail.map(|l| Line::styled(format!("          {l}"), Style::new().fg(Color::Gray))));
-    }
-    if !e.artefact_dir.is_empty() {
-        out.push(Line::raw(""));
-        out.push(heading("Artefacts"));
-        out.push(Line::raw(format!("  in <data dir>/{}", e.artefact_dir)));
-        out.push(Line::raw(format!("  {}", d.artefacts.join("  "))));
-    }
-    out.push(Line::raw(""));
-    out.push(Line::raw(format!("samples kept: {}", d.samples.len())));
-    for n in &d.notifications {
-        let delivered = if n.delivered { "sent".to_string() } else { format!("not delivered: {}", n.error) };
-        out.push(Line::raw(format!("notification: {}: {} ({delivered})", n.title, n.body)));
     }
     out
 }

@@ -162,5 +162,7 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 #[cfg(test)]
+mod detail_tests;
+#[cfg(test)]
 #[path = "render_tests.rs"]
 mod render_tests;

@@ -1,12 +1,11 @@
 //! Every screen drawn from fixed state at 80×24 and 160×48, asserting the text that
-//! matters.
+//! matters; the event detail's own tests are in `detail_tests.rs`, on these fixtures.
 
 use pbjson_types::Timestamp;
 use pmon_proto::v1::{
-    AppHang, Culprit, Event, EventKind, EventStatus, FactorShare, Finding, FindingOutcome, GetEventResponse,
-    GetStatusResponse, ProcessFactors, ProcessGroup, ProcessState, ProcessUse, Rogue, Sample, SchedPolicy, ServerCost,
-    StackThread, StallCause, StallWindow, Tier, WaitChain, WaitGroup, WatchSamplesResponse,
-    watch_samples_response::Item,
+    Culprit, Event, EventKind, EventStatus, FactorShare, Finding, FindingOutcome, GetEventResponse, GetStatusResponse,
+    ProcessFactors, ProcessGroup, ProcessState, ProcessUse, Rogue, Sample, SchedPolicy, ServerCost, StallCause,
+    StallWindow, Tier, WatchSamplesResponse, watch_samples_response::Item,
 };
 use ratatui::{Terminal, backend::TestBackend};
 
@@ -16,7 +15,8 @@ use crate::{
     ui::{Screen, Typing, View},
 };
 
-const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+/// The sizes every screen is drawn at: the smallest supported terminal and a large one.
+pub(super) const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
 
 fn hog() -> Rogue {
     Rogue {
@@ -51,7 +51,8 @@ fn quiet() -> Rogue {
     }
 }
 
-fn pause_event() -> Event {
+/// The pause `data()` holds the detail of: a frozen machine with one culprit.
+pub(super) fn pause_event() -> Event {
     Event {
         id: 12,
         kind: EventKind::Pause as i32,
@@ -99,58 +100,6 @@ fn pause_event() -> Event {
     }
 }
 
-/// A macOS pause whose stack report was read: the root of the waits is the culprit.
-fn mac_pause() -> Event {
-    let root = StackThread {
-        process: "WindowServer".into(),
-        pid: Some(153),
-        thread: "0x3e2".into(),
-        label: "com.apple.main-thread".into(),
-        main: true,
-    };
-    let why = "23 threads of 3 processes waited on WindowServer [153] main thread 0x3e2 (12/12 samples in \
-               waitForStamp (AMDRadeonX5000))";
-    let group = |process: &str, pid, threads, samples, main| WaitGroup {
-        process: process.into(),
-        pid: Some(pid),
-        threads,
-        more_threads: false,
-        samples,
-        main,
-    };
-    Event {
-        culprits: vec![Culprit { why: why.into(), waited_on: Some(root.clone()), ..Culprit::default() }],
-        wait_chains: vec![WaitChain {
-            root: Some(root),
-            doing: "waitForStamp (AMDRadeonX5000)".into(),
-            state: "in the kernel".into(),
-            root_samples: 12,
-            total_samples: 12,
-            waiters: vec![group("Safari", 2210, 9, 98, true), group("kernel_task", 0, 8, 96, false)],
-            deadlock: false,
-            why: why.into(),
-        }],
-        app_hangs: vec![AppHang {
-            thread: Some(StackThread {
-                process: "Safari".into(),
-                pid: Some(2210),
-                thread: "0x1f00a".into(),
-                main: true,
-                ..StackThread::default()
-            }),
-            busy: false,
-            samples: 12,
-            total_samples: 12,
-            doing: "mach_msg2_trap (libsystem_kernel.dylib)".into(),
-            waiting_for: "WindowServer [153] main thread 0x3e2".into(),
-            via: vec!["-[NSApplication run]".into()],
-        }],
-        victims: vec![],
-        groups: vec![],
-        ..pause_event()
-    }
-}
-
 fn escalation() -> Event {
     Event {
         id: 11,
@@ -162,7 +111,9 @@ fn escalation() -> Event {
     }
 }
 
-fn data() -> Data {
+/// A live connection after 40 samples, with the server's status, two events and the
+/// pause's detail.
+pub(super) fn data() -> Data {
     let mut d = Data::default();
     d.apply(Msg::Connected);
     d.apply(Msg::Thresholds { elevated: 50.0, critical: 75.0 });
@@ -212,17 +163,13 @@ fn data() -> Data {
     d
 }
 
-/// The detail screen opened for the event `data()` holds.
-fn detail() -> View {
-    View { screen: Screen::Detail, opened: Some(12), ..View::default() }
-}
-
-fn render(data: &Data, view: &View, size: (u16, u16)) -> String {
+/// The screen's text.
+pub(super) fn render(data: &Data, view: &View, size: (u16, u16)) -> String {
     render_measured(data, view, size).0
 }
 
 /// The screen's text and how far the detail can scroll.
-fn render_measured(data: &Data, view: &View, (w, h): (u16, u16)) -> (String, u16) {
+pub(super) fn render_measured(data: &Data, view: &View, (w, h): (u16, u16)) -> (String, u16) {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
     let mut scroll_max = 0;
     terminal.draw(|f| scroll_max = draw(f, data, view, "unix:///tmp/pmon/daemon.sock")).expect("draw");
@@ -240,7 +187,8 @@ fn render_measured(data: &Data, view: &View, (w, h): (u16, u16)) -> (String, u16
     (text, scroll_max)
 }
 
-fn assert_has(screen: &str, parts: &[&str]) {
+/// Fails naming the first part missing from the screen, and the screen.
+pub(super) fn assert_has(screen: &str, parts: &[&str]) {
     for part in parts {
         assert!(screen.contains(part), "missing {part:?} in:\n{screen}");
     }
@@ -356,65 +304,6 @@ fn events_screen_lists_events_with_the_filter() {
 }
 
 #[test]
-fn event_detail_is_the_incident_report() {
-    let view = detail();
-    for size in SIZES {
-        let s = render(&data(), &view, size);
-        assert_has(
-            &s,
-            &[
-                "Pause 12 (unreviewed)",
-                "lasted 2.91 s",
-                "notes: nightly backup",
-                "the machine froze: tasks waited for memory 2.10 s",
-                "blame taken from the stall",
-                "Culprits",
-                "1. hogger[4242]: cpu 2.80 s in the 2.91 s stall, grew 900 MiB [known",
-                "cpu 2.80 s · waited 0.02 s for a CPU · SCHED_OTHER",
-                "score 62.5 in 14 samples",
-            ],
-        );
-    }
-    // The groups, victims and forensics follow: all on screen at 160×48.
-    assert_has(
-        &render(&data(), &view, (160, 48)),
-        &[
-            "Groups",
-            "tree make[40] and 12 children: cpu 2.50 s",
-            "Victims (waited longest)",
-            "editor[77]: cpu 0.00 s · waited 1.50 s for a CPU · SCHED_OTHER",
-            "Forensics",
-            "psi",
-            "memory some 41% during the pause",
-            "failed",
-            "cannot read /dev/kmsg",
-        ],
-    );
-    // The artefacts are below the fold at 80×24 and visible at 160×48.
-    assert_has(&render(&data(), &view, (160, 48)), &["Artefacts", "events/20261121-201658-12", "processes.tsv"]);
-    let scrolled = View { scroll: 100, ..detail() };
-    assert_has(&render(&data(), &scrolled, (80, 24)), &["processes.tsv"]);
-}
-
-#[test]
-fn a_mac_pause_names_the_thread_everyone_waited_on_then_the_waiters() {
-    let mut d = data();
-    d.apply(Msg::Detail(Box::new(GetEventResponse { event: Some(mac_pause()), ..Default::default() })));
-    assert_has(
-        &render(&d, &detail(), (160, 48)),
-        &[
-            "1. WindowServer[153]: 23 threads of 3 processes waited on WindowServer [153] main thread 0x3e2",
-            "Who waited on whom (stack report)",
-            "Safari [2210]: 9 threads (its main thread among them), 98 samples waiting",
-            "kernel_task [0]: 8 threads, 96 samples waiting",
-            "Hung apps (main thread blocked or busy)",
-            "Safari [2210] main thread 0x1f00a: hung 12/12 samples, mostly blocked in mach_msg2_trap",
-            "under -[NSApplication run]",
-        ],
-    );
-}
-
-#[test]
 fn help_lists_every_key_at_both_sizes() {
     for screen in [Screen::Dashboard, Screen::Events, Screen::Detail] {
         let view = View { screen, help: true, ..View::default() };
@@ -440,52 +329,12 @@ fn tiny_and_odd_sizes_draw_without_panicking() {
 }
 
 #[test]
-fn the_previous_events_detail_is_never_shown_for_another() {
-    let view = View { opened: Some(11), ..detail() };
-    for size in SIZES {
-        let s = render(&data(), &view, size);
-        assert_has(&s, &["loading event 11…"]);
-        assert!(!s.contains("Pause 12") && !s.contains("nightly backup"), "{s}");
-    }
-}
-
-#[test]
 fn a_list_for_another_filter_is_not_shown_as_the_answer() {
     let mut view = View { screen: Screen::Events, ..View::default() };
     view.filter.status = Some(EventStatus::Pinned);
     let s = render(&data(), &view, (80, 24));
     assert_has(&s, &["loading the events…", "status pinned"]);
     assert!(!s.contains("nightly") && !s.contains("escalation"), "{s}");
-}
-
-#[test]
-fn notes_show_what_is_left_and_why_a_save_failed() {
-    let mut view = View { typing: Some(Typing::Notes("cron".into())), ..detail() };
-    assert_has(&render(&data(), &view, (80, 24)), &["notes (4092 left): cron"]);
-    view.saving = Some((12, "cron job".into()));
-    view.typing = None;
-    view.answered(&Msg::NotUpdated { id: 12, reason: "server answered InvalidArgument: too long".into() });
-    let s = render(&data(), &view, (160, 48));
-    assert_has(&s, &["notes (4088 left): cron job", "notes not saved: server answered InvalidArgument: too long"]);
-}
-
-#[test]
-fn detail_scrolls_to_its_wrapped_end_and_back_at_once() {
-    let mut d = data();
-    if let Some(e) = d.detail.as_mut().and_then(|d| d.event.as_mut()) {
-        // Wraps to many rows at 80 columns: the end must count them.
-        e.notes = "the backup ran while the indexer rebuilt ".repeat(20);
-    }
-    let mut view = detail();
-    let (_, most) = render_measured(&d, &view, (80, 24));
-    view.scroll_max = most;
-    view.handle(crate::input::Intent::End, &d);
-    assert_eq!(view.scroll, most);
-    assert_has(&render(&d, &view, (80, 24)), &["samples kept: 0"]);
-    view.handle(crate::input::Intent::PageDown, &d);
-    assert_eq!(view.scroll, most, "no scrolling past the end");
-    view.handle(crate::input::Intent::Up, &d);
-    assert_eq!(view.scroll, most - 1, "one key up moves at once");
 }
 
 #[test]

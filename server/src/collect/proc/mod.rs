@@ -241,28 +241,16 @@ impl ProcCollector {
         // all along (its run time would have grown).
         let unscheduled = |p: &Counters| sched.is_some() && p.sched == sched;
         #[cfg(test)]
-        let unscheduled = |p: &Counters| !self.read_everything && unscheduled(p);
+        let read_everything = self.read_everything;
+        #[cfg(test)]
+        let unscheduled = |p: &Counters| !read_everything && unscheduled(p);
         let refresh_due = (u64::from(pid) + self.samples).is_multiple_of(STATUS_REFRESH);
 
         let stat = match &prev {
             Some(p) if same_process && unscheduled(p) && self.stat_holds(&p.stat) && !refresh_due => p.stat.clone(),
-            _ => match self.files.pid_file(pid, PidFile::Stat) {
-                Err(_) => return Err(Exited),
-                Ok(bytes) => match parse::stat(bytes) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // Never seen from a real kernel: worth a line, but not one per
-                        // sample of each such process.
-                        let why = format!("pid {pid} skipped: {}/{pid}/stat: {e}", self.files.root());
-                        let now = Instant::now();
-                        if self.warned_at.is_none_or(|at| now.duration_since(at) >= SKIPPED_LOG) {
-                            tracing::warn!("{why}");
-                            self.warned_at = Some(now);
-                        }
-                        self.problem = Some((SystemTime::now(), why));
-                        return Ok(None);
-                    }
-                },
+            _ => match self.read_stat(pid)? {
+                Some(stat) => stat,
+                None => return Ok(None),
             },
         };
         // A different start time means the pid was reused: no rates for the newcomer.
@@ -287,26 +275,12 @@ impl ProcCollector {
         let before = before.as_ref();
         let span = before.map(|b| read_at.saturating_duration_since(b.read_at));
         let secs = span.and_then(rate_span);
-        let rate = |cur: Option<u64>, old: Option<u64>| rate(cur, old, secs);
         let usage = match before {
             Some(b) => secs.map(|secs| self.usage(b, &stat, sched, secs)),
             None => self.newborn(&stat, sched, born),
         }
         .map(|u| Usage { lag: read_at.saturating_duration_since(started), ..u });
-        let factors = ProcessFactors {
-            // A newborn's usage is no rate: the SPEC's rates start at a second reading.
-            cpu_percent: usage.filter(|_| before.is_some()).map(|u| u.cpu.as_secs_f64() / u.span.as_secs_f64() * 100.0),
-            pageins_per_sec: rate(Some(stat.majflt), before.map(|b| b.stat.majflt)),
-            // Kernel threads have no user address space: memory does not apply.
-            mem_bytes: (!stat.kernel_thread).then(|| stat.rss_pages.saturating_mul(self.page_size)),
-            cmprs_bytes: swap_bytes,
-            csw_per_sec: rate(ctxt_switches, before.and_then(|b| b.ctxt_switches)),
-            sysbsd_per_sec: rate(syscalls, before.and_then(|b| b.syscalls)),
-            threads: Some(stat.num_threads),
-            // Disk bytes per process come from powermetrics only.
-            disk_read_bytes_per_sec: None,
-            disk_write_bytes_per_sec: None,
-        };
+        let factors = self.factors(&stat, before, usage, secs, (ctxt_switches, swap_bytes, syscalls));
         let record = ProcessRecord {
             pid,
             command: stat.comm.clone(),
@@ -319,6 +293,53 @@ impl ProcCollector {
         };
         self.next.insert(pid, Counters { stat, sched, ctxt_switches, swap_bytes, syscalls, read_at });
         Ok(Some(record))
+    }
+
+    /// The factors scored, from this reading and the one before (rates need both).
+    fn factors(
+        &self,
+        stat: &parse::Stat,
+        before: Option<&Counters>,
+        usage: Option<Usage>,
+        secs: Option<f64>,
+        (ctxt_switches, swap_bytes, syscalls): (Option<u64>, Option<u64>, Option<u64>),
+    ) -> ProcessFactors {
+        let rate = |cur: Option<u64>, old: Option<u64>| rate(cur, old, secs);
+        ProcessFactors {
+            // A newborn's usage is no rate: the SPEC's rates start at a second reading.
+            cpu_percent: usage.filter(|_| before.is_some()).map(|u| u.cpu.as_secs_f64() / u.span.as_secs_f64() * 100.0),
+            pageins_per_sec: rate(Some(stat.majflt), before.map(|b| b.stat.majflt)),
+            // Kernel threads have no user address space: memory does not apply.
+            mem_bytes: (!stat.kernel_thread).then(|| stat.rss_pages.saturating_mul(self.page_size)),
+            cmprs_bytes: swap_bytes,
+            csw_per_sec: rate(ctxt_switches, before.and_then(|b| b.ctxt_switches)),
+            sysbsd_per_sec: rate(syscalls, before.and_then(|b| b.syscalls)),
+            threads: Some(stat.num_threads),
+            // Disk bytes per process come from powermetrics only.
+            disk_read_bytes_per_sec: None,
+            disk_write_bytes_per_sec: None,
+        }
+    }
+
+    /// A process's `stat`, read afresh; `None` (said, at most once a minute) when it
+    /// makes no sense, `Exited` when it is gone.
+    fn read_stat(&mut self, pid: u32) -> Result<Option<parse::Stat>, Exited> {
+        let bytes = self.files.pid_file(pid, PidFile::Stat).map_err(|_| Exited)?;
+        match parse::stat(bytes) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                // Never seen from a real kernel: worth a line, but not one per sample of
+                // each such process.
+                let why = format!("pid {pid} skipped: {}/{pid}/stat: {e}", self.files.root());
+                let now = Instant::now();
+                if self.warned_at.is_none_or(|at| now.duration_since(at) >= SKIPPED_LOG) {
+                    tracing::warn!("{why}");
+                    self.warned_at = Some(now);
+                }
+                self.problem = Some((SystemTime::now(), why));
+                Ok(None)
+            }
+        }
     }
 
     /// What a process consumed and waited between its previous reading and this one,
