@@ -1,19 +1,25 @@
-//! Per-sample CPU cost of the Linux `proc` collector against a naive reference.
+//! Per-sample CPU cost of the Linux `proc` collector against a naive reference, under
+//! a process mix.
 //!
 //! ```text
 //! cargo bench -p pmon-server --bench collector
-//! PMON_BENCH_COUNTS=300,1000 cargo bench -p pmon-server --bench collector
+//! PMON_BENCH_COUNTS=300,1000 PMON_BENCH_ACTIVE=10 cargo bench -p pmon-server --bench collector
 //! ```
 //!
 //! Method:
 //!
-//! - The bench raises the number of processes on the machine to each target (default
-//!   300, 1000, 3000) by spawning idle `sleep` children, going up in steps and reusing the
-//!   children already spawned. A machine that already has more than a target is measured
-//!   as it is, and the row says so.
-//! - At each target it compares `ProcCollector::collect` with a reference that does only
-//!   the unavoidable work: list `/proc`, then open + read + close `stat`, `status` and `io`
-//!   of every pid into one reused 8 KiB buffer, with no parsing and no rates.
+//! - For each target count (default 300, 1000, 3000) and each active share (default 0,
+//!   10 and 100 %), the bench raises the number of processes on the machine to the
+//!   target with the children of the process mix (`support/mix.rs`: this bench runs
+//!   again as each child), of which the share is active each second. An idle machine is
+//!   the best case for the collector, which skips what did not run, so it is never the
+//!   only figure. A machine that already has more than a target is measured as it is,
+//!   and the row says so. The children are killed after each cell.
+//! - In each cell it compares `ProcCollector::collect` with a reference that does only
+//!   the unavoidable work: list `/proc`, then open + read + close `stat`, `status` and
+//!   `io` of every pid into one reused 8 KiB buffer, with no parsing and no rates.
+//!   They sample once a second, as the server does, so every active child has run
+//!   between two samples.
 //! - Cost is the CPU time of the measuring thread (`CLOCK_THREAD_CPUTIME_ID`), which
 //!   includes the kernel time spent generating /proc files — almost all of the cost. Wall
 //!   time is recorded too.
@@ -22,20 +28,18 @@
 //!
 //! The machine is usually shared and noisy: the ratio collector/reference and the growth
 //! per process are the point, not the absolute figures.
-//!
-//! Every child is killed and reaped at the end, and by a drop guard should the bench
-//! panic or fail. A bench killed by a signal leaves its `sleep 100000` children behind.
 
+#[path = "support/mix.rs"]
+mod mix;
 #[path = "support/reference.rs"]
 mod reference;
 
 use std::{
     hint::black_box,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use pmon_server::collect::{
     Collector,
     proc::{ProcCollector, raise_open_file_limit},
@@ -43,70 +47,82 @@ use pmon_server::collect::{
 use reference::Reference;
 
 /// Targets when `PMON_BENCH_COUNTS` is not set.
-const DEFAULT_COUNTS: [usize; 3] = [300, 1000, 3000];
-/// Measured collector/reference pairs per target, after one warm-up of each.
-const PAIRS: usize = 15;
-/// Upper bound on spawn rounds per target: others' processes exiting while we spawn
-/// can leave us short, but never for long.
-const SPAWN_ROUNDS: usize = 10;
+const DEFAULT_COUNTS: &str = "300,1000,3000";
+/// Active shares when `PMON_BENCH_ACTIVE` is not set.
+const DEFAULT_ACTIVE: &str = "0,10,100";
+/// Measured collector/reference pairs per cell, one a second, after one warm-up of each.
+const PAIRS: usize = 10;
+/// Time for newly started children to get through exec and into their rhythm.
+const SETTLE: Duration = Duration::from_secs(3);
 
 fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if mix::run_child_if_asked(&args)? {
+        return Ok(());
+    }
     // `cargo bench` passes `--bench` (and maybe a filter); none of them concern us.
-    let counts = counts()?;
+    let counts = list("PMON_BENCH_COUNTS", DEFAULT_COUNTS)?;
+    let actives = list("PMON_BENCH_ACTIVE", DEFAULT_ACTIVE)?;
+    ensure!(actives.iter().all(|a| *a <= 100), "PMON_BENCH_ACTIVE: shares are 0 to 100 %, got {actives:?}");
     // As pmon-server does at start: room for the collector's kept descriptors.
     raise_open_file_limit();
-    let mut children = Children::default();
+    let me = std::env::current_exe().context("the bench's own path, to start the mix")?;
 
     println!("pmon proc collector: per-sample cost vs a naive reference, in the same run");
-    println!("  collector = ProcCollector::collect (read stat/status/io per pid + parse + rates)");
+    println!("  collector = ProcCollector::collect (schedstat per pid, the rest where it can have changed)");
     println!("  reference = list /proc, open+read+close stat/status/io per pid, no parsing");
+    println!("  load      = the process mix: of the children, the share `active` runs each second");
     println!("  cost = CPU time of the measuring thread (user + kernel), median of {PAIRS}");
-    println!("  interleaved pairs; wall time shown for comparison.");
-    println!("  The machine is shared and noisy: read the ratio and the per-process growth,");
-    println!("  not the absolute figures.");
+    println!("  interleaved pairs, one a second; wall time shown for comparison.");
+    println!("  The machine is shared and noisy: read the ratio, not the absolute figures.");
     println!();
     println!(
-        "{:>9} {:>10} {:>10} {:>6} {:>10} {:>10} {:>10} {:>10}  note",
-        "processes", "coll ms", "ref ms", "ratio", "coll µs/p", "ref µs/p", "coll wall", "ref wall"
+        "{:>9} {:>6} {:>10} {:>10} {:>6} {:>10} {:>10} {:>10} {:>10}  note",
+        "processes", "active", "coll ms", "ref ms", "ratio", "coll µs/p", "ref µs/p", "coll wall", "ref wall"
     );
 
-    for target in counts {
-        let note = children.reach(target)?;
-        let row = measure()?;
-        println!(
-            "{:>9} {:>10.2} {:>10.2} {:>6.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}  {}",
-            row.processes,
-            row.collector.cpu_ms,
-            row.reference.cpu_ms,
-            row.collector.cpu_ms / row.reference.cpu_ms,
-            row.collector.cpu_ms * 1000.0 / row.processes as f64,
-            row.reference.cpu_ms * 1000.0 / row.processes as f64,
-            row.collector.wall_ms,
-            row.reference.wall_ms,
-            note,
-        );
+    for &target in &counts {
+        for &active in &actives {
+            let before = count_processes()?;
+            let (_mix, note) = match target.checked_sub(before) {
+                Some(missing) if missing > 0 => {
+                    (Some(mix::Mix::start(&me, missing, u32::try_from(active)?)?), String::new())
+                }
+                _ => (None, format!("target {target}: machine already has {before}")),
+            };
+            std::thread::sleep(SETTLE);
+            let row = measure()?;
+            println!(
+                "{:>9} {:>5}% {:>10.2} {:>10.2} {:>6.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}  {}",
+                row.processes,
+                active,
+                row.collector.cpu_ms,
+                row.reference.cpu_ms,
+                row.collector.cpu_ms / row.reference.cpu_ms,
+                row.collector.cpu_ms * 1000.0 / row.processes as f64,
+                row.reference.cpu_ms * 1000.0 / row.processes as f64,
+                row.collector.wall_ms,
+                row.reference.wall_ms,
+                note,
+            );
+        }
     }
-
-    children.reap();
     Ok(())
 }
 
-/// Targets from `PMON_BENCH_COUNTS` ("300,1000"), sorted so children are reused.
-fn counts() -> Result<Vec<usize>> {
-    let Ok(spec) = std::env::var("PMON_BENCH_COUNTS") else {
-        return Ok(DEFAULT_COUNTS.to_vec());
-    };
-    let mut counts = spec
+/// Numbers from a variable ("300,1000"), sorted, or the default.
+fn list(var: &str, default: &str) -> Result<Vec<usize>> {
+    let spec = std::env::var(var).unwrap_or_else(|_| default.to_string());
+    let mut values = spec
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().with_context(|| format!("PMON_BENCH_COUNTS: {s:?} is not a count")))
+        .map(|s| s.parse::<usize>().with_context(|| format!("{var}: {s:?} is not a number")))
         .collect::<Result<Vec<_>>>()?;
-    ensure!(!counts.is_empty(), "PMON_BENCH_COUNTS={spec:?} names no count");
-    // Spawned children are only ever added, so targets must go up.
-    counts.sort_unstable();
-    counts.dedup();
-    Ok(counts)
+    ensure!(!values.is_empty(), "{var}={spec:?} names no number");
+    values.sort_unstable();
+    values.dedup();
+    Ok(values)
 }
 
 /// Numeric entries of /proc: one per process.
@@ -120,64 +136,6 @@ fn count_processes() -> Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// The idle children; killed and reaped on drop so a panic or error still cleans up.
-#[derive(Default)]
-struct Children(Vec<Child>);
-
-impl Children {
-    /// Spawns children until /proc has at least `target` processes; returns the row note.
-    fn reach(&mut self, target: usize) -> Result<String> {
-        let before = count_processes()?;
-        if before > target {
-            return Ok(format!("target {target}: machine already has {before}"));
-        }
-        for _ in 0..SPAWN_ROUNDS {
-            let have = count_processes()?;
-            if have >= target {
-                // Let the newest children get through exec, so every process the runs
-                // see is a settled `sleep` and not a half-started copy of this bench.
-                std::thread::sleep(Duration::from_millis(200));
-                return Ok(String::new());
-            }
-            for _ in have..target {
-                let child = Command::new("sleep")
-                    .arg("100000")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .with_context(|| {
-                        format!("spawning idle child {} (to reach {target} processes)", self.0.len() + 1)
-                    })?;
-                self.0.push(child);
-            }
-        }
-        bail!("could not reach {target} processes after {SPAWN_ROUNDS} rounds of spawning")
-    }
-
-    /// Kills and waits every child; safe to call twice (the list is drained).
-    fn reap(&mut self) {
-        let mut children = std::mem::take(&mut self.0);
-        // Kill all first, then wait: waiting one by one on live children would take as long
-        // as each needs to die, in sequence.
-        for child in &mut children {
-            // Failing means it already exited; the wait below reaps it either way.
-            let _ = child.kill();
-        }
-        for child in &mut children {
-            if let Err(e) = child.wait() {
-                eprintln!("could not reap child {}: {e}", child.id());
-            }
-        }
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        self.reap();
-    }
 }
 
 /// Median costs of one side at one target.
@@ -207,7 +165,10 @@ fn measure() -> Result<Row> {
 
     let (mut coll_cpu, mut coll_wall) = (Vec::with_capacity(PAIRS), Vec::with_capacity(PAIRS));
     let (mut ref_cpu, mut ref_wall) = (Vec::with_capacity(PAIRS), Vec::with_capacity(PAIRS));
+    let mut next = Instant::now();
     for _ in 0..PAIRS {
+        next += Duration::from_secs(1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
         let (cpu, wall) = timed(|| collector.collect().map(|s| s.processes.len()).context("collection"))?;
         coll_cpu.push(cpu);
         coll_wall.push(wall);

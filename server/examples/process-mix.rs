@@ -1,104 +1,33 @@
-//! The process mix `bench/peers` measures monitors under: N children, of which a given
-//! share is active each second, the rest asleep. Which ones are active rotates, so over
-//! ten seconds every child of a 10 % mix has run, as on a real machine.
+//! The process mix `bench/peers` measures monitors under (see
+//! `server/benches/support/mix.rs`): N children, a given share of them active each
+//! second, the rest asleep.
 //!
 //! ```text
 //! cargo run --release -p pmon-server --example process-mix -- CHILDREN ACTIVE_PERCENT
 //! ```
 //!
-//! An active child, in its second: a short CPU burst (200 µs), memory growth (16 KiB
-//! more, given back at 4 MiB), a file read (64 KiB, from the page cache), system calls
-//! (a few `stat`s) and, every tenth active second, a short-lived child of its own
-//! (`true`). It runs until killed; `bench/peers` kills the whole process group.
+//! It runs until killed; `bench/peers` kills the whole process group.
 
-use std::{
-    hint::black_box,
-    io::Read,
-    path::PathBuf,
-    process::{Command, Stdio},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+#[path = "../benches/support/mix.rs"]
+mod mix;
 
 use anyhow::{Context, Result, bail};
 
-/// The file every child reads.
-fn shared_file() -> PathBuf {
-    std::env::temp_dir().join("pmon-process-mix.bin")
-}
-
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [flag, index, active] if flag == "--child" => child(index.parse()?, active.parse()?),
-        [children, active] => parent(children.parse().context("CHILDREN")?, active.parse().context("ACTIVE_PERCENT")?),
-        _ => bail!("usage: process-mix CHILDREN ACTIVE_PERCENT (0 to 100)"),
+    if mix::run_child_if_asked(&args)? {
+        return Ok(());
     }
-}
-
-fn parent(children: u32, active: u32) -> Result<()> {
-    if active > 100 {
-        bail!("ACTIVE_PERCENT is 0 to 100, got {active}");
-    }
-    std::fs::write(shared_file(), vec![7u8; 64 * 1024]).context("write the shared file")?;
+    let [children, active] = args.as_slice() else {
+        bail!("usage: process-mix CHILDREN ACTIVE_PERCENT (0 to 100)");
+    };
+    let children = children.parse().context("CHILDREN")?;
+    let active = active.parse().context("ACTIVE_PERCENT")?;
     let me = std::env::current_exe()?;
-    let mut spawned = Vec::new();
-    for i in 0..children {
-        let child = Command::new(&me)
-            .args(["--child", &i.to_string(), &active.to_string()])
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("child {i}"))?;
-        spawned.push(child);
-    }
+    let _running = mix::Mix::start(&me, children, active)?;
     println!("{children} children, {active} % active each second");
-    for mut c in spawned {
-        let _ = c.wait();
-    }
-    Ok(())
-}
-
-fn child(index: u32, active: u32) -> Result<()> {
-    let mut memory: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut turns = 0u32;
-    // A phase of its own within the second, so the children do not all wake at once.
-    let phase = Duration::from_micros(u64::from(index) * 7_919 % 1_000_000);
+    // Until killed (with the whole process group); the children go with the mix.
     loop {
-        let second = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-        // Active this second when its slot, rotating by the second, falls in the share.
-        let slot = (u64::from(index) + second) % 100;
-        if slot < u64::from(active) {
-            work(&mut memory, &mut buf, &mut turns)?;
-        }
-        // Asleep until its next active second: an idle child is never scheduled (at 0 %
-        // it sleeps for good), as an idle process on a real machine is not.
-        let wait = match active {
-            0 => Duration::from_secs(86_400),
-            _ if slot + 1 < u64::from(active) => Duration::from_secs(1),
-            _ => Duration::from_secs(100 - slot),
-        };
-        let next = Duration::from_secs(second) + wait + phase;
-        std::thread::sleep(next.saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH)?));
+        std::thread::sleep(std::time::Duration::from_secs(3600));
     }
-}
-
-fn work(memory: &mut Vec<u8>, buf: &mut [u8], turns: &mut u32) -> Result<()> {
-    let burst = Instant::now();
-    let mut x = 0u64;
-    while burst.elapsed() < Duration::from_micros(200) {
-        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
-    }
-    if memory.len() >= 4 << 20 {
-        *memory = Vec::new();
-    }
-    memory.extend(std::iter::repeat_n(1u8, 16 * 1024));
-    std::fs::File::open(shared_file())?.read_exact(buf)?;
-    for _ in 0..8 {
-        black_box(std::fs::metadata("/")?);
-    }
-    *turns += 1;
-    if turns.is_multiple_of(10) {
-        Command::new("true").status()?;
-    }
-    Ok(())
 }

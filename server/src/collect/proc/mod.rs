@@ -10,8 +10,11 @@
 //! - `stat` (CPU time, faults, threads, state, resident size): unchanged for a sleeping
 //!   single-threaded process whose `schedstat` did not move, while vmstat shows no
 //!   reclaim or swapping (see `ProcCollector::stat_holds`);
-//! - the context switches in `status` are the main thread's: unchanged unless
-//!   `schedstat` moved;
+//! - context switches come from `schedstat` too: its third field, the times the main
+//!   thread was put on a CPU, is the main thread's voluntary + nonvoluntary switches of
+//!   `status` (within the one switch under way), so `status`, by far the dearest file
+//!   (~16 µs to generate, measured; `stat` ~7), is read only for `VmSwap`: for a new
+//!   process, one that holds swap and ran, and everyone while the machine swaps;
 //! - the system calls in `io` count every thread: unchanged for a single-threaded
 //!   process whose `schedstat` did not move; multi-threaded processes are always read;
 //! - `VmSwap` in `status` changes when the machine swaps, even for a sleeping process:
@@ -55,12 +58,35 @@ use files::{PidFile, ProcFiles};
 struct Counters {
     stat: parse::Stat,
     sched: Option<parse::Sched>,
-    ctxt_switches: Option<u64>,
+    ctxt_switches: Option<Switches>,
     swap_bytes: Option<u64>,
     syscalls: Option<u64>,
     /// When these were read: a rate is a difference over the time between the two
     /// readings of the same process, not between the starts of two samples.
     read_at: Instant,
+}
+
+/// A context-switch counter and the file it came from. Both count the same switches,
+/// but a rate is taken only between two of a kind: a kernel without scheduler
+/// statistics gives `status`'s, and a task that never ran has `schedstat` "0 0 0".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Switches {
+    /// Times the main thread was put on a CPU (`schedstat`).
+    Sched(u64),
+    /// The main thread's voluntary + nonvoluntary switches (`status`).
+    Status(u64),
+}
+
+impl Switches {
+    /// The two counters, when they can be subtracted.
+    fn pair(now: Option<Self>, before: Option<Self>) -> (Option<u64>, Option<u64>) {
+        match (now, before) {
+            (Some(Self::Sched(n)), Some(Self::Sched(b))) | (Some(Self::Status(n)), Some(Self::Status(b))) => {
+                (Some(n), Some(b))
+            }
+            _ => (None, None),
+        }
+    }
 }
 
 /// The process could not be read at all: it exited.
@@ -257,13 +283,24 @@ impl ProcCollector {
         let before = prev.filter(|p| p.stat.starttime == stat.starttime);
         let idle = before.as_ref().filter(|b| unscheduled(b));
 
-        let (ctxt_switches, swap_bytes) = match idle {
-            Some(b) if !self.swapping && !refresh_due => (b.ctxt_switches, b.swap_bytes),
+        // VmSwap grows only by swapping out, which vmstat shows; it shrinks by swapping
+        // in (shown too) or by the process itself freeing swapped pages, for which it
+        // must run. Without schedstat, status is where the switches are.
+        let swap_holds = |b: &Counters| idle.is_some() || b.swap_bytes == Some(0) || stat.kernel_thread;
+        #[cfg(test)]
+        let swap_holds = |b: &Counters| !read_everything && swap_holds(b);
+        let status = match &before {
+            Some(b) if sched.is_some() && !self.swapping && !refresh_due && swap_holds(b) => None,
             // status is world-readable: failing to read it means the process just exited.
-            _ => {
-                let status = parse::status(self.files.pid_file(pid, PidFile::Status).map_err(|_| Exited)?);
-                (status.ctxt_switches, status.swap_bytes)
-            }
+            _ => Some(parse::status(self.files.pid_file(pid, PidFile::Status).map_err(|_| Exited)?)),
+        };
+        let swap_bytes = match &status {
+            Some(s) => s.swap_bytes,
+            None => before.as_ref().and_then(|b| b.swap_bytes),
+        };
+        let ctxt_switches = match sched {
+            Some(s) => Some(Switches::Sched(s.timeslices)),
+            None => status.and_then(|s| s.ctxt_switches).map(Switches::Status),
         };
         // Kernel threads make no system calls; other users' io is unreadable unless root.
         let syscalls = match idle {
@@ -302,9 +339,10 @@ impl ProcCollector {
         before: Option<&Counters>,
         usage: Option<Usage>,
         secs: Option<f64>,
-        (ctxt_switches, swap_bytes, syscalls): (Option<u64>, Option<u64>, Option<u64>),
+        (ctxt_switches, swap_bytes, syscalls): (Option<Switches>, Option<u64>, Option<u64>),
     ) -> ProcessFactors {
         let rate = |cur: Option<u64>, old: Option<u64>| rate(cur, old, secs);
+        let (switches, switches_before) = Switches::pair(ctxt_switches, before.and_then(|b| b.ctxt_switches));
         ProcessFactors {
             // A newborn's usage is no rate: the SPEC's rates start at a second reading.
             cpu_percent: usage.filter(|_| before.is_some()).map(|u| u.cpu.as_secs_f64() / u.span.as_secs_f64() * 100.0),
@@ -312,7 +350,7 @@ impl ProcCollector {
             // Kernel threads have no user address space: memory does not apply.
             mem_bytes: (!stat.kernel_thread).then(|| stat.rss_pages.saturating_mul(self.page_size)),
             cmprs_bytes: swap_bytes,
-            csw_per_sec: rate(ctxt_switches, before.and_then(|b| b.ctxt_switches)),
+            csw_per_sec: rate(switches, switches_before),
             sysbsd_per_sec: rate(syscalls, before.and_then(|b| b.syscalls)),
             threads: Some(stat.num_threads),
             // Disk bytes per process come from powermetrics only.

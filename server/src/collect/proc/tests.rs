@@ -306,7 +306,7 @@ fn reading_only_what_can_have_changed_gives_what_reading_everything_gives() {
 }
 
 #[test]
-fn sleeping_processes_skip_status_and_single_threaded_ones_skip_io() {
+fn status_is_read_only_where_vm_swap_can_have_moved_and_sleepers_skip_io() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("proc");
     let mut c = ProcCollector::with_units(&root, 100.0, 4096);
@@ -320,11 +320,13 @@ fn sleeping_processes_skip_status_and_single_threaded_ones_skip_io() {
     let mut c = ProcCollector::with_units(&root, 100.0, 4096);
     let (_, s) = collect_both_without_swapping(&mut c, &root);
     let (status, io) = reads(&c);
-    // Idle main thread (schedstat unchanged): 1, 600 and the pool 1200 keep their
-    // status; the single-threaded 1 and 600 their io too. The pool's workers ran, so
-    // its io is read. 700 has no schedstat (a kernel without it): read in full, as are
-    // the reused pid 900 and the newcomer 1000.
-    assert_eq!(status - status0, 6, "status of 2, 500, 700, 900, 1000, 4242");
+    // status is read for VmSwap alone (the switches are schedstat's): by 500, which
+    // holds swap and ran, and not by 2 (a kernel thread) or 4242 (no swap), which ran
+    // too; nor by the idle 1, 600 and pool 1200. 700 has no schedstat (a kernel
+    // without it): read in full, as are the reused pid 900 and the newcomer 1000.
+    // The single-threaded idle 1 and 600 keep their io; the pool's workers ran, so its
+    // io is read.
+    assert_eq!(status - status0, 4, "status of 500, 700, 900, 1000");
     assert_eq!(io - io0, 6, "io of 500, 700 (tried), 900, 1000, 1200, 4242");
     // Of those, the sleeping single-threaded 1 and the zombie 600 keep their stat too.
     let listed = s.processes.len() + 1; // and the truncated 1100
@@ -417,7 +419,7 @@ fn pages_going_to_zswap_count_as_swapping() {
     };
     // No device swapping, but zswap took pages: every VmSwap may have changed.
     assert_eq!(status_reads("zswpin 5\nzswpout 90\n"), 9);
-    assert_eq!(status_reads("zswpin 5\nzswpout 8\n"), 6);
+    assert_eq!(status_reads("zswpin 5\nzswpout 8\n"), 4);
 }
 
 #[test]
@@ -457,4 +459,22 @@ fn the_real_proc_agrees_with_reading_everything_for_a_sleeping_process() {
     };
     assert_eq!(f(sel), f(nai));
     assert_eq!(sel.factors.csw_per_sec, Some(0.0), "sleep does not run");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_real_schedstat_counts_the_switches_status_counts() {
+    // A child that switched a few dozen times, then sleeps: both counters hold still.
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "for i in 1 2 3 4 5 6 7 8; do sleep 0.005; done; exec sleep 60"])
+        .spawn()
+        .expect("spawn sh");
+    std::thread::sleep(Duration::from_millis(400));
+    let read = |name: &str| std::fs::read(format!("/proc/{}/{name}", child.id())).expect(name);
+    let (sched, status) = (parse::schedstat(&read("schedstat")), parse::status(&read("status")));
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let sched = sched.expect("this kernel keeps scheduler statistics");
+    assert!(sched.timeslices > 1, "{sched:?}");
+    assert_eq!(Some(sched.timeslices), status.ctxt_switches);
 }
