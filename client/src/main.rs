@@ -21,6 +21,7 @@ mod history;
 mod install;
 mod lines;
 mod prune;
+mod remote;
 mod shell;
 mod status;
 mod watch;
@@ -58,6 +59,11 @@ struct Cli {
 // Which server to talk to, and the credentials for it.
 #[derive(Debug, clap::Args)]
 struct Target {
+    /// A server added with `pmon remote add NAME …`: its address, pinned certificate
+    /// and token.
+    #[arg(long, global = true, value_name = "NAME", conflicts_with_all = ["connect", "token_file", "ca_file", "client_cert"])]
+    remote: Option<String>,
+
     /// Server address: unix:///path/daemon.sock, https://host:port or http://host:port
     /// [default: unix://<data dir>/daemon.sock]. Takes precedence over --data-dir.
     #[arg(long, global = true, value_name = "URL")]
@@ -153,6 +159,12 @@ enum Command {
     /// Examples: pmon explain WindowServer_2026-11-20-140314_Mac.spin
     ///           pmon explain --json report.txt | jq .culprit
     Explain(explain::Args),
+    /// Servers on other machines by name, each pinned by its certificate's fingerprint.
+    ///
+    /// Examples: pmon remote add mac https://192.168.1.20:7070 --fingerprint SHA256:3f…
+    ///           pmon --remote mac status
+    #[command(subcommand)]
+    Remote(remote::Command),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell::CompletionsArgs),
     /// Print the man page, or write one page per command into a directory.
@@ -175,6 +187,15 @@ impl From<ConnectError> for Failure {
                 format!("; start it with: pmon-server --data-dir {dir}")
             }
             _ => String::new(),
+        };
+        let hint = match (e.presented, REMOTE.get()) {
+            (Some(presented), Some(name)) => format!(
+                "; never trusted silently: if that machine made a new certificate (a new data directory), check \
+                 the fingerprint there (pmon status --json) and pin it again: pmon remote add {name} {} \
+                 --fingerprint {presented} --replace",
+                e.endpoint
+            ),
+            _ => hint,
         };
         Failure { code: 3, message: format!("{e}{hint}") }
     }
@@ -201,6 +222,8 @@ impl From<anyhow::Error> for Failure {
 /// The kind of server address in use, for explaining a connection that breaks below
 /// gRPC (set once, when the address is chosen).
 static TARGET: std::sync::OnceLock<Endpoint> = std::sync::OnceLock::new();
+/// The named remote in use (`--remote`), for the command that re-pins it.
+static REMOTE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// How a call to a TCP server failed below gRPC, in words, naming the step likely at
 /// fault; `None` when the server answered (or for the local socket, where it only
@@ -234,13 +257,22 @@ fn below_grpc(s: &tonic::Status, target: Option<&Endpoint>) -> Option<String> {
 
 /// Where to connect and with which credentials, from the flags.
 fn endpoint(t: &Target) -> Result<Endpoint, Failure> {
-    let address = local_or(t.connect.clone(), t.data_dir.clone())?;
-    let credentials = Credentials {
-        token_file: t.token_file.clone(),
-        ca_file: t.ca_file.clone(),
-        client_cert: t.client_cert.clone().zip(t.client_key.clone()),
+    let endpoint = match &t.remote {
+        Some(name) => {
+            let _ = REMOTE.set(name.clone());
+            remote::endpoint(name)?
+        }
+        None => {
+            let address = local_or(t.connect.clone(), t.data_dir.clone())?;
+            let credentials = Credentials {
+                token_file: t.token_file.clone(),
+                ca_file: t.ca_file.clone(),
+                client_cert: t.client_cert.clone().zip(t.client_key.clone()),
+                pin: None,
+            };
+            address.with_credentials(credentials).map_err(|message| Failure { code: 2, message })?
+        }
     };
-    let endpoint = address.with_credentials(credentials).map_err(|message| Failure { code: 2, message })?;
     let _ = TARGET.set(endpoint.clone());
     Ok(endpoint)
 }
@@ -273,7 +305,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Config(c) => {
-                let target = cli.target.connect.is_some().then(|| endpoint(&cli.target)).transpose()?;
+                let named = cli.target.connect.is_some() || cli.target.remote.is_some();
+                let target = named.then(|| endpoint(&cli.target)).transpose()?;
                 config::run(c, target, cli.target.data_dir).await
             }
             Command::Completions(a) => {
@@ -282,6 +315,7 @@ fn main() -> ExitCode {
             }
             Command::Man(a) => shell::man(&a),
             Command::Explain(a) => explain::run(&a),
+            Command::Remote(c) => remote::run(c).await,
             Command::Install(a) => install::install(a, cli.target.data_dir),
             Command::Uninstall(a) => install::uninstall(a),
             Command::Status(a) => status::run(a, &endpoint(&cli.target)?).await,

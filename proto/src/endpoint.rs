@@ -24,7 +24,11 @@ use tonic::{
     transport::{Certificate, Channel, ClientTlsConfig, Identity},
 };
 
-use crate::{token::Token, v1::pause_monitor_client::PauseMonitorClient};
+use crate::{
+    pin::{self, Fingerprint, PinError},
+    token::Token,
+    v1::pause_monitor_client::PauseMonitorClient,
+};
 
 /// How long a client waits for the connection itself before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -63,6 +67,9 @@ pub struct Credentials {
     pub ca_file: Option<PathBuf>,
     /// A client certificate (PEM) and its key, for a server that asks for one.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Trust exactly the server whose chain is anchored by this certificate, instead of
+    /// a CA (see [`crate::pin`]); set by a named remote (`pmon remote add`).
+    pub pin: Option<Fingerprint>,
 }
 
 /// An address that is not one of the accepted forms.
@@ -110,6 +117,8 @@ pub struct ConnectError {
     /// Whether nothing is listening there (no socket, connection refused), as opposed
     /// to a permission or protocol problem.
     pub not_running: bool,
+    /// A pinned server presented a chain anchored by this other certificate.
+    pub presented: Option<Fingerprint>,
 }
 
 /// Adds the bearer token, when there is one, to every request.
@@ -143,6 +152,8 @@ impl Endpoint {
     pub fn with_credentials(self, credentials: Credentials) -> Result<Self, String> {
         let tls_only = if credentials.ca_file.is_some() {
             Some("--ca-file")
+        } else if credentials.pin.is_some() {
+            Some("a pinned fingerprint")
         } else {
             credentials.client_cert.as_ref().map(|_| "--client-cert")
         };
@@ -162,6 +173,7 @@ impl Endpoint {
             stage,
             reason,
             not_running,
+            presented: None,
         };
         let (uri, tls, bearer) = match self {
             Endpoint::Unix(path) => {
@@ -205,6 +217,12 @@ impl Endpoint {
                 (remote.uri.clone(), tls, bearer)
             }
         };
+        if let (Endpoint::Tcp(Remote { credentials: Credentials { pin: Some(pin), .. }, .. }), Some(_)) = (self, &tls) {
+            let channel = connect_pinned(&uri, *pin)
+                .await
+                .map_err(|(stage, reason, presented)| ConnectError { presented, ..fail(stage, reason, false) })?;
+            return Ok(PauseMonitorClient::with_interceptor(channel, bearer));
+        }
         let mut endpoint = tonic::transport::Endpoint::from_shared(uri)
             .map_err(|e| fail(Stage::Address, e.to_string(), false))?
             .connect_timeout(CONNECT_TIMEOUT);
@@ -221,6 +239,35 @@ impl Endpoint {
             Ok(Ok(channel)) => Ok(PauseMonitorClient::with_interceptor(channel, bearer)),
         }
     }
+}
+
+/// An HTTP/2 channel over a TLS connection that trusts only the pinned certificate.
+/// tonic is given `http://` and a connector that does the TLS itself, since its own TLS
+/// trusts CAs and checks names, which a pin replaces.
+async fn connect_pinned(uri: &str, pin: Fingerprint) -> Result<Channel, (Stage, String, Option<Fingerprint>)> {
+    let authority = uri.strip_prefix("https://").unwrap_or(uri).to_string();
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
+        .map_err(|e| (Stage::Address, e.to_string(), None))?
+        .connect_timeout(CONNECT_TIMEOUT);
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+        let authority = authority.clone();
+        async move { pin::connect(&authority, pin, CONNECT_TIMEOUT).await.map(hyper_util::rt::TokioIo::new) }
+    });
+    endpoint.connect_with_connector(connector).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if let Some(pin) = err.downcast_ref::<PinError>() {
+                let stage = if matches!(pin, PinError::Address(_)) { Stage::Address } else { Stage::Tls };
+                let presented = match pin {
+                    PinError::Mismatch { presented, .. } => Some(*presented),
+                    _ => None,
+                };
+                return (stage, pin.to_string(), presented);
+            }
+            source = err.source();
+        }
+        (Stage::Address, describe(&e), None)
+    })
 }
 
 /// A client over a channel made elsewhere (with transport settings of its own), for
@@ -274,7 +321,11 @@ fn describe_transport_error(e: &tonic::transport::Error, tls: bool) -> (Stage, S
 }
 
 fn tls_hint(detail: &str) -> String {
-    let hint = if detail.contains("UnknownIssuer") || detail.contains("certificate") {
+    let hint = if detail.contains("CaUsedAsEndEntity") {
+        "; the server presents a CA certificate as its own (a plain self-signed certificate, e.g. from \
+         `openssl req -x509`), which TLS refuses: pin it instead (pmon remote add NAME URL), or start \
+         pmon-server without --tls-cert/--tls-key so that it makes its own CA and certificate"
+    } else if detail.contains("UnknownIssuer") || detail.contains("certificate") {
         "; is --ca-file the CA that signed the server's certificate, and does the certificate name this host?"
     } else {
         "; is the server listening with TLS there (--tls-cert), or is it a plaintext --insecure listener (http://)?"

@@ -14,6 +14,7 @@ pub mod config;
 pub mod endpoint;
 pub mod format;
 pub mod paths;
+pub mod pin;
 pub mod time;
 pub mod token;
 pub mod when;

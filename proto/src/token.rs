@@ -91,6 +91,11 @@ impl Token {
         (token.len() >= MIN_TOKEN_LEN && visible).then(|| Token(token.to_string()))
     }
 
+    /// The token itself, to store it (never to log it).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The value of the `authorization` header a client sends.
     pub fn header_value(&self) -> String {
         format!("Bearer {}", self.0)

@@ -47,7 +47,15 @@ pub async fn run(
     reloads: impl futures_util::Stream<Item = ()> + Send + Unpin + 'static,
 ) -> Result<(), ServerError> {
     let (claim, listener) = listen::claim(&options.data_dir)?;
-    let tcp = options.remote.as_ref().map(remote::prepare).transpose()?;
+    let tcp = options.remote.as_ref().map(|r| remote::prepare(r, &options.data_dir)).transpose()?;
+    if let Some(access) = tcp.as_ref().and_then(|l| l.access.as_ref()) {
+        // Once, when the certificate or token was just made: then a person is setting
+        // this up and reads it. `pmon status` shows it whenever asked.
+        if access.created {
+            eprintln!("pmon-server: {}", access.describe());
+        }
+        tracing::info!(fingerprint = ?access.fingerprint, "listening on {}", access.address);
+    }
     let scrapes = options.metrics.as_deref().map(metrics::http::bind).transpose()?;
     let started_at = SystemTime::now();
     let sampling = Sampling::start(&options, started_at)?;
@@ -76,6 +84,7 @@ pub async fn run(
         data_dir: options.data_dir.clone(),
         live,
         config_path: options.config_path.clone(),
+        remote: tcp.as_ref().map(remote::Listener::remote_access),
     };
     let service =
         service::Service::new(Arc::clone(&sampling.hub), sampling.status.clone(), sampling.store.clone(), info);

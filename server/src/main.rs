@@ -19,6 +19,7 @@ use tracing_subscriber::EnvFilter;
 ///   pmon-server --data-dir /tmp/pmon --interval 0.5
 ///   PMON_LOG=debug pmon-server --config ./pmon.toml
 ///   pmon-server --source replay:capture.log --replay-speed max   a top log made elsewhere
+///   pmon-server --listen 0.0.0.0:7070    TLS with its own certificate; prints what to run elsewhere
 ///   pmon-server --listen 0.0.0.0:7070 --tls-cert cert.pem --tls-key key.pem --token-file token
 #[derive(Debug, Parser)]
 #[command(name = "pmon-server", version, verbatim_doc_comment)]
@@ -58,7 +59,10 @@ struct Args {
     record: Option<PathBuf>,
 
     /// Also serve on TCP, for watching this machine from another one (off by default).
-    /// Needs --token-file, and --tls-cert with --tls-key unless --insecure.
+    /// Without --tls-cert/--tls-key it uses its own CA and certificate (made once, in
+    /// <data dir>/tls), and without --token-file a random token (<data dir>/remote.token);
+    /// it prints the fingerprint and the `pmon remote add` command to run on the
+    /// watching machine, and `pmon status` shows them.
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
 
@@ -75,14 +79,21 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     client_ca: Option<PathBuf>,
 
-    /// File holding the bearer token TCP clients must send; it must be mode 0600.
-    /// Make one with: (umask 077; head -c 32 /dev/urandom | base64 > FILE)
+    /// File holding the bearer token TCP clients must send; it must be mode 0600
+    /// [default: <data dir>/remote.token, made with a random token]. Make one with:
+    /// (umask 077; head -c 32 /dev/urandom | base64 > FILE)
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
 
-    /// Plaintext TCP for --listen, allowed only on a loopback address.
+    /// Plaintext TCP for --listen, allowed only on a loopback address, with --token-file.
     #[arg(long)]
     insecure: bool,
+
+    /// Another name or address for the server's own certificate (repeatable); the
+    /// host name, `localhost` and the machine's addresses are always in it. Adding one
+    /// makes a new certificate signed by the same CA, so pinned fingerprints still hold.
+    #[arg(long, value_name = "NAME")]
+    tls_name: Vec<String>,
 
     /// Serve Prometheus/OpenMetrics text at http://HOST:PORT/metrics (off by default).
     /// It has no authentication: use a loopback address such as 127.0.0.1:9187 unless
@@ -197,6 +208,7 @@ fn remote_settings(args: &Args) -> anyhow::Result<Option<pmon_server::remote::Se
         client_ca: args.client_ca.clone(),
         token_file: args.token_file.clone(),
         insecure: args.insecure,
+        tls_names: args.tls_name.clone(),
     };
     match (&args.listen, pmon_server::remote::stray_flag(&settings)) {
         (Some(_), _) => Ok(Some(settings)),

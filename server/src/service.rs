@@ -53,6 +53,8 @@ pub struct ServerInfo {
     pub live: LiveConfig,
     /// Where it was read from.
     pub config_path: PathBuf,
+    /// The TCP listener, for a watching machine.
+    pub remote: Option<pmon_proto::v1::RemoteAccess>,
 }
 
 /// The service implementation.
@@ -238,6 +240,7 @@ impl PauseMonitor for Service {
             last_sampler_panic: s.last_sampler_panic.as_ref().map(|p| p.1.clone()).unwrap_or_default(),
             last_sampler_panic_at: s.last_sampler_panic.as_ref().map(|p| timestamp(p.0)),
             forensic_panics: s.forensic_panics,
+            remote_access: self.info.remote.clone(),
         }))
     }
 

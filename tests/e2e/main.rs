@@ -22,6 +22,7 @@ mod limits;
 mod metrics;
 #[cfg(target_os = "linux")]
 mod namespace;
+mod pinned;
 mod remote;
 mod replay;
 mod socket;

@@ -248,11 +248,9 @@ fn refused_start(args: &[&str]) -> String {
 }
 
 #[test]
-fn a_plaintext_listener_off_loopback_or_without_insecure_refuses_to_start() {
+fn a_plaintext_listener_off_loopback_refuses_to_start() {
     let pki = Pki::new();
     let token = pki.arg("token");
-    let log = refused_start(&["--listen", "0.0.0.0:0", "--token-file", &token]);
-    assert!(log.contains("needs TLS: give --tls-cert FILE and --tls-key FILE"), "{log}");
     let log = refused_start(&["--listen", "0.0.0.0:0", "--token-file", &token, "--insecure"]);
     assert!(log.contains("refusing plaintext TCP on 0.0.0.0:0") && log.contains("not a loopback address"), "{log}");
     let log = refused_start(&[

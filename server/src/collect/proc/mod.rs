@@ -34,6 +34,7 @@
 //! processes when not root, kernel threads have no memory or system calls: all normal,
 //! none an error. The root is injectable so tests run on `fixtures/proc/` trees.
 
+mod counters;
 mod files;
 pub mod parse;
 
@@ -44,50 +45,15 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use pmon_proto::v1::{ProcessFactors, SchedPolicy, SystemFigures, ThermalPressure};
+use pmon_proto::v1::{ProcessFactors, SystemFigures, ThermalPressure};
 
 use super::{
-    CollectError, Collector, ProcessRecord, RawSample, Scheduling, SourceHealth, Usage,
+    CollectError, Collector, ProcessRecord, RawSample, SourceHealth, Usage,
     rates::{rate, rate_span},
 };
+use counters::{Counters, Switches, scheduling};
 pub use files::raise_open_file_limit;
 use files::{PidFile, ProcFiles};
-
-/// Cumulative counters of one process, kept until the next sample to compute rates.
-#[derive(Debug, Clone)]
-struct Counters {
-    stat: parse::Stat,
-    sched: Option<parse::Sched>,
-    ctxt_switches: Option<Switches>,
-    swap_bytes: Option<u64>,
-    syscalls: Option<u64>,
-    /// When these were read: a rate is a difference over the time between the two
-    /// readings of the same process, not between the starts of two samples.
-    read_at: Instant,
-}
-
-/// A context-switch counter and the file it came from. Both count the same switches,
-/// but a rate is taken only between two of a kind: a kernel without scheduler
-/// statistics gives `status`'s, and a task that never ran has `schedstat` "0 0 0".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Switches {
-    /// Times the main thread was put on a CPU (`schedstat`).
-    Sched(u64),
-    /// The main thread's voluntary + nonvoluntary switches (`status`).
-    Status(u64),
-}
-
-impl Switches {
-    /// The two counters, when they can be subtracted.
-    fn pair(now: Option<Self>, before: Option<Self>) -> (Option<u64>, Option<u64>) {
-        match (now, before) {
-            (Some(Self::Sched(n)), Some(Self::Sched(b))) | (Some(Self::Status(n)), Some(Self::Status(b))) => {
-                (Some(n), Some(b))
-            }
-            _ => (None, None),
-        }
-    }
-}
 
 /// The process could not be read at all: it exited.
 struct Exited;
@@ -283,25 +249,8 @@ impl ProcCollector {
         let before = prev.filter(|p| p.stat.starttime == stat.starttime);
         let idle = before.as_ref().filter(|b| unscheduled(b));
 
-        // VmSwap grows only by swapping out, which vmstat shows; it shrinks by swapping
-        // in (shown too) or by the process itself freeing swapped pages, for which it
-        // must run. Without schedstat, status is where the switches are.
-        let swap_holds = |b: &Counters| idle.is_some() || b.swap_bytes == Some(0) || stat.kernel_thread;
-        #[cfg(test)]
-        let swap_holds = |b: &Counters| !read_everything && swap_holds(b);
-        let status = match &before {
-            Some(b) if sched.is_some() && !self.swapping && !refresh_due && swap_holds(b) => None,
-            // status is world-readable: failing to read it means the process just exited.
-            _ => Some(parse::status(self.files.pid_file(pid, PidFile::Status).map_err(|_| Exited)?)),
-        };
-        let swap_bytes = match &status {
-            Some(s) => s.swap_bytes,
-            None => before.as_ref().and_then(|b| b.swap_bytes),
-        };
-        let ctxt_switches = match sched {
-            Some(s) => Some(Switches::Sched(s.timeslices)),
-            None => status.and_then(|s| s.ctxt_switches).map(Switches::Status),
-        };
+        let (swap_bytes, ctxt_switches) =
+            self.swap_and_switches(pid, before.as_ref(), (idle.is_some(), refresh_due), &stat, sched)?;
         // Kernel threads make no system calls; other users' io is unreadable unless root.
         let syscalls = match idle {
             _ if stat.kernel_thread => None,
@@ -330,6 +279,37 @@ impl ProcCollector {
         };
         self.next.insert(pid, Counters { stat, sched, ctxt_switches, swap_bytes, syscalls, read_at });
         Ok(Some(record))
+    }
+
+    /// `VmSwap` and the context-switch counter of a process. VmSwap grows only by
+    /// swapping out, which vmstat shows; it shrinks by swapping in (shown too) or by the
+    /// process itself freeing swapped pages, for which it must run. Without schedstat,
+    /// status is where the switches are.
+    fn swap_and_switches(
+        &mut self,
+        pid: u32,
+        before: Option<&Counters>,
+        (idle, refresh_due): (bool, bool),
+        stat: &parse::Stat,
+        sched: Option<parse::Sched>,
+    ) -> Result<(Option<u64>, Option<Switches>), Exited> {
+        let swap_holds = |b: &Counters| idle || b.swap_bytes == Some(0) || stat.kernel_thread;
+        #[cfg(test)]
+        let swap_holds = |b: &Counters| !self.read_everything && swap_holds(b);
+        let status = match before {
+            Some(b) if sched.is_some() && !self.swapping && !refresh_due && swap_holds(b) => None,
+            // status is world-readable: failing to read it means the process just exited.
+            _ => Some(parse::status(self.files.pid_file(pid, PidFile::Status).map_err(|_| Exited)?)),
+        };
+        let swap_bytes = match &status {
+            Some(s) => s.swap_bytes,
+            None => before.and_then(|b| b.swap_bytes),
+        };
+        let switches = match sched {
+            Some(s) => Some(Switches::Sched(s.timeslices)),
+            None => status.and_then(|s| s.ctxt_switches).map(Switches::Status),
+        };
+        Ok((swap_bytes, switches))
     }
 
     /// The factors scored, from this reading and the one before (rates need both).
@@ -498,20 +478,6 @@ impl Collector for ProcCollector {
     fn health(&self) -> SourceHealth {
         SourceHealth { restarts: 0, last_problem: self.problem.clone() }
     }
-}
-
-/// The scheduling fields of a `stat`, in the contract's terms.
-fn scheduling(stat: &parse::Stat) -> Scheduling {
-    let policy = match stat.policy {
-        Some(0) => SchedPolicy::Normal,
-        Some(1) => SchedPolicy::Fifo,
-        Some(2) => SchedPolicy::Rr,
-        Some(3) => SchedPolicy::Batch,
-        Some(5) => SchedPolicy::Idle,
-        Some(6) => SchedPolicy::Deadline,
-        _ => SchedPolicy::Unspecified,
-    };
-    Scheduling { policy, rt_priority: stat.rt_priority.unwrap_or(0), nice: stat.nice }
 }
 
 /// Machine-wide /proc files are ASCII; lossy decoding only guards against surprises.

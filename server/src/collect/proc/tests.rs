@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use pmon_proto::v1::ProcessState;
+use pmon_proto::v1::{ProcessState, SchedPolicy};
 
 use super::*;
 

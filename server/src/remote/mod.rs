@@ -8,7 +8,13 @@
 //!
 //! Off by default. TLS and a token are required; plaintext is accepted only on a
 //! loopback address and only with `--insecure`, and the token is required even then.
+//! Without certificate options the server uses its own CA and certificate, and without
+//! `--token-file` a random token of its own ([`identity`]): `--listen` alone is enough,
+//! and what a watching machine needs (the fingerprint to pin, the command to run) is
+//! printed at start and shown by `pmon status`.
 //! The local Unix socket needs no token: its file permissions guard it.
+
+pub mod identity;
 
 use std::{
     fmt, fs,
@@ -19,7 +25,10 @@ use std::{
     time::Duration,
 };
 
-use pmon_proto::token::{self, Token};
+use pmon_proto::{
+    pin::Fingerprint,
+    token::{self, Token},
+};
 use tonic::{
     service::{InterceptorLayer, Routes},
     transport::{
@@ -50,6 +59,58 @@ pub struct Settings {
     pub token_file: Option<PathBuf>,
     /// `--insecure`: plaintext, loopback only.
     pub insecure: bool,
+    /// `--tls-name NAME` (repeatable): more names or addresses for the server's own
+    /// certificate.
+    pub tls_names: Vec<String>,
+}
+
+/// What a watching machine needs to know about the listener, for the start-up lines
+/// and `pmon status`.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// The fingerprint to pin: of the last certificate of the chain presented.
+    pub fingerprint: Option<Fingerprint>,
+    /// The token file clients need the contents of.
+    pub token_file: PathBuf,
+    /// Whether the certificate is pmon-server's own (not `--tls-cert`).
+    pub own_certificate: bool,
+    /// Whether the own certificate or token was made at this start.
+    pub created: bool,
+}
+
+impl Access {
+    /// The command to run on the watching machine.
+    pub fn add_command(&self) -> Option<String> {
+        let fingerprint = self.fingerprint?;
+        let host = if self.address.ip().is_unspecified() {
+            identity::interface_addresses()
+                .into_iter()
+                .find(|ip| !ip.is_loopback() && ip.is_ipv4())
+                .map_or_else(|| "HOST".to_string(), |ip| ip.to_string())
+        } else {
+            self.address.ip().to_string()
+        };
+        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        let name =
+            identity::hostname().map_or_else(|| "box".into(), |h| h.split('.').next().unwrap_or("box").to_string());
+        Some(format!("pmon remote add {name} https://{host}:{} --fingerprint {fingerprint}", self.address.port()))
+    }
+
+    /// The lines printed at start.
+    pub fn describe(&self) -> String {
+        let mut text = format!("listening on {} with TLS", self.address);
+        if let Some(f) = self.fingerprint {
+            let whose = if self.own_certificate { "its own certificate" } else { "the certificate given" };
+            text += &format!(" ({whose}, fingerprint {f})");
+        }
+        text += &format!("\n  token: {} (paste its contents when asked)", self.token_file.display());
+        if let Some(command) = self.add_command() {
+            text += &format!("\n  on the watching machine: {command}");
+        }
+        text
+    }
 }
 
 /// Why the TCP listener cannot start.
@@ -83,6 +144,8 @@ pub struct Listener {
     pub address: SocketAddr,
     /// Whether it speaks TLS.
     pub tls: bool,
+    /// What a watching machine needs (TLS listeners only).
+    pub access: Option<Access>,
 }
 
 impl fmt::Debug for Listener {
@@ -95,37 +158,36 @@ impl fmt::Debug for Listener {
 /// resolves to loopback addresses only.
 pub fn check_flags(s: &Settings, loopback: bool) -> Result<(), RemoteError> {
     let flags = |text: String| Err(RemoteError::Flags(text));
-    if s.token_file.is_none() {
-        return flags(format!(
-            "--listen needs --token-file FILE: a file of mode 0600 holding the bearer token clients must send; \
-             make one with {}",
-            token::HOW_TO_MAKE
-        ));
-    }
     match (&s.tls_cert, &s.tls_key, s.insecure) {
-        (Some(_), Some(_), false) => {}
+        (Some(_), Some(_), false) | (None, None, false) => {}
         (Some(_), None, _) | (None, Some(_), _) => return flags("--tls-cert and --tls-key go together".into()),
         (Some(_), Some(_), true) => {
             return flags("--insecure means no TLS; give either --tls-cert and --tls-key, or --insecure".into());
         }
-        (None, None, false) => {
-            return flags(format!(
-                "--listen {} needs TLS: give --tls-cert FILE and --tls-key FILE (plaintext is allowed only on a \
-                 loopback address, with --insecure)",
-                s.listen
-            ));
-        }
         (None, None, true) if !loopback => {
             return flags(format!(
                 "refusing plaintext TCP on {}: it is not a loopback address, so anyone on the network could read \
-                 the token and the data; use --tls-cert and --tls-key, or listen on 127.0.0.1 or [::1]",
+                 the token and the data; leave out --insecure (pmon-server then uses TLS with its own \
+                 certificate), or listen on 127.0.0.1 or [::1]",
                 s.listen
+            ));
+        }
+        (None, None, true) if s.token_file.is_none() => {
+            return flags(format!(
+                "--insecure needs --token-file FILE: a file of mode 0600 holding the bearer token clients must \
+                 send; make one with {}",
+                token::HOW_TO_MAKE
             ));
         }
         (None, None, true) => {}
     }
+    if !s.tls_names.is_empty() && (s.tls_cert.is_some() || s.insecure) {
+        return flags(
+            "--tls-name names pmon-server's own certificate; it does not apply with --tls-cert or --insecure".into(),
+        );
+    }
     if s.client_ca.is_some() && s.insecure {
-        return flags("--client-ca needs TLS (--tls-cert and --tls-key), not --insecure".into());
+        return flags("--client-ca needs TLS, not --insecure".into());
     }
     Ok(())
 }
@@ -138,6 +200,7 @@ pub fn stray_flag(s: &Settings) -> Option<&'static str> {
         ("--client-ca", s.client_ca.is_some()),
         ("--token-file", s.token_file.is_some()),
         ("--insecure", s.insecure),
+        ("--tls-name", !s.tls_names.is_empty()),
     ]
     .into_iter()
     .find_map(|(flag, given)| given.then_some(flag))
@@ -147,9 +210,9 @@ fn read_pem(flag: &str, path: &Path) -> Result<Vec<u8>, RemoteError> {
     fs::read(path).map_err(|e| RemoteError::Tls(format!("cannot read {flag} {}: {e}", path.display())))
 }
 
-/// Checks the flags, reads the token and TLS files, and binds the address. Must run
-/// inside a tokio runtime.
-pub fn prepare(s: &Settings) -> Result<Listener, RemoteError> {
+/// Checks the flags, reads (or makes, in `data_dir`) the token and TLS files, and binds
+/// the address. Must run inside a tokio runtime.
+pub fn prepare(s: &Settings, data_dir: &Path) -> Result<Listener, RemoteError> {
     let address_err = |reason: String| RemoteError::Address { address: s.listen.clone(), reason };
     let addresses: Vec<SocketAddr> = s
         .listen
@@ -160,39 +223,104 @@ pub fn prepare(s: &Settings) -> Result<Listener, RemoteError> {
         return Err(address_err("the name resolves to no address".into()));
     };
     check_flags(s, addresses.iter().all(|a| a.ip().is_loopback()))?;
-    let token = match &s.token_file {
-        Some(path) => Token::read(path)?,
-        None => return Err(RemoteError::Flags("--listen needs --token-file".into())),
+    let made_token = s.token_file.is_none() && !data_dir.join("remote.token").exists();
+    let token_file = match &s.token_file {
+        Some(path) => path.clone(),
+        None => identity::token_file(data_dir)?,
     };
+    let token = Token::read(&token_file)?;
     let mut server =
         Server::builder().http2_keepalive_interval(Some(KEEPALIVE)).http2_keepalive_timeout(Some(KEEPALIVE / 2));
-    let tls = match (&s.tls_cert, &s.tls_key) {
-        (Some(cert), Some(key)) => {
-            let identity = Identity::from_pem(read_pem("--tls-cert", cert)?, read_pem("--tls-key", key)?);
+    let presented = match (&s.tls_cert, &s.tls_key, s.insecure) {
+        (Some(cert), Some(key), _) => Some(given_identity(cert, key)?),
+        (None, None, false) => {
+            let own = identity::ensure(&data_dir.join("tls"), &identity::names(first.ip(), &s.tls_names))?;
+            Some((own.chain_pem.into_bytes(), own.key_pem.into_bytes(), Some(own.fingerprint), own.created))
+        }
+        _ => None,
+    };
+    let access = match presented {
+        Some((chain, key, fingerprint, created)) => {
+            let identity = Identity::from_pem(chain, key);
             let mut config = ServerTlsConfig::new().identity(identity).timeout(HANDSHAKE_TIMEOUT);
             if let Some(ca) = &s.client_ca {
                 config = config.client_ca_root(Certificate::from_pem(read_pem("--client-ca", ca)?));
             }
+            let which = match (&s.tls_cert, &s.tls_key) {
+                (Some(cert), Some(key)) => format!("--tls-cert {} with --tls-key {}", cert.display(), key.display()),
+                _ => format!("the certificate in {}", data_dir.join("tls").display()),
+            };
             server = server.tls_config(config).map_err(|e| {
                 RemoteError::Tls(format!(
-                    "cannot use --tls-cert {} with --tls-key {}: {e} (both must be PEM, the key matching the \
-                     certificate)",
-                    cert.display(),
-                    key.display()
+                    "cannot use {which}: {e} (both must be PEM, the key matching the certificate)"
                 ))
             })?;
-            true
+            Some((fingerprint, created))
         }
-        _ => false,
+        None => None,
     };
     let std_listener = std::net::TcpListener::bind(first).map_err(|e| address_err(e.to_string()))?;
     std_listener.set_nonblocking(true).map_err(|e| address_err(e.to_string()))?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| address_err(e.to_string()))?;
     let address = listener.local_addr().map_err(|e| address_err(e.to_string()))?;
-    Ok(Listener { listener, server, token: Arc::new(token), address, tls })
+    let access = access.map(|(fingerprint, created)| Access {
+        address,
+        fingerprint,
+        token_file,
+        own_certificate: s.tls_cert.is_none(),
+        created: created || made_token,
+    });
+    Ok(Listener { listener, server, token: Arc::new(token), address, tls: access.is_some(), access })
+}
+
+/// The certificate chain and key given with `--tls-cert`/`--tls-key`, and the
+/// fingerprint to pin them by. A lone self-signed CA certificate is refused here, with
+/// what to do, rather than by every client's handshake with an obscure error.
+#[allow(clippy::type_complexity)]
+fn given_identity(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>, Option<Fingerprint>, bool), RemoteError> {
+    let (chain, key_pem) = (read_pem("--tls-cert", cert)?, read_pem("--tls-key", key)?);
+    let ders = identity::pem_certificates(&String::from_utf8_lossy(&chain));
+    let Some(last) = ders.last() else {
+        return Err(RemoteError::Tls(format!("--tls-cert {} holds no PEM certificate", cert.display())));
+    };
+    if ders.len() == 1 && is_ca_used_as_end_entity(last) {
+        return Err(RemoteError::Tls(format!(
+            "--tls-cert {} is a self-signed CA certificate (as `openssl req -x509` makes), and TLS clients refuse \
+             a CA as a server's own certificate (CaUsedAsEndEntity). Leave out --tls-cert and --tls-key: \
+             pmon-server then makes its own CA and certificate and prints the fingerprint to pin; or sign a \
+             server certificate with your own CA (README, \"Your own CA\")",
+            cert.display()
+        )));
+    }
+    Ok((chain, key_pem, Some(Fingerprint::of(last)), false))
+}
+
+/// Whether a certificate is a CA's: as a server's own it fails every client.
+fn is_ca_used_as_end_entity(der: &[u8]) -> bool {
+    let der = rustls_pki_types::CertificateDer::from(der.to_vec());
+    let (Ok(ee), Ok(anchor)) = (webpki::EndEntityCert::try_from(&der), webpki::anchor_from_trusted_cert(&der)) else {
+        return false;
+    };
+    let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms.all;
+    let now = rustls_pki_types::UnixTime::now();
+    let verdict =
+        ee.verify_for_usage(algs, &[anchor], &[], now, webpki::KeyUsage::server_auth(), None, None).map(|_| ());
+    matches!(verdict, Err(webpki::Error::CaUsedAsEndEntity))
 }
 
 impl Listener {
+    /// What `pmon status` shows about this listener.
+    pub fn remote_access(&self) -> pmon_proto::v1::RemoteAccess {
+        let access = self.access.as_ref();
+        pmon_proto::v1::RemoteAccess {
+            address: self.address.to_string(),
+            fingerprint: access.and_then(|a| a.fingerprint).map(|f| f.to_string()).unwrap_or_default(),
+            token_file: access.map(|a| a.token_file.display().to_string()).unwrap_or_default(),
+            own_certificate: access.is_some_and(|a| a.own_certificate),
+            add_command: access.and_then(Access::add_command).unwrap_or_default(),
+        }
+    }
+
     /// Serves `routes` on this listener, every request checked for the token, until
     /// `shutdown` completes. A failed handshake or a refused request ends only that
     /// connection or request.
@@ -255,6 +383,7 @@ mod tests {
             client_ca: None,
             token_file: Some("t".into()),
             insecure: false,
+            tls_names: Vec::new(),
         }
     }
 
@@ -270,26 +399,47 @@ mod tests {
     }
 
     #[test]
-    fn plaintext_only_on_loopback_and_only_with_insecure() {
-        let plain = Settings { tls_cert: None, tls_key: None, ..settings("0.0.0.0:7070") };
-        assert!(refusal(&plain, false).contains("needs TLS: give --tls-cert FILE and --tls-key FILE"));
-        assert!(refusal(&plain, true).contains("with --insecure"), "loopback still needs the flag");
-        let insecure = Settings { insecure: true, ..plain };
-        let err = refusal(&insecure, false);
-        assert!(err.contains("refusing plaintext TCP on 0.0.0.0:7070") && err.contains("not a loopback"), "{err}");
-        assert!(check_flags(&insecure, true).is_ok());
+    fn without_certificate_options_the_server_uses_its_own() {
+        let own = Settings { tls_cert: None, tls_key: None, token_file: None, ..settings("0.0.0.0:7070") };
+        assert!(check_flags(&own, false).is_ok(), "--listen alone");
+        let named = Settings { tls_names: vec!["mac.example".into()], ..own.clone() };
+        assert!(check_flags(&named, false).is_ok());
+        let given = Settings { tls_names: vec!["x".into()], ..settings("0.0.0.0:7070") };
+        assert!(refusal(&given, false).contains("--tls-name names pmon-server's own certificate"));
     }
 
     #[test]
-    fn a_token_is_always_required_and_flags_must_agree() {
-        let no_token = Settings { token_file: None, ..settings("127.0.0.1:1") };
-        assert!(refusal(&no_token, true).contains("--listen needs --token-file FILE"));
+    fn plaintext_only_on_loopback_and_only_with_insecure_and_a_token() {
+        let plain = Settings { tls_cert: None, tls_key: None, insecure: true, ..settings("0.0.0.0:7070") };
+        let err = refusal(&plain, false);
+        assert!(err.contains("refusing plaintext TCP on 0.0.0.0:7070") && err.contains("not a loopback"), "{err}");
+        assert!(check_flags(&plain, true).is_ok());
+        let no_token = Settings { token_file: None, ..plain };
+        assert!(refusal(&no_token, true).contains("--insecure needs --token-file FILE"));
+    }
+
+    #[test]
+    fn flags_must_agree() {
         let half = Settings { tls_key: None, ..settings("127.0.0.1:1") };
         assert!(refusal(&half, true).contains("go together"));
         let both = Settings { insecure: true, ..settings("127.0.0.1:1") };
         assert!(refusal(&both, true).contains("--insecure means no TLS"));
         let ca_plain = Settings { tls_cert: None, tls_key: None, insecure: true, client_ca: Some("ca".into()), ..both };
         assert!(refusal(&ca_plain, true).contains("--client-ca needs TLS"));
+    }
+
+    #[test]
+    fn a_plain_self_signed_certificate_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["box".to_string()]).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).expect("self-signed");
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&c, cert.pem()).expect("cert");
+        std::fs::write(&k, key.serialize_pem()).expect("key");
+        let err = given_identity(&c, &k).expect_err("refused").to_string();
+        assert!(err.contains("self-signed CA certificate") && err.contains("Leave out --tls-cert"), "{err}");
     }
 
     #[test]
