@@ -109,8 +109,13 @@ enum Command {
     /// report. Press ? for the keys. It keeps running when the server goes away, says
     /// so, and reconnects.
     ///
-    /// Example: pmon --connect https://mac.local:7070 --token-file ~/.pmon-mac.token tui
-    Tui,
+    /// With several remotes (--remote a,b or --all-remotes), an overview first: one row
+    /// per machine with its state, tier, score, top process and last pause; Enter opens
+    /// that machine's dashboard, Esc there comes back.
+    ///
+    /// Examples: pmon --remote mac tui
+    ///           pmon tui --all-remotes
+    Tui(TuiArgs),
     /// The configuration: what the server runs with, and where the file is.
     ///
     /// Example: pmon config show --file
@@ -169,6 +174,13 @@ enum Command {
     Completions(shell::CompletionsArgs),
     /// Print the man page, or write one page per command into a directory.
     Man(shell::ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TuiArgs {
+    /// Every remote added with `pmon remote add`, in the overview.
+    #[arg(long, conflicts_with = "connect")]
+    all_remotes: bool,
 }
 
 /// An error that carries its own exit code.
@@ -258,6 +270,12 @@ fn below_grpc(s: &tonic::Status, target: Option<&Endpoint>) -> Option<String> {
 /// Where to connect and with which credentials, from the flags.
 fn endpoint(t: &Target) -> Result<Endpoint, Failure> {
     let endpoint = match &t.remote {
+        Some(name) if name.contains(',') => {
+            return Err(Failure {
+                code: 2,
+                message: format!("--remote {name}: one remote at a time, except for `pmon tui`, which shows several"),
+            });
+        }
         Some(name) => {
             let _ = REMOTE.set(name.clone());
             remote::endpoint(name)?
@@ -320,8 +338,14 @@ fn main() -> ExitCode {
             Command::Uninstall(a) => install::uninstall(a),
             Command::Status(a) => status::run(a, &endpoint(&cli.target)?).await,
             Command::Watch(a) => watch::run(a, &endpoint(&cli.target)?).await,
-            Command::Tui => {
-                pmon_tui::run(endpoint(&cli.target)?).await.map_err(|e| Failure { code: 1, message: e.to_string() })
+            Command::Tui(a) => {
+                let failed = |e: pmon_tui::Error| Failure { code: 1, message: e.to_string() };
+                let several = cli.target.remote.as_deref().filter(|r| r.contains(','));
+                match (a.all_remotes, several) {
+                    (true, _) => pmon_tui::run_fleet(remote::all()?).await.map_err(failed),
+                    (false, Some(names)) => pmon_tui::run_fleet(remote::several(names)?).await.map_err(failed),
+                    (false, None) => pmon_tui::run(endpoint(&cli.target)?).await.map_err(failed),
+                }
             }
             Command::Events(a) => events::run(a, &endpoint(&cli.target)?).await,
             Command::History(a) => history::run(a, &endpoint(&cli.target)?).await,

@@ -168,6 +168,22 @@ pub fn endpoint(name: &str) -> Result<Endpoint, Failure> {
     resolve(name, saved)
 }
 
+/// The named remotes of `--remote a,b`, in that order.
+pub fn several(names: &str) -> Result<Vec<(String, Endpoint)>, Failure> {
+    names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(|n| Ok((n.to_string(), endpoint(n)?))).collect()
+}
+
+/// Every remote added, by name.
+pub fn all() -> Result<Vec<(String, Endpoint)>, Failure> {
+    let file = load(&dir()?)?;
+    if file.remote.is_empty() {
+        return Err(usage(
+            "--all-remotes: no remotes yet; add one with: pmon remote add NAME https://HOST:PORT".into(),
+        ));
+    }
+    file.remote.iter().map(|(name, saved)| Ok((name.clone(), resolve(name, saved)?))).collect()
+}
+
 fn resolve(name: &str, saved: &Saved) -> Result<Endpoint, Failure> {
     let broken = |what: String| failure(format!("remote {name:?} is damaged ({what}); add it again with --replace"));
     let url: Endpoint = saved.url.parse().map_err(|e: pmon_proto::endpoint::EndpointError| broken(e.to_string()))?;

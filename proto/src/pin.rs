@@ -285,6 +285,56 @@ mod tests {
         assert_eq!(format!("SHA256:{colons}").parse::<Fingerprint>().expect("colons, upper case"), f);
     }
 
+    /// A CA and a leaf it signed, valid from `from` to `to` (days from now).
+    fn chain(from: i64, to: i64) -> (CertificateDer<'static>, CertificateDer<'static>) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("key");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA");
+        let issuer = Issuer::new(ca, ca_key);
+        let mut leaf = CertificateParams::new(vec!["box".to_string()]).expect("params");
+        let now = time::OffsetDateTime::now_utc();
+        (leaf.not_before, leaf.not_after) = (now + time::Duration::days(from), now + time::Duration::days(to));
+        let leaf = leaf.signed_by(&KeyPair::generate().expect("key"), &issuer).expect("leaf");
+        (leaf.der().clone(), ca_cert.der().clone())
+    }
+
+    fn verify(pin: Option<Fingerprint>, leaf: &CertificateDer<'_>, ca: &CertificateDer<'_>) -> Result<(), String> {
+        let verifier = Pinned {
+            pin,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            seen: Arc::new(Mutex::new(None)),
+        };
+        let name = ServerName::try_from("elsewhere").expect("name");
+        verifier
+            .verify_server_cert(leaf, std::slice::from_ref(ca), &name, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_pinned_chain_is_accepted_whatever_its_names_and_no_other() {
+        let (leaf, ca) = chain(-1, 30);
+        assert_eq!(verify(Some(Fingerprint::of(&ca)), &leaf, &ca), Ok(()), "names are not checked");
+        let (_, other_ca) = chain(-1, 30);
+        let err = verify(Some(Fingerprint::of(&other_ca)), &leaf, &ca).expect_err("another pin");
+        assert!(err.contains("is not the pinned one"), "{err}");
+        let (stranger, _) = chain(-1, 30);
+        let err = verify(Some(Fingerprint::of(&ca)), &stranger, &ca).expect_err("a leaf the pinned CA did not sign");
+        assert!(err.contains("not valid"), "{err}");
+    }
+
+    #[test]
+    fn an_expired_or_future_certificate_is_refused_saying_so() {
+        let (leaf, ca) = chain(-30, -1);
+        let err = verify(Some(Fingerprint::of(&ca)), &leaf, &ca).expect_err("expired");
+        assert!(err.contains("has expired"), "{err}");
+        let (leaf, ca) = chain(2, 30);
+        let err = verify(Some(Fingerprint::of(&ca)), &leaf, &ca).expect_err("not yet valid");
+        assert!(err.contains("not valid yet"), "{err}");
+    }
+
     #[test]
     fn bad_fingerprints_name_the_accepted_form() {
         for bad in ["", "SHA256:", "SHA256:abc", "MD5:00", &format!("SHA256:{}", "g".repeat(64))] {

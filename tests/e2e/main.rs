@@ -23,6 +23,7 @@ mod metrics;
 #[cfg(target_os = "linux")]
 mod namespace;
 mod pinned;
+mod prometheus;
 mod remote;
 mod replay;
 mod socket;

@@ -191,3 +191,53 @@ fn a_plain_self_signed_certificate_is_refused_at_start_saying_what_to_do() {
     let log = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
     assert!(log.contains("self-signed CA certificate") && log.contains("Leave out --tls-cert and --tls-key"), "{log}");
 }
+
+#[test]
+fn the_overview_shows_every_machine_opens_each_and_one_unreachable_blocks_none() {
+    crate::tui::tmux_binary();
+    let config = TempDir::new().expect("config dir");
+    let (mac, studio) = (own_certificate_server("127.0.0.1:0"), own_certificate_server("127.0.0.1:0"));
+    for (name, server) in [("mac", &mac), ("studio", &studio)] {
+        let token = server.data_dir().join("remote.token");
+        let (url, pin) = (url(server), fingerprint(server));
+        let add = ["remote", "add", name, &url, "--fingerprint", &pin, "--token-file", token.to_str().expect("utf-8")];
+        succeeds(&pmon_in(config.path(), &add));
+    }
+    // A third machine that went away after it was added: it must not hold up the others.
+    let mut gone = own_certificate_server("127.0.0.1:0");
+    let token = gone.data_dir().join("remote.token");
+    let (url3, pin3) = (url(&gone), fingerprint(&gone));
+    succeeds(&pmon_in(
+        config.path(),
+        &["remote", "add", "gone", &url3, "--fingerprint", &pin3, "--token-file", token.to_str().expect("utf-8")],
+    ));
+    gone.stop();
+
+    let work = TempDir::new().expect("work dir");
+    let command = format!(
+        "XDG_CONFIG_HOME={} {} tui --all-remotes 2>{}; echo pmon exited $?; sleep 600",
+        config.path().display(),
+        bin("pmon").display(),
+        work.path().join("tui.err").display()
+    );
+    let tmux = crate::tui::Tmux::start(work.path(), &command, (140, 20));
+    let screen = tmux.wait("two machines live and one unreachable", Duration::from_secs(30), |s| {
+        s.contains("3 machines, 2 live") && s.contains("unreachable")
+    });
+    for part in ["machine", "last pause", "gone", "mac", "studio", "SENTINEL"] {
+        assert!(screen.contains(part), "missing {part:?}:\n{screen}");
+    }
+    // Sorted by name: gone, mac, studio. Down to mac, open it, and come back.
+    tmux.keys(&["Down", "Enter"]);
+    let dashboard = tmux.wait("mac's dashboard", Duration::from_secs(20), |s| {
+        s.contains("● live") && s.contains("procs") && s.contains(&format!("mac ({})", url(&mac)))
+    });
+    assert!(!dashboard.contains("3 machines"), "{dashboard}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("3 machines, 2 live", Duration::from_secs(10));
+    tmux.keys(&["q"]);
+    tmux.wait_for("pmon exited 0", Duration::from_secs(10));
+    let err = std::fs::read_to_string(work.path().join("tui.err")).unwrap_or_default();
+    assert!(err.is_empty(), "pmon tui wrote to stderr: {err}");
+    drop(studio);
+}
