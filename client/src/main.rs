@@ -60,7 +60,7 @@ struct Cli {
 #[derive(Debug, clap::Args)]
 struct Target {
     /// A server added with `pmon remote add NAME …`: its address, pinned certificate
-    /// and token.
+    /// and token. `pmon tui` takes several, comma-separated, and shows an overview.
     #[arg(long, global = true, value_name = "NAME", conflicts_with_all = ["connect", "token_file", "ca_file", "client_cert"])]
     remote: Option<String>,
 
@@ -179,7 +179,7 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct TuiArgs {
     /// Every remote added with `pmon remote add`, in the overview.
-    #[arg(long, conflicts_with = "connect")]
+    #[arg(long)]
     all_remotes: bool,
 }
 
@@ -342,6 +342,10 @@ fn main() -> ExitCode {
                 let failed = |e: pmon_tui::Error| Failure { code: 1, message: e.to_string() };
                 let several = cli.target.remote.as_deref().filter(|r| r.contains(','));
                 match (a.all_remotes, several) {
+                    (true, _) if cli.target.connect.is_some() || cli.target.remote.is_some() => Err(Failure {
+                        code: 2,
+                        message: "--all-remotes shows every remote: leave out --connect and --remote".into(),
+                    }),
                     (true, _) => pmon_tui::run_fleet(remote::all()?).await.map_err(failed),
                     (false, Some(names)) => pmon_tui::run_fleet(remote::several(names)?).await.map_err(failed),
                     (false, None) => pmon_tui::run(endpoint(&cli.target)?).await.map_err(failed),

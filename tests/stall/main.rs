@@ -17,6 +17,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod cgroup;
+mod fleet;
 mod hogs;
 mod lab;
 mod scenarios;

@@ -48,7 +48,16 @@ pub struct Server {
 impl Server {
     /// Starts a server and waits until it has a lead-up of samples.
     pub fn start() -> Server {
-        Server::launch(|server, _| Command::new(server))
+        Server::start_with(&[])
+    }
+
+    /// Starts a server with extra arguments (e.g. `--metrics HOST:PORT`).
+    pub fn start_with(args: &[&str]) -> Server {
+        Server::launch(|server, _| {
+            let mut command = Command::new(server);
+            command.args(args);
+            command
+        })
     }
 
     /// Starts a server inside the cgroup-v1 directory `cgroup`, running a copy of the
