@@ -429,20 +429,6 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_self_signed_certificate_is_refused_with_what_to_do() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::new(vec!["box".to_string()]).expect("params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).expect("self-signed");
-        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-        std::fs::write(&c, cert.pem()).expect("cert");
-        std::fs::write(&k, key.serialize_pem()).expect("key");
-        let err = given_identity(&c, &k).expect_err("refused").to_string();
-        assert!(err.contains("self-signed CA certificate") && err.contains("Leave out --tls-cert"), "{err}");
-    }
-
-    #[test]
     fn flags_without_listen_are_named() {
         assert_eq!(stray_flag(&Settings::default()), None);
         let s = Settings { token_file: Some("t".into()), ..Settings::default() };
