@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench -p pmon-server --bench watchers
 //! PMON_BENCH_WATCHERS=100 PMON_BENCH_SECONDS=20 cargo bench -p pmon-server --bench watchers
+//! PMON_BENCH_FULL_DECODE=1 cargo bench -p pmon-server --bench watchers
 //! ```
 //!
 //! The server's CPU time (utime + stime from /proc) is read over a window with no
@@ -14,6 +15,12 @@
 //! and scoring) to its arrival at each watcher; fan-out is the time from the first
 //! watcher's arrival to each other's. The watchers run in this process, on the same
 //! cores as the server: on a 2-core machine they compete with it.
+//!
+//! Each watcher decodes only what it measures (the sequence, the kind of item and the
+//! sample's time; prost skips the rest without reading it), so the figures are the
+//! server's delivery, not 200 full decodes in this process taking the two cores from
+//! the server. `PMON_BENCH_FULL_DECODE=1` decodes every sample whole, as `pmon watch`
+//! does, for comparison.
 
 use std::{
     collections::HashMap,
@@ -60,25 +67,82 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn watcher(endpoint: Endpoint, seen_by_all: Arc<Mutex<Vec<Seen>>>, stop: tokio::sync::watch::Receiver<bool>) {
+/// What a light watcher decodes of a `WatchSamplesResponse`: field numbers as in
+/// `pmon.v1`; every other field is skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Light {
+    #[prost(uint64, tag = "1")]
+    sequence: u64,
+    #[prost(message, optional, tag = "2")]
+    sample: Option<LightSample>,
+}
+
+/// Of a `Sample`, its time only.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LightSample {
+    #[prost(message, optional, tag = "2")]
+    time: Option<pbjson_types::Timestamp>,
+}
+
+/// The next item: (sequence, when the sample was taken, or `None` for a `missed`).
+type Next = Option<(u64, Option<SystemTime>)>;
+
+/// The stream of one watcher, decoded whole or light.
+enum Stream {
+    Full(tonic::Streaming<pmon_proto::v1::WatchSamplesResponse>),
+    Light(tonic::Streaming<Light>),
+}
+
+impl Stream {
+    async fn open(endpoint: &Endpoint, socket: &std::path::Path, full: bool) -> Option<Stream> {
+        let request = WatchSamplesRequest { after_sequence: None, server_instance: None };
+        if full {
+            let mut client = endpoint.connect().await.ok()?;
+            return Some(Stream::Full(client.watch_samples(request).await.ok()?.into_inner()));
+        }
+        let channel = tonic::transport::Endpoint::from_shared(format!("unix://{}", socket.display()))
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.ok()?;
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/pmon.v1.PauseMonitor/WatchSamples");
+        let codec = tonic_prost::ProstCodec::<WatchSamplesRequest, Light>::default();
+        Some(Stream::Light(grpc.server_streaming(tonic::Request::new(request), path, codec).await.ok()?.into_inner()))
+    }
+
+    async fn next(&mut self) -> Result<Next, tonic::Status> {
+        let time = |t: Option<&pbjson_types::Timestamp>| t.and_then(system_time);
+        Ok(match self {
+            Stream::Full(s) => s.message().await?.map(|item| match item.item {
+                Some(Item::Sample(sample)) => (item.sequence, time(sample.time.as_ref()).or(Some(SystemTime::now()))),
+                _ => (item.sequence, None),
+            }),
+            Stream::Light(s) => s.message().await?.map(|item| {
+                (item.sequence, item.sample.map(|sample| time(sample.time.as_ref()).unwrap_or_else(SystemTime::now)))
+            }),
+        })
+    }
+}
+
+async fn watcher(
+    (endpoint, socket, full): (Endpoint, std::path::PathBuf, bool),
+    seen_by_all: Arc<Mutex<Vec<Seen>>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut seen = Seen::default();
-    let Ok(mut client) = endpoint.connect().await else { return };
-    let request = WatchSamplesRequest { after_sequence: None, server_instance: None };
-    let Ok(stream) = client.watch_samples(request).await else { return };
-    let mut stream = stream.into_inner();
+    let Some(mut stream) = Stream::open(&endpoint, &socket, full).await else { return };
     let mut stop = stop;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            item = stream.message() => match item {
-                Ok(Some(item)) => {
+            item = stream.next() => match item {
+                Ok(Some((sequence, taken))) => {
                     let now = SystemTime::now();
-                    match item.item {
-                        Some(Item::Sample(sample)) => {
-                            let taken = sample.time.as_ref().and_then(system_time).unwrap_or(now);
-                            seen.samples.push((item.sequence, taken, now));
-                        }
-                        _ => seen.missed_at.push(now),
+                    match taken {
+                        Some(taken) => seen.samples.push((sequence, taken, now)),
+                        None => seen.missed_at.push(now),
                     }
                 }
                 _ => break,
@@ -186,9 +250,11 @@ fn run(server: &std::process::Child, data: &std::path::Path, watchers: u64, seco
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let endpoint = Endpoint::local(data);
-    let tasks: Vec<_> = (0..watchers)
-        .map(|_| runtime.spawn(watcher(endpoint.clone(), Arc::clone(&arrivals), stop_rx.clone())))
-        .collect();
+    let full = std::env::var_os("PMON_BENCH_FULL_DECODE").is_some_and(|v| v == "1");
+    println!("watchers decode {}", if full { "every sample whole" } else { "the sequence and time (light)" });
+    let target = (endpoint, socket, full);
+    let tasks: Vec<_> =
+        (0..watchers).map(|_| runtime.spawn(watcher(target.clone(), Arc::clone(&arrivals), stop_rx.clone()))).collect();
     // Every watcher connected and streaming before the window opens.
     std::thread::sleep(Duration::from_secs(3));
     let (before, window_start) = (cpu_time(pid)?, SystemTime::now());
