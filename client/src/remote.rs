@@ -11,7 +11,7 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, IsTerminal, Write},
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -123,14 +123,7 @@ fn load(dir: &Path) -> Result<File, Failure> {
 }
 
 fn write(path: &Path, contents: &[u8], mode: u32) -> Result<(), Failure> {
-    let aside = path.with_extension("new");
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&aside)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&aside, path)
-    })();
-    result.map_err(|e| failure(format!("cannot write {}: {e}", path.display())))
+    paths::write_whole(path, contents, mode).map_err(|e| failure(format!("cannot write {}: {e}", path.display())))
 }
 
 fn save(dir: &Path, file: &File) -> Result<(), Failure> {
@@ -139,6 +132,9 @@ fn save(dir: &Path, file: &File) -> Result<(), Failure> {
         .mode(0o700)
         .create(dir.join("remotes"))
         .map_err(|e| failure(format!("cannot create {}: {e}", dir.join("remotes").display())))?;
+    // Made earlier by someone else, it may be looser: the tokens are in it.
+    std::fs::set_permissions(dir.join("remotes"), std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| failure(format!("cannot restrict {}: {e}", dir.join("remotes").display())))?;
     let text = toml::to_string(file).map_err(|e| failure(format!("cannot write the remotes: {e}")))?;
     write(&dir.join("remotes.toml"), text.as_bytes(), 0o644)
 }
@@ -170,7 +166,16 @@ pub fn endpoint(name: &str) -> Result<Endpoint, Failure> {
 
 /// The named remotes of `--remote a,b`, in that order.
 pub fn several(names: &str) -> Result<Vec<(String, Endpoint)>, Failure> {
-    names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(|n| Ok((n.to_string(), endpoint(n)?))).collect()
+    let named: Vec<(String, Endpoint)> = names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| Ok((n.to_string(), endpoint(n)?)))
+        .collect::<Result<_, Failure>>()?;
+    if named.is_empty() {
+        return Err(usage(format!("--remote {names:?} names no remote; e.g. --remote mac,studio")));
+    }
+    Ok(named)
 }
 
 /// Every remote added, by name.
@@ -228,7 +233,14 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             if file.remote.contains_key(&to) {
                 return Err(usage(format!("a remote named {to:?} exists already; remove it first")));
             }
-            let saved = file.remote.remove(&from).ok_or_else(|| usage(format!("no remote named {from:?}")))?;
+            let mut saved = file.remote.remove(&from).ok_or_else(|| usage(format!("no remote named {from:?}")))?;
+            // The token goes with the name, so a later `add FROM` cannot write over it.
+            let moved = dir.join("remotes").join(format!("{to}.token"));
+            if saved.token_file.starts_with(dir.join("remotes")) {
+                std::fs::rename(&saved.token_file, &moved)
+                    .map_err(|e| failure(format!("cannot move {}: {e}", saved.token_file.display())))?;
+                saved.token_file = moved;
+            }
             file.remote.insert(to.clone(), saved);
             save(&dir, &file)?;
             println!("renamed {from} to {to}");

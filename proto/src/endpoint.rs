@@ -181,6 +181,10 @@ impl Endpoint {
                     .map_err(|e| fail(Stage::Address, format!("bad socket path: {e}"), false))?;
                 (format!("unix://{}", absolute.display()), None, Bearer(None))
             }
+            Endpoint::Tcp(remote) if remote.credentials.pin.is_some() && !remote.tls => {
+                // Never fall back to plaintext, where the token would go out in the clear.
+                return Err(fail(Stage::Tls, "a pinned server is reached over https:// only".into(), false));
+            }
             Endpoint::Tcp(remote) => {
                 let c = &remote.credentials;
                 let bearer = match &c.token_file {

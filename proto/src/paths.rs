@@ -64,3 +64,30 @@ fn base_dir(xdg_var: &str, home_relative: &str) -> Option<PathBuf> {
     }
     std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute()).map(|h| h.join(home_relative))
 }
+
+/// Writes `contents` to `path` whole, with permission bits `mode`, replacing any file
+/// there: written to a file of its own beside it (made fresh, never one left by an
+/// earlier crash with other bits), synced, then renamed over, so a crash leaves the old
+/// file or the new one, never half of one, and a key never gets looser bits.
+pub fn write_whole(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::{
+        io::Write,
+        os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let aside = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    // A file of that name is a leftover of this pid's earlier life: never reused.
+    let _ = std::fs::remove_file(&aside);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&aside)?;
+        // The umask may only have narrowed the bits; this sets exactly these.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&aside, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&aside);
+    }
+    result
+}

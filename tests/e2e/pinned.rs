@@ -147,14 +147,30 @@ fn a_pinned_remote_just_works_and_a_changed_certificate_is_refused_with_both_fin
     succeeds(&out);
     succeeds(&pmon_in(config.path(), &["--remote", "box", "status"]));
 
-    succeeds(&pmon_in(config.path(), &["remote", "rename", "box", "studio"]));
-    succeeds(&pmon_in(config.path(), &["--remote", "studio", "status"]));
-    let out = pmon_in(config.path(), &["--remote", "box", "status"]);
+    renamed_and_removed(config.path());
+}
+
+/// Renames the pinned `box`, uses it by its new name, and removes it.
+fn renamed_and_removed(config: &Path) {
+    succeeds(&pmon_in(config, &["remote", "rename", "box", "studio"]));
+    let remotes = config.join("pause-monitor/remotes");
+    assert!(remotes.join("studio.token").exists() && !remotes.join("box.token").exists(), "the token moves too");
+    succeeds(&pmon_in(config, &["--remote", "studio", "status"]));
+    let out = pmon_in(config, &["--remote", "box", "status"]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no remote named \"box\" (known: studio)"), "{stderr}");
-    succeeds(&pmon_in(config.path(), &["remote", "remove", "studio"]));
-    assert!(!config.path().join("pause-monitor/remotes/studio.token").exists());
+    for (args, said) in [
+        (&["--remote", ",", "tui"][..], "names no remote"),
+        (&["--remote", "studio,other", "status"][..], "one remote at a time"),
+    ] {
+        let out = pmon_in(config, args);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
+    succeeds(&pmon_in(config, &["remote", "remove", "studio"]));
+    assert!(!config.join("pause-monitor/remotes/studio.token").exists());
 }
 
 #[test]

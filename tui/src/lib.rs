@@ -93,6 +93,7 @@ pub async fn run_fleet(machines: Vec<(String, Endpoint)>) -> Result<(), Error> {
     let mut rows = vec![fleet::Row::default(); machines.len()];
     let mut selected = 0usize;
     let mut tick = tokio::time::interval(SLOW_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         guard.terminal.draw(|frame| fleet::draw(frame, &names, &rows, selected))?;
         tokio::select! {

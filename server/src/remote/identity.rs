@@ -17,13 +17,12 @@
 
 use std::{
     fs,
-    io::Write,
     net::IpAddr,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
-use pmon_proto::pin::Fingerprint;
+use pmon_proto::{paths, pin::Fingerprint};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -51,16 +50,9 @@ fn tls_err(what: &str, path: &Path, e: impl std::fmt::Display) -> RemoteError {
     RemoteError::Tls(format!("cannot {what} {}: {e}", path.display()))
 }
 
-/// Writes `contents` to `path` whole, with `mode`, replacing any file there.
+/// Writes `contents` to `path` whole, with `mode` (see [`paths::write_whole`]).
 pub(super) fn write_private(path: &Path, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
-    let aside = path.with_extension("new");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&aside)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&aside, path)
-    };
-    write().map_err(|e| tls_err("write", path, e))
+    paths::write_whole(path, contents, mode).map_err(|e| tls_err("write", path, e))
 }
 
 fn ca_params() -> CertificateParams {
@@ -103,6 +95,8 @@ fn ca(dir: &Path) -> Result<(Issuer<'static, KeyPair>, String, bool), RemoteErro
 /// names at least `names` (host names and addresses).
 pub fn ensure(dir: &Path, names: &[String]) -> Result<Identity, RemoteError> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| tls_err("create", dir, e))?;
+    // Made earlier by someone else, it may be looser: the keys are in it.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| tls_err("restrict", dir, e))?;
     let (issuer, ca_pem, created) = ca(dir)?;
     let (cert_path, key_path, names_path) = (dir.join("server.pem"), dir.join("server.key"), dir.join("server.names"));
     let covered: Vec<String> =

@@ -283,7 +283,8 @@ impl ProcCollector {
 
     /// `VmSwap` and the context-switch counter of a process. VmSwap grows only by
     /// swapping out, which vmstat shows; it shrinks by swapping in (shown too) or by the
-    /// process itself freeing swapped pages, for which it must run. Without schedstat,
+    /// process itself freeing swapped pages, for which one of its threads must run: only
+    /// a single-threaded process's idle main thread vouches for that. Without schedstat,
     /// status is where the switches are.
     fn swap_and_switches(
         &mut self,
@@ -293,7 +294,8 @@ impl ProcCollector {
         stat: &parse::Stat,
         sched: Option<parse::Sched>,
     ) -> Result<(Option<u64>, Option<Switches>), Exited> {
-        let swap_holds = |b: &Counters| idle || b.swap_bytes == Some(0) || stat.kernel_thread;
+        let single = stat.num_threads == 1;
+        let swap_holds = |b: &Counters| (idle && single) || b.swap_bytes == Some(0) || stat.kernel_thread;
         #[cfg(test)]
         let swap_holds = |b: &Counters| !self.read_everything && swap_holds(b);
         let status = match before {
