@@ -14,7 +14,8 @@
 //!   thread was put on a CPU, is the main thread's voluntary + nonvoluntary switches of
 //!   `status` (within the one switch under way), so `status`, by far the dearest file
 //!   (~16 µs to generate, measured; `stat` ~7), is read only for `VmSwap`: for a new
-//!   process, one that holds swap and ran, and everyone while the machine swaps;
+//!   process, one that holds swap and ran (or has several threads), and everyone while
+//!   the machine swaps;
 //! - the system calls in `io` count every thread: unchanged for a single-threaded
 //!   process whose `schedstat` did not move; multi-threaded processes are always read;
 //! - `VmSwap` in `status` changes when the machine swaps, even for a sleeping process:
