@@ -124,41 +124,20 @@ impl ServerCertVerifier for Pinned {
             return Err(rustls::Error::General(format!("certificate fingerprint {presented} is not the pinned one")));
         }
         let ee = webpki::EndEntityCert::try_from(end_entity).map_err(|e| pki_error(&e))?;
-        if intermediates.is_empty() {
-            // The pinned certificate is the server's own: only its dates remain to check.
-            let anchor = webpki::anchor_from_trusted_cert(end_entity).map_err(|e| pki_error(&e))?;
-            return ee
-                .verify_for_usage(
-                    self.provider.signature_verification_algorithms.all,
-                    &[anchor],
-                    &[],
-                    now,
-                    webpki::KeyUsage::server_auth(),
-                    None,
-                    None,
-                )
-                .map(|_| ServerCertVerified::assertion())
-                .or_else(|e| match e {
-                    // A self-signed end-entity certificate is its own issuer: pinned, it is trusted.
-                    webpki::Error::UnknownIssuer | webpki::Error::CaUsedAsEndEntity => {
-                        Ok(ServerCertVerified::assertion())
-                    }
-                    other => Err(pki_error(&other)),
-                });
-        }
         let anchor = webpki::anchor_from_trusted_cert(root).map_err(|e| pki_error(&e))?;
-        let chain = &intermediates[..intermediates.len() - 1];
-        ee.verify_for_usage(
-            self.provider.signature_verification_algorithms.all,
-            &[anchor],
-            chain,
-            now,
-            webpki::KeyUsage::server_auth(),
-            None,
-            None,
-        )
-        .map(|_| ServerCertVerified::assertion())
-        .map_err(|e| pki_error(&e))
+        // The pinned certificate is the trust anchor; what lies between it and the leaf
+        // must chain up to it. Dates are checked first, whatever the chain.
+        let between = intermediates.split_last().map_or(&[][..], |(_, rest)| rest);
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        let usage = webpki::KeyUsage::server_auth();
+        match ee.verify_for_usage(algorithms, &[anchor], between, now, usage, None, None) {
+            Ok(_) => Ok(ServerCertVerified::assertion()),
+            // The server's own certificate pinned, self-signed: it is its own issuer.
+            Err(webpki::Error::UnknownIssuer | webpki::Error::CaUsedAsEndEntity) if intermediates.is_empty() => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => Err(pki_error(&e)),
+        }
     }
 
     fn verify_tls12_signature(

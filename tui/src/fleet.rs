@@ -110,13 +110,10 @@ async fn ask(client: &mut pmon_proto::endpoint::Client) -> Result<Row, String> {
         .into_inner();
     let last_pause = pauses.events.first().map(|e| {
         let when = e.started_at.as_ref().and_then(pmon_proto::time::system_time).map(ago).unwrap_or_default();
-        let culprit = e
-            .culprits
-            .first()
-            .and_then(|c| c.rogue.as_ref())
-            .map(|r| format!(" {}[{}]", r.command, r.pid))
-            .unwrap_or_default();
-        format!("#{} {when}{culprit}", e.id)
+        // Named as every other list names it (a culprit seen only in the stall's usage,
+        // or pmon-server alone held up, included); the column shows what fits.
+        let culprit = format::top_culprit(e);
+        format!("#{} {when} {culprit}", e.id)
     });
     Ok(Row {
         reach: Reach::Live,
@@ -176,7 +173,7 @@ pub fn draw(frame: &mut Frame, names: &[String], rows: &[Row], selected: usize) 
         Constraint::Length(9),
         Constraint::Length(6),
         Constraint::Length(22),
-        Constraint::Length(28),
+        Constraint::Min(28),
     ];
     frame.render_widget(Table::new(body, widths).header(header).block(Block::default().borders(Borders::TOP)), table);
     frame.render_widget(Paragraph::new("↑↓ select · Enter open its dashboard (Esc comes back) · q quit"), keys);
