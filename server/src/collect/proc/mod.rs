@@ -25,7 +25,7 @@
 //! Every process's `stat` and `status` are read at least every [`STATUS_REFRESH`]
 //! samples regardless, which bounds what rarer outside changes could leave stale.
 //! A value carried over is exactly what a read would have shown; tests compare the
-//! two paths.
+//! two paths. Listing /proc is spared too: see [`pids`].
 //!
 //! ```text
 //! files (read into one buffer) ──► parse (pure) ──► rates vs previous sample ──► RawSample
@@ -38,6 +38,8 @@
 mod counters;
 mod files;
 pub mod parse;
+mod pids;
+mod usage;
 
 use std::{
     borrow::Cow,
@@ -55,6 +57,7 @@ use super::{
 use counters::{Counters, Switches, scheduling};
 pub use files::raise_open_file_limit;
 use files::{PidFile, ProcFiles};
+use pids::Discovery;
 
 /// The process could not be read at all: it exited.
 struct Exited;
@@ -78,7 +81,7 @@ pub struct ProcCollector {
     pids: Vec<u32>,
     ticks_per_sec: f64,
     page_size: u64,
-    /// The last pid handed out when /proc was listed, from `/proc/loadavg`.
+    /// The last pid handed out at the previous sample, from `/proc/loadavg`.
     last_pid: Option<u32>,
     /// Samples taken, to spread the periodic `status` refresh.
     samples: u64,
@@ -177,29 +180,40 @@ impl ProcCollector {
             Err(_) => (None, None),
         };
 
-        // Listing /proc is a tenth of a sample's cost. A new process needs a new pid, so
-        // while the last pid handed out stays the same (a full wrap of the pid space
-        // within one interval aside), the previous list minus the exited is the list.
+        // Listing /proc is a tenth of a sample's cost: see `pids` for when it is not needed.
         self.files.begin_sample();
         let mut pids = std::mem::take(&mut self.pids);
-        if (last_pid.is_none() || last_pid != self.last_pid || self.prev_at.is_none())
-            && let Err(source) = self.files.list_pids(&mut pids)
-        {
-            let e = CollectError::List { path: self.files.root().to_string(), source };
-            self.problem = Some((SystemTime::now(), e.to_string()));
-            // The list went with the failure: the next sample lists, whatever the last pid.
-            self.last_pid = None;
-            return Err(e);
-        }
+        let before = self.last_pid.filter(|_| self.prev_at.is_some());
+        let tried = match pids::discovery(before, last_pid, &pids, self.samples.is_multiple_of(pids::RELIST)) {
+            Discovery::Known => Vec::new(),
+            Discovery::Try(new) => new,
+            Discovery::List => {
+                if let Err(source) = self.files.list_pids(&mut pids) {
+                    let e = CollectError::List { path: self.files.root().to_string(), source };
+                    self.problem = Some((SystemTime::now(), e.to_string()));
+                    // The list went with the failure: the next sample lists, whatever the last pid.
+                    self.last_pid = None;
+                    return Err(e);
+                }
+                Vec::new()
+            }
+        };
         self.last_pid = last_pid;
-        let mut processes = Vec::with_capacity(pids.len());
-        pids.retain(|&pid| match self.process(pid, clock, now, born_after) {
+        let mut processes = Vec::with_capacity(pids.len() + tried.len());
+        let times = (clock, now, born_after);
+        pids.retain(|&pid| match self.process(pid, times, false) {
             Ok(record) => {
                 processes.extend(record);
                 true
             }
             Err(Exited) => false,
         });
+        for pid in tried {
+            if let Ok(record) = self.process(pid, times, true) {
+                processes.extend(record);
+                pids.push(pid);
+            }
+        }
         self.pids = pids;
         self.files.forget_unseen();
         // Keep only pids seen this time: exited processes are forgotten.
@@ -214,13 +228,15 @@ impl ProcCollector {
     /// Reads and rates one process; `None` if its `stat` is unusable.
     /// `born` is the uptime of the previous sample and of this one: a process that
     /// started between them is seen for the first time, and all it did, it did since.
+    /// A pid `tried` without listing may be a thread's (or nobody's): then it is
+    /// `Exited` too.
     fn process(
         &mut self,
         pid: u32,
-        clock: &dyn Fn() -> Instant,
-        started: Instant,
-        born: Option<(f64, f64)>,
+        (clock, started, born): (&dyn Fn() -> Instant, Instant, Option<(f64, f64)>),
+        tried: bool,
     ) -> Result<Option<ProcessRecord>, Exited> {
+        let newcomer_status = if tried { Some(self.tried_status(pid)?) } else { None };
         // Every figure of the process is taken within microseconds of this.
         let read_at = clock();
         // schedstat first: read through a descriptor kept since the last sample, it is
@@ -250,8 +266,13 @@ impl ProcCollector {
         let before = prev.filter(|p| p.stat.starttime == stat.starttime);
         let idle = before.as_ref().filter(|b| unscheduled(b));
 
-        let (swap_bytes, ctxt_switches) =
-            self.swap_and_switches(pid, before.as_ref(), (idle.is_some(), refresh_due), &stat, sched)?;
+        let (swap_bytes, ctxt_switches) = self.swap_and_switches(
+            pid,
+            (before.as_ref(), newcomer_status),
+            (idle.is_some(), refresh_due),
+            &stat,
+            sched,
+        )?;
         // Kernel threads make no system calls; other users' io is unreadable unless root.
         let syscalls = match idle {
             _ if stat.kernel_thread => None,
@@ -282,15 +303,22 @@ impl ProcCollector {
         Ok(Some(record))
     }
 
+    /// The `status` of a pid tried without listing, read first to tell a thread (a
+    /// newcomer's is read anyway); `Exited` for a thread or a pid nobody has.
+    fn tried_status(&mut self, pid: u32) -> Result<parse::Status, Exited> {
+        let status = parse::status(self.files.pid_file(pid, PidFile::Status).map_err(|_| Exited)?);
+        if pids::is_process(pid, status.tgid) { Ok(status) } else { Err(Exited) }
+    }
+
     /// `VmSwap` and the context-switch counter of a process. VmSwap grows only by
     /// swapping out, which vmstat shows; it shrinks by swapping in (shown too) or by the
     /// process itself freeing swapped pages, for which one of its threads must run: only
     /// a single-threaded process's idle main thread vouches for that. Without schedstat,
-    /// status is where the switches are.
+    /// status is where the switches are. A newcomer's status may have been read already.
     fn swap_and_switches(
         &mut self,
         pid: u32,
-        before: Option<&Counters>,
+        (before, read): (Option<&Counters>, Option<parse::Status>),
         (idle, refresh_due): (bool, bool),
         stat: &parse::Stat,
         sched: Option<parse::Sched>,
@@ -300,6 +328,7 @@ impl ProcCollector {
         #[cfg(test)]
         let swap_holds = |b: &Counters| !self.read_everything && swap_holds(b);
         let status = match before {
+            _ if read.is_some() => read,
             Some(b) if sched.is_some() && !self.swapping && !refresh_due && swap_holds(b) => None,
             // status is world-readable: failing to read it means the process just exited.
             _ => Some(parse::status(self.files.pid_file(pid, PidFile::Status).map_err(|_| Exited)?)),
@@ -361,66 +390,6 @@ impl ProcCollector {
                 Ok(None)
             }
         }
-    }
-
-    /// What a process consumed and waited between its previous reading and this one,
-    /// `secs` apart. A single-threaded process's CPU time is its main thread's
-    /// nanosecond run time (schedstat); otherwise `stat`'s clock ticks, all threads.
-    fn usage(&self, before: &Counters, stat: &parse::Stat, sched: Option<parse::Sched>, secs: f64) -> Usage {
-        let pair = before.sched.zip(sched).filter(|(b, n)| n.run_ns >= b.run_ns && n.wait_ns >= b.wait_ns);
-        let single = before.stat.num_threads == 1 && stat.num_threads == 1;
-        let ticks = |now: u64, then: u64| Duration::from_secs_f64(now.saturating_sub(then) as f64 / self.ticks_per_sec);
-        let all_threads = ticks(stat.cpu_ticks, before.stat.cpu_ticks);
-        // The main thread's nanoseconds are exact, unless threads came and went between
-        // the readings: then their time shows in the ticks only (2 ticks of rounding).
-        let cpu = match pair {
-            Some((b, n)) if single => {
-                let main = Duration::from_nanos(n.run_ns - b.run_ns);
-                if all_threads > main + Duration::from_secs_f64(2.0 / self.ticks_per_sec) { all_threads } else { main }
-            }
-            _ => all_threads,
-        };
-        let blkio = stat.blkio_ticks.zip(before.stat.blkio_ticks).filter(|_| self.delayacct);
-        let rss = |s: &parse::Stat| i64::try_from(s.rss_pages.saturating_mul(self.page_size)).unwrap_or(i64::MAX);
-        Usage {
-            span: Duration::from_secs_f64(secs),
-            cpu,
-            run_delay: pair.map(|(b, n)| Duration::from_nanos(n.wait_ns - b.wait_ns)),
-            io_delay: blkio.map(|(now, then)| ticks(now, then)),
-            pageins: stat.majflt.checked_sub(before.stat.majflt),
-            mem_growth: (!stat.kernel_thread).then(|| rss(stat).saturating_sub(rss(&before.stat))),
-            lag: Duration::ZERO,
-        }
-    }
-
-    /// What a process born since the previous sample did in its life so far: its
-    /// counters started at zero then. A short-lived worker may be read only once, and
-    /// this is all there is to know of it. `None` for a process that is older.
-    fn newborn(&self, stat: &parse::Stat, sched: Option<parse::Sched>, born: Option<(f64, f64)>) -> Option<Usage> {
-        let (then, now) = born?;
-        let started = stat.starttime as f64 / self.ticks_per_sec;
-        // Start times are in clock ticks: one tick of slack for the rounding.
-        if started + 1.0 / self.ticks_per_sec < then || started > now {
-            return None;
-        }
-        let span = Duration::try_from_secs_f64(now - started).ok().filter(|s| rate_span(*s).is_some())?;
-        let cpu = match sched {
-            Some(s) if stat.num_threads == 1 => Duration::from_nanos(s.run_ns),
-            _ => Duration::from_secs_f64(stat.cpu_ticks as f64 / self.ticks_per_sec),
-        };
-        Some(Usage {
-            span,
-            cpu: cpu.min(span.saturating_mul(stat.num_threads.max(1))),
-            run_delay: sched.map(|s| Duration::from_nanos(s.wait_ns)),
-            io_delay: stat
-                .blkio_ticks
-                .filter(|_| self.delayacct)
-                .map(|t| Duration::from_secs_f64(t as f64 / self.ticks_per_sec)),
-            pageins: Some(stat.majflt),
-            mem_growth: (!stat.kernel_thread)
-                .then(|| i64::try_from(stat.rss_pages.saturating_mul(self.page_size)).unwrap_or(i64::MAX)),
-            lag: Duration::ZERO,
-        })
     }
 
     /// Whether the `stat` of a process whose main thread has not been scheduled since is

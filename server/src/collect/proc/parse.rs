@@ -112,6 +112,8 @@ fn state_letter(s: &[u8]) -> ProcessState {
 /// The fields of `/proc/[pid]/status` the collector uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
+    /// `Tgid`: the process (thread group) the task belongs to.
+    pub tgid: Option<u32>,
     /// `VmSwap`, bytes; absent for kernel threads and zombies.
     pub swap_bytes: Option<u64>,
     /// voluntary + nonvoluntary context switches.
@@ -124,8 +126,14 @@ pub fn status(bytes: &[u8]) -> Status {
     let mut swap_kib = None;
     let mut voluntary = None;
     let mut nonvoluntary = None;
+    let mut tgid = None;
     for line in bytes.split(|&b| b == b'\n') {
         match line.first() {
+            Some(b'T') => {
+                if let Some(v) = line.strip_prefix(b"Tgid:") {
+                    tgid = number(v.trim_ascii()).and_then(|t: u64| u32::try_from(t).ok());
+                }
+            }
             Some(b'V') => {
                 if let Some(v) = line.strip_prefix(b"VmSwap:") {
                     swap_kib = v.trim_ascii().strip_suffix(b"kB").and_then(|v| number(v.trim_ascii()));
@@ -145,6 +153,7 @@ pub fn status(bytes: &[u8]) -> Status {
         }
     }
     Status {
+        tgid,
         swap_bytes: swap_kib.map(|k: u64| k.saturating_mul(1024)),
         ctxt_switches: voluntary.zip(nonvoluntary).map(|(v, n)| v.saturating_add(n)),
     }
@@ -378,14 +387,14 @@ mod tests {
 
     #[test]
     fn status_fields_and_their_absence() {
-        let full = b"Name:\tapp\nVmSwap:\t    512 kB\nvoluntary_ctxt_switches:\t10\nnonvoluntary_ctxt_switches:\t5\n";
-        assert_eq!(status(full), Status { swap_bytes: Some(512 * 1024), ctxt_switches: Some(15) });
+        let full = b"Name:\tapp\nTgid:\t4242\nTracerPid:\t0\nVmSwap:\t    512 kB\nvoluntary_ctxt_switches:\t10\nnonvoluntary_ctxt_switches:\t5\n";
+        assert_eq!(status(full), Status { tgid: Some(4242), swap_bytes: Some(512 * 1024), ctxt_switches: Some(15) });
         let kthread = b"Name:\tkworker/0:1\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t0\n";
-        assert_eq!(status(kthread), Status { swap_bytes: None, ctxt_switches: Some(7) });
+        assert_eq!(status(kthread), Status { tgid: None, swap_bytes: None, ctxt_switches: Some(7) });
         assert_eq!(status(b"VmSwap:\tlots\nvoluntary_ctxt_switches:\t1\n"), Status::default());
         // A name with invalid UTF-8 does not stop the fields after it.
         let odd = b"Name:\t\xff\xfe\nVmSwap:\t 1 kB\nvoluntary_ctxt_switches:\t1\nnonvoluntary_ctxt_switches:\t1\n";
-        assert_eq!(status(odd), Status { swap_bytes: Some(1024), ctxt_switches: Some(2) });
+        assert_eq!(status(odd), Status { tgid: None, swap_bytes: Some(1024), ctxt_switches: Some(2) });
     }
 
     #[test]

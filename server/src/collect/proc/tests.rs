@@ -182,30 +182,6 @@ fn processes_gone_half_way_and_machine_files_cut_short_leave_a_sound_sample() {
 }
 
 #[test]
-fn a_listing_that_fails_is_reported_and_the_next_sample_lists_again() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (root, away) = (dir.path().join("proc"), dir.path().join("away"));
-    sync_tree(&fixture("before"), &root);
-    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
-    let t0 = Instant::now();
-    assert_eq!(c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("first").processes.len(), 9);
-    // The root cannot be listed, and loadavg cannot tell whether a new pid was handed
-    // out: the collector must list, and fails.
-    std::fs::rename(&root, &away).expect("move away");
-    let loadavg = std::fs::read_to_string(away.join("loadavg")).expect("loadavg");
-    std::fs::write(away.join("loadavg"), "").expect("loadavg");
-    let e = c.collect_at(t0 + STEP, SystemTime::UNIX_EPOCH + STEP).expect_err("no listing").to_string();
-    assert!(e.starts_with("cannot list processes in ") && e.contains("/proc"), "{e}");
-    assert_eq!(c.health().last_problem.map(|p| p.1), Some(e));
-    // Listable again with the same last pid as before the failure: the list lost with
-    // the failure is made afresh all the same.
-    std::fs::write(away.join("loadavg"), loadavg).expect("loadavg");
-    std::fs::rename(&away, &root).expect("move back");
-    let s = c.collect_at(t0 + 2 * STEP, SystemTime::UNIX_EPOCH + 2 * STEP).expect("third");
-    assert_eq!(s.processes.len(), 9);
-}
-
-#[test]
 fn descriptors_are_kept_for_listed_processes_and_closed_for_gone_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("proc");
@@ -359,58 +335,6 @@ fn every_status_is_read_again_within_the_refresh_period() {
 }
 
 #[test]
-fn the_listing_is_reused_until_a_new_pid_is_handed_out() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("proc");
-    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
-    c.files.keep_none();
-    let (_, s) = collect_both(&mut c, &root);
-    assert_eq!(c.files.listings(), 2, "the last pid moved from 4242 to 1000");
-    let t0 = Instant::now();
-    let again = |c: &mut ProcCollector, n: u32| {
-        let at = STEP * (2 + n);
-        c.collect_at(t0 + at, SystemTime::UNIX_EPOCH + at).expect("sample")
-    };
-    let pids = |s: &RawSample| s.processes.iter().map(|p| p.pid).collect::<Vec<_>>();
-
-    // Same last pid: no listing, the same processes.
-    assert_eq!(pids(&again(&mut c, 1)), pids(&s));
-    assert_eq!(c.files.listings(), 2);
-    // A process exits: still no listing, and it is gone.
-    std::fs::remove_dir_all(root.join("600")).expect("exit 600");
-    let after_exit = again(&mut c, 2);
-    assert!(!pids(&after_exit).contains(&600));
-    assert_eq!(pids(&after_exit).len(), s.processes.len() - 1);
-    assert_eq!(c.files.listings(), 2);
-    // A new pid handed out: listed again, the newcomer seen.
-    std::fs::create_dir(root.join("1300")).expect("mkdir 1300");
-    let stat = std::fs::read_to_string(root.join("1000/stat")).expect("stat of 1000");
-    std::fs::write(root.join("1300/stat"), stat.replacen("1000 (newcomer)", "1300 (later)", 1)).expect("stat");
-    std::fs::copy(root.join("1000/status"), root.join("1300/status")).expect("status");
-    std::fs::write(root.join("loadavg"), "1.50 0.61 0.38 3/182 1300\n").expect("loadavg");
-    assert!(pids(&again(&mut c, 3)).contains(&1300));
-    assert_eq!(c.files.listings(), 3);
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn the_real_proc_sees_a_process_started_between_samples() {
-    let mut c = ProcCollector::new("/proc");
-    c.collect().expect("first");
-    let mut child = std::process::Command::new("sleep").arg("60").spawn().expect("spawn sleep");
-    // Old enough for its readings to mean something (MIN_RATE_SPAN), young enough to
-    // have been born since the first sample.
-    std::thread::sleep(Duration::from_millis(100));
-    let s = c.collect().expect("second");
-    let seen = s.processes.iter().find(|p| p.pid == child.id()).cloned();
-    child.kill().expect("kill");
-    child.wait().expect("reap");
-    let seen = seen.expect("a new process must be listed");
-    let u = seen.usage.expect("born since the last sample: all it did is its usage");
-    assert!(u.cpu <= u.span && u.span >= Duration::from_millis(20), "{u:?}");
-}
-
-#[test]
 fn pages_going_to_zswap_count_as_swapping() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("proc");
@@ -480,3 +404,5 @@ fn the_real_schedstat_counts_the_switches_status_counts() {
     assert!(sched.timeslices > 1, "{sched:?}");
     assert_eq!(Some(sched.timeslices), status.ctxt_switches);
 }
+
+mod listing;
