@@ -92,6 +92,9 @@ struct Ticks<'a> {
 impl Ticks<'_> {
     fn run(&self, mut episodes: episode::Episodes) {
         let own = wait::OwnWait::open();
+        // One reading a tick: the end of one is the start of the next (what lies
+        // between is this loop's own work, where a wait belongs to the stall it prolongs).
+        let mut waited_before = own.total();
         while !self.stop.load(Ordering::Relaxed) {
             let start = match sleep::now() {
                 Ok(r) => r,
@@ -100,9 +103,11 @@ impl Ticks<'_> {
                     return;
                 }
             };
-            let waited_before = own.total();
             std::thread::sleep(self.interval);
             let Ok(end) = sleep::now() else { continue };
+            let waited_after = own.total();
+            let waited = waited_after.zip(waited_before).map(|(after, before)| after.saturating_sub(before));
+            waited_before = waited_after;
             let threshold = Duration::from_millis(self.threshold_ms.load(Ordering::Relaxed));
             // When the stall ended: read now, before consulting the (slow) power log.
             let now = SystemTime::now();
@@ -116,10 +121,7 @@ impl Ticks<'_> {
             let tick = end.monotonic.saturating_sub(start.monotonic);
             tracing::trace!(tick_ms = tick.as_secs_f64() * 1000.0, ?gap, "sentinel tick");
             let closed = match gap {
-                sleep::Gap::Stall { duration } => {
-                    let waited = own.total().zip(waited_before).map(|(after, before)| after.saturating_sub(before));
-                    episodes.late(now, end.monotonic, duration, waited)
-                }
+                sleep::Gap::Stall { duration } => episodes.late(now, end.monotonic, duration, waited),
                 sleep::Gap::OnTime => {
                     if !episodes.is_open() {
                         // A stop too short to be a stall says nothing about a later one.
@@ -127,7 +129,6 @@ impl Ticks<'_> {
                     }
                     let lateness = end.monotonic.saturating_sub(start.monotonic).saturating_sub(self.interval);
                     if lateness >= threshold / LAGGING {
-                        let waited = own.total().zip(waited_before).map(|(after, before)| after.saturating_sub(before));
                         episodes.lagging(now, end.monotonic, lateness, waited)
                     } else {
                         episodes.on_time(end.monotonic)
