@@ -83,7 +83,7 @@ fn main() -> Result<()> {
 
     for &target in &counts {
         for &active in &actives {
-            let before = count_processes()?;
+            let before = mix::count_processes()?;
             let (_mix, note) = match target.checked_sub(before) {
                 Some(missing) if missing > 0 => {
                     (Some(mix::Mix::start(&me, missing, u32::try_from(active)?)?), String::new())
@@ -125,19 +125,6 @@ fn list(var: &str, default: &str) -> Result<Vec<usize>> {
     Ok(values)
 }
 
-/// Numeric entries of /proc: one per process.
-fn count_processes() -> Result<usize> {
-    let mut n = 0;
-    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
-        // An entry vanishing while listing is a process that exited: not counted.
-        let Ok(entry) = entry else { continue };
-        if entry.file_name().to_str().is_some_and(|s| s.parse::<u32>().is_ok()) {
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
 /// Median costs of one side at one target.
 struct Cost {
     cpu_ms: f64,
@@ -153,7 +140,7 @@ struct Row {
 
 /// Runs warm-up then `PAIRS` interleaved pairs at the current process count.
 fn measure() -> Result<Row> {
-    let processes = count_processes()?;
+    let processes = mix::count_processes()?;
     let mut collector = ProcCollector::new("/proc");
     let mut reference = Reference::new();
 

@@ -5,7 +5,13 @@
 //! cargo bench -p pmon-server --bench watchers
 //! PMON_BENCH_WATCHERS=100 PMON_BENCH_SECONDS=20 cargo bench -p pmon-server --bench watchers
 //! PMON_BENCH_FULL_DECODE=1 cargo bench -p pmon-server --bench watchers
+//! PMON_BENCH_PROCESSES=1000 PMON_BENCH_ACTIVE=10 cargo bench -p pmon-server --bench watchers
 //! ```
+//!
+//! It runs under the process mix of the other benches (`support/mix.rs`): the machine
+//! is raised to `PMON_BENCH_PROCESSES` processes (default 300, a desktop's), of which
+//! `PMON_BENCH_ACTIVE` % (default 10) are active each second, so the server collects
+//! and scores a machine that moves. `PMON_BENCH_PROCESSES=0` leaves the machine as it is.
 //!
 //! The server's CPU time (utime + stime from /proc) is read over a window with no
 //! watcher, then over an equal window with every watcher reading; the difference is
@@ -28,7 +34,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use anyhow::{Context, Result, bail};
+#[path = "support/mix.rs"]
+mod mix;
+
+use anyhow::{Context, Result, bail, ensure};
 use pmon_proto::{
     endpoint::Endpoint,
     time::system_time,
@@ -153,8 +162,24 @@ async fn watcher(
 }
 
 fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if mix::run_child_if_asked(&args)? {
+        return Ok(());
+    }
     let watchers = env_number("PMON_BENCH_WATCHERS", 200)?;
     let seconds = env_number("PMON_BENCH_SECONDS", 60)?;
+    let target = usize::try_from(env_number("PMON_BENCH_PROCESSES", 300)?)?;
+    let active = u32::try_from(env_number("PMON_BENCH_ACTIVE", 10)?)?;
+    ensure!(active <= 100, "PMON_BENCH_ACTIVE: a share of 0 to 100 %, got {active}");
+    let missing = target.saturating_sub(mix::count_processes()?);
+    let me = std::env::current_exe().context("the bench's own path, to start the mix")?;
+    let _mix = if missing > 0 { Some(mix::Mix::start(&me, missing, active)?) } else { None };
+    // Newly started children get through exec and into their rhythm.
+    std::thread::sleep(Duration::from_secs(3));
+    println!(
+        "load: {} processes, {active} % of the {missing} mix children active each second",
+        mix::count_processes()?
+    );
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "[sampling]\ninterval_seconds = 0.25\nelevated_interval_seconds = 0.25\n")?;

@@ -25,7 +25,10 @@ fn main() -> Result<()> {
     let active = active.parse().context("ACTIVE_PERCENT")?;
     let me = std::env::current_exe()?;
     let _running = mix::Mix::start(&me, children, active)?;
-    println!("{children} children, {active} % active each second");
+    println!(
+        "{children} children, {active} % active each second; {} processes on the machine",
+        mix::count_processes()?
+    );
     // Until killed (with the whole process group); the children go with the mix.
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));

@@ -39,6 +39,19 @@ pub fn run_child_if_asked(args: &[String]) -> Result<bool> {
     }
 }
 
+/// Numeric entries of /proc: one per process.
+pub fn count_processes() -> Result<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
+        // An entry vanishing while listing is a process that exited: not counted.
+        let Ok(entry) = entry else { continue };
+        if entry.file_name().to_str().is_some_and(|s| s.parse::<u32>().is_ok()) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Running children of `exe` (which must call [`run_child_if_asked`]); killed and
 /// reaped on drop, so a panic or an error still cleans up.
 pub struct Mix(Vec<Child>);
