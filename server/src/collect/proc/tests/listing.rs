@@ -27,20 +27,30 @@ fn a_listing_that_fails_is_reported_and_the_next_sample_lists_again() {
     assert_eq!(s.processes.len(), 9);
 }
 
+/// A collector over `root` that opens every file afresh, so that its listings are
+/// counted, after the two fixture samples; the second sample with it.
+fn counted_after_both(root: &Path) -> (ProcCollector, RawSample) {
+    let mut c = ProcCollector::with_units(root, 100.0, 4096);
+    c.files.keep_none();
+    let (_, second) = collect_both(&mut c, root);
+    (c, second)
+}
+
+fn pids(s: &RawSample) -> Vec<u32> {
+    s.processes.iter().map(|p| p.pid).collect()
+}
+
 #[test]
 fn the_listing_is_reused_until_a_new_pid_is_handed_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("proc");
-    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
-    c.files.keep_none();
-    let (_, s) = collect_both(&mut c, &root);
+    let (mut c, s) = counted_after_both(&root);
     assert_eq!(c.files.listings(), 2, "the last pid moved from 4242 to 1000");
     let t0 = Instant::now();
     let again = |c: &mut ProcCollector, n: u32| {
         let at = STEP * (2 + n);
         c.collect_at(t0 + at, SystemTime::UNIX_EPOCH + at).expect("sample")
     };
-    let pids = |s: &RawSample| s.processes.iter().map(|p| p.pid).collect::<Vec<_>>();
 
     // Same last pid: no listing, the same processes.
     assert_eq!(pids(&again(&mut c, 1)), pids(&s));
@@ -76,9 +86,7 @@ fn add_task(root: &Path, pid: u32, tgid: u32, last_pid: u32) {
 fn a_few_new_pids_are_tried_without_listing_and_threads_left_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("proc");
-    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
-    c.files.keep_none();
-    collect_both(&mut c, &root);
+    let (mut c, _) = counted_after_both(&root);
     assert_eq!(c.files.listings(), 2);
     let t0 = Instant::now();
     let mut n = 0;
@@ -87,7 +95,6 @@ fn a_few_new_pids_are_tried_without_listing_and_threads_left_out() {
         let at = STEP * (2 + n);
         c.collect_at(t0 + at, SystemTime::UNIX_EPOCH + at).expect("sample")
     };
-    let pids = |s: &RawSample| s.processes.iter().map(|p| p.pid).collect::<Vec<_>>();
 
     // Pids 1001 to 1004 handed out: 1002 is a process, 1001 and 1003 exited already,
     // 1004 is a thread of 1000 (it opens under /proc, unlisted).
