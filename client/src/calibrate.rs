@@ -3,6 +3,10 @@
 //! ```text
 //! QueryHistory (6 h chunks) ──► weighted distribution of max score and sampling lateness
 //!                           ──► ELEVATED at p99, CRITICAL at p99.9, pause ratio from p99.9 lateness
+//!
+//! The pause threshold counts the sentinel's own periods; the sampler is an ordinary
+//! thread like the sentinel, so how late it woke (in seconds) is how late the sentinel
+//! would have, and the ratio is that lateness over the sentinel's period.
 //! ```
 //!
 //! History keeps a row every few seconds normally but every sample while stressed, so
@@ -22,6 +26,9 @@ use serde::Serialize;
 
 use crate::{Failure, config_file, connect};
 
+/// The lowest pause ratio proposed: below it, ordinary busy loads make pauses (1 000
+/// busy processes on 2 CPUs made the sentinel up to 3 periods late, measured).
+const MIN_PAUSE_RATIO: f64 = 3.0;
 /// How much history a proposal needs.
 const NEEDED_HOURS: f64 = 6.0;
 /// Rows are read in chunks of this span (under the server's page limit even at 4 Hz).
@@ -69,7 +76,7 @@ pub struct Analysis {
     pub rows: usize,
     /// Max score per sample, weighted by time.
     pub score: Option<Percentiles>,
-    /// Sampling lateness: real interval over planned interval.
+    /// Sampling lateness: real interval minus planned interval, seconds.
     pub lateness: Option<Percentiles>,
     /// Proposed tiers.elevated_threshold.
     pub elevated_threshold: Option<f64>,
@@ -127,7 +134,7 @@ pub fn analyse(rows: &[HistoryRow], config: &Config) -> Analysis {
             config.sampling.interval_seconds
         };
         if let Some(ms) = row.elapsed_ms {
-            late.push((ms / 1000.0 / planned, weight));
+            late.push(((ms / 1000.0 - planned).max(0.0), weight));
             late_hours += weight / 3600.0;
         }
     }
@@ -137,7 +144,11 @@ pub fn analyse(rows: &[HistoryRow], config: &Config) -> Analysis {
     let enough = hours >= NEEDED_HOURS && late_hours >= NEEDED_HOURS;
     let elevated = score.filter(|_| enough).map(|s| s.p99.ceil().clamp(10.0, 90.0));
     let critical = score.zip(elevated).map(|(s, e)| s.p999.ceil().max(e + 10.0).min(100.0));
-    let ratio = lateness.filter(|_| enough).map(|l| ((l.p999 * 1.25) * 10.0).ceil().max(15.0) / 10.0);
+    let period = f64::from(config.pause.sentinel_interval_ms) / 1000.0;
+    let ratio = lateness
+        .filter(|_| enough)
+        .map(|l| (l.p999 * 1.25 / period).max(MIN_PAUSE_RATIO) * 10.0)
+        .map(|r| r.ceil() / 10.0);
     Analysis {
         hours,
         lateness_hours: late_hours,
@@ -226,7 +237,7 @@ fn report(a: &Analysis, config: &Config) -> String {
     };
     let mut out = format!("{} history rows covering {:.1} h\n", a.rows, a.hours);
     out.push_str(&row("max score", a.score));
-    out.push_str(&row("sampling lateness (x plan)", a.lateness));
+    out.push_str(&row("sampling lateness (s)", a.lateness));
     match (a.elevated_threshold, a.critical_threshold, a.pause_threshold_ratio) {
         (Some(e), Some(c), Some(r)) => {
             out.push_str("proposal (now → proposed):\n");
@@ -239,8 +250,8 @@ fn report(a: &Analysis, config: &Config) -> String {
                 config.tiers.critical_threshold
             ));
             out.push_str(&format!(
-                "  pause.threshold_ratio     {} → {r}   (1.25 × p99.9 lateness, at least 1.5)\n",
-                config.pause.threshold_ratio
+                "  pause.threshold_ratio     {} → {r}   (1.25 × p99.9 lateness in {} ms sentinel periods, at least {MIN_PAUSE_RATIO})\n",
+                config.pause.threshold_ratio, config.pause.sentinel_interval_ms
             ));
             out.push_str("apply with: pmon calibrate --apply\n");
         }
@@ -282,10 +293,11 @@ mod tests {
             assert!((got - want).abs() < 1e-9, "{got} != {want}");
         }
         let l = a.lateness.expect("lateness");
-        assert_eq!((l.p50, l.p999), (1.0, 1.5));
+        assert_eq!((l.p50, l.p999), (0.0, 0.5));
+        // 0.5 s late × 1.25 = 6.25 periods of 100 ms, rounded up.
         assert_eq!(
             (a.elevated_threshold, a.critical_threshold, a.pause_threshold_ratio),
-            (Some(30.0), Some(40.0), Some(1.9))
+            (Some(30.0), Some(40.0), Some(6.3))
         );
     }
 

@@ -11,7 +11,7 @@ use pmon_proto::{
     time::timestamp,
     v1::{
         Event, EventKind, EventStatus, FindingOutcome, GetEventRequest, GetEventResponse, ListEventsRequest,
-        StallCause, UpdateEventRequest,
+        UpdateEventRequest,
     },
     when::parse_time_now,
 };
@@ -266,7 +266,7 @@ fn report(r: &GetEventResponse) -> String {
 fn culprits(out: &mut String, e: &Event) {
     let _ = writeln!(out, "\nCulprits");
     if e.culprits.is_empty() {
-        let none = if e.cause == StallCause::ServerSuspended as i32 {
+        let none = if !format::blames_processes(e.cause) {
             "  none: the machine did not freeze"
         } else {
             "  none: no process stood out"

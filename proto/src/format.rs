@@ -141,8 +141,11 @@ pub fn app_hang(h: &AppHang) -> String {
 /// An event's first culprit as one phrase, the same in every list: `-` when there is
 /// none, and for a stall of pmon-server alone, that.
 pub fn top_culprit(e: &Event) -> String {
-    if e.cause == StallCause::ServerSuspended as i32 {
-        return "none: pmon-server alone was held up".into();
+    if !blames_processes(e.cause) {
+        return match StallCause::try_from(e.cause) {
+            Ok(StallCause::HostSteal) => "none: the host held the whole machine".into(),
+            _ => "none: pmon-server alone was held up".into(),
+        };
     }
     e.culprits.first().map_or_else(|| "-".into(), culprit)
 }
@@ -152,9 +155,25 @@ pub fn top_culprit(e: &Event) -> String {
 pub fn cause(e: &Event) -> Option<String> {
     match StallCause::try_from(e.cause) {
         Ok(StallCause::Machine) => Some(format!("the machine froze: {}", e.cause_detail)),
-        Ok(StallCause::ServerSuspended) => Some(format!("not a machine freeze: {}", e.cause_detail)),
-        _ => None,
+        Ok(StallCause::ServerSuspended | StallCause::ServerFrozen | StallCause::ServerThrottled) => {
+            Some(format!("not a machine freeze: {}", e.cause_detail))
+        }
+        Ok(StallCause::HostSteal) => Some(format!("the host froze this machine: {}", e.cause_detail)),
+        Ok(StallCause::Unspecified) | Err(_) => None,
     }
+}
+
+/// Whether a stall of this cause (`StallCause` as sent) is one that processes of this
+/// machine made, so that culprits are named: not when pmon-server alone was held up
+/// (stopped, frozen, throttled), nor when the host descheduled the whole machine.
+pub fn blames_processes(cause: i32) -> bool {
+    !matches!(
+        StallCause::try_from(cause),
+        Ok(StallCause::ServerSuspended
+            | StallCause::ServerFrozen
+            | StallCause::ServerThrottled
+            | StallCause::HostSteal)
+    )
 }
 
 /// Seconds with two decimals: `3.92 s`.

@@ -50,7 +50,7 @@ fn calibrate_proposes_thresholds_from_the_recorded_distribution_and_applies_them
     assert!(a["hours"].as_f64().is_some_and(|h| h > 11.0), "{a}");
     assert_eq!(a["elevated_threshold"].as_f64(), Some(30.0), "{a}");
     assert_eq!(a["critical_threshold"].as_f64(), Some(40.0), "{a}");
-    assert_eq!(a["pause_threshold_ratio"].as_f64(), Some(1.9), "{a}");
+    assert_eq!(a["pause_threshold_ratio"].as_f64(), Some(6.3), "{a}");
     assert!(a["score"]["p99"].as_f64().is_some_and(|p| (29.0..=30.0).contains(&p)), "{a}");
 
     let out = server.pmon(&["calibrate", "--days", "1", "--apply"]);
@@ -58,7 +58,7 @@ fn calibrate_proposes_thresholds_from_the_recorded_distribution_and_applies_them
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("tiers.elevated_threshold  50 → 30") && text.contains("is reloading"), "{text}");
     let file = std::fs::read_to_string(server.dir.path().join("config.toml")).expect("config");
-    assert!(file.contains("elevated_threshold = 30") && file.contains("threshold_ratio = 1.9"), "{file}");
+    assert!(file.contains("elevated_threshold = 30") && file.contains("threshold_ratio = 6.3"), "{file}");
     // The server took it: its running configuration says so.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

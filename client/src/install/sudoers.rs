@@ -286,18 +286,22 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs visudo (Debian package sudo); scripts/test installs it as root and runs this, or says NOT RUN"]
     fn visudo_accepts_the_rules() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("pmon");
         std::fs::write(&path, rules("alice", Path::new(DATA)).expect("rules")).expect("write");
-        match std::process::Command::new("visudo").arg("-c").arg("-f").arg(&path).output() {
-            Ok(out) => assert!(
-                out.status.success(),
-                "visudo -c: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => eprintln!("notice: visudo is not available ({e}); the rules' text is checked only"),
-        }
+        let out = std::process::Command::new("visudo")
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .expect("visudo is installed (this test is run only where it is)");
+        assert!(
+            out.status.success(),
+            "visudo -c: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

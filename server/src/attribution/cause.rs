@@ -1,10 +1,20 @@
 //! Was it the machine, or pmon-server alone? The sentinel measures the server's own
-//! lateness. A server that was stopped (`kill -STOP`, a suspended shell job: it gets
-//! SIGCONT when continued) was suspended, and so was one that waited for a CPU while no
-//! other process did (its own priority held it back). Otherwise the lateness is the
-//! machine's: the server waited for a CPU along with others, or tasks waited on memory
-//! or I/O, or (no evidence either way) the server was blocked in the kernel, which is
-//! how a memory freeze looks from inside it.
+//! lateness and reads the kernel's accounting of what can hold the server up alone
+//! (`pause::held`). In order:
+//!
+//! - **stopped**: it got SIGCONT (`kill -STOP`, a suspended shell job);
+//! - **throttled**: its control group's CPU quota held it off for most of the lateness;
+//! - **the host**: steal grew by most of the lateness: the whole virtual machine was
+//!   descheduled, and nothing inside it is to blame;
+//! - **the machine**: the server waited for a CPU along with others, or tasks waited on
+//!   memory, I/O or a CPU (PSI), or other processes waited for a CPU;
+//! - **its memory group at its limit**: the group's limit was hit during the stall (a
+//!   task there waits for reclaim or the OOM killer, in no pressure figure): a freeze of
+//!   every process of the group, the machine's as far as they are concerned;
+//! - **held up alone**: it was late without waiting for a CPU while nobody else waited:
+//!   frozen, when its group can be frozen (a frozen task neither runs nor waits);
+//!   otherwise suspended. A machine freeze needs evidence that others waited.
+//! - Where nothing tells either way (no PSI, no run delays: macOS), the machine.
 
 use std::time::Duration;
 
@@ -15,17 +25,29 @@ use super::{Recent, Stall};
 /// A share of the stall this large is real pressure, not background noise.
 const PRESSURE_SHARE: f64 = 0.25;
 /// The sentinel waited on a run queue for at least this share of its lateness: it was
-/// ready to run and the machine did not let it.
+/// ready to run and the machine did not let it. Throttling or steal this large held it
+/// up as well.
 const WAIT_SHARE: f64 = 0.5;
 
 /// What the server knows about its own part in a stall.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evidence {
     /// The server got SIGCONT during the freeze: it had been stopped.
     pub continued: bool,
     /// How long the sentinel thread waited on a run queue during its late wake-ups;
     /// `None` where the platform does not tell.
     pub sentinel_waited: Option<Duration>,
+    /// How long its control group's CPU quota held it off across the freeze.
+    pub throttled: Option<Duration>,
+    /// How much time the host took from this machine's CPUs (all summed) across it.
+    pub steal: Option<Duration>,
+    /// How often its memory control group hit its limit across the freeze, and the file
+    /// that says so.
+    pub limit_hits: Option<(u64, String)>,
+    /// The freezer that can hold its group, in words; `None` if none can.
+    pub freezer: Option<String>,
+    /// Why a figure above is unknown, in words.
+    pub unknown: Vec<String>,
 }
 
 /// How much longer tasks stalled on each resource (PSI "some") across the stall.
@@ -67,6 +89,28 @@ pub fn classify(
     }
     let late = stall.stalled;
     let share = |d: Duration, of: f64| d.as_secs_f64() >= of * late.as_secs_f64();
+    if let Some(throttled) = evidence.throttled.filter(|t| share(*t, WAIT_SHARE)) {
+        return (
+            StallCause::ServerThrottled,
+            format!(
+                "pmon-server's control group ran out of its CPU quota: throttled {} (summed over its CPUs) during its {} lateness \
+                 (cpu.stat)",
+                secs(throttled),
+                secs(late)
+            ),
+        );
+    }
+    if let Some(steal) = evidence.steal.filter(|s| share(*s, WAIT_SHARE)) {
+        return (
+            StallCause::HostSteal,
+            format!(
+                "the host descheduled this virtual machine: steal grew {} (all CPUs) during the {} lateness \
+                 (/proc/stat)",
+                secs(steal),
+                secs(late)
+            ),
+        );
+    }
     if let Some(waited) = evidence.sentinel_waited.filter(|w| share(*w, WAIT_SHARE)) {
         // Only waits others reported can show they did not wait.
         if let Some(others) = others_waited.filter(|o| !share(*o, PRESSURE_SHARE)) {
@@ -100,16 +144,39 @@ pub fn classify(
     if !pressed.is_empty() {
         return (StallCause::Machine, format!("tasks waited for {} during the stall", pressed.join(", ")));
     }
-    match evidence.sentinel_waited {
-        Some(waited) => (
+    if let Some(others) = others_waited.filter(|o| share(*o, PRESSURE_SHARE)) {
+        return (StallCause::Machine, format!("other processes waited {} for a CPU during the stall", secs(others)));
+    }
+    if let Some((hits, file)) = evidence.limit_hits.as_ref().filter(|(hits, _)| *hits > 0) {
+        return (
             StallCause::Machine,
             format!(
-                "the sentinel was held up {} without waiting for a CPU (it waited {}): blocked in the kernel, \
-                 as on memory or I/O",
-                secs(late),
-                secs(waited)
+                "pmon-server's memory control group hit its limit {hits} times during the stall ({file}): its tasks \
+                 waited for memory"
             ),
-        ),
-        None => (StallCause::Machine, format!("the sentinel woke {} late; nothing tells more", secs(late))),
+        );
+    }
+    let known = [pressure.cpu, pressure.memory, pressure.io, others_waited];
+    if known.iter().all(Option::is_none) {
+        return (StallCause::Machine, format!("the sentinel woke {} late; nothing tells more", secs(late)));
+    }
+    // Others are known not to have waited: the server alone was held up.
+    let waited = evidence.sentinel_waited.map_or_else(|| "unknown".into(), secs);
+    let others = others_waited.map_or_else(|| "unknown".into(), secs);
+    let unknown = if evidence.unknown.is_empty() {
+        String::new()
+    } else {
+        format!(" (unknown: {})", evidence.unknown.join("; "))
+    };
+    let nobody = format!(
+        "held up {} without waiting for a CPU (it waited {waited}) while nobody else waited (other processes {others}, \
+         no pressure stall)",
+        secs(late)
+    );
+    match &evidence.freezer {
+        Some(freezer) => {
+            (StallCause::ServerFrozen, format!("pmon-server's control group was frozen ({freezer}): {nobody}{unknown}"))
+        }
+        None => (StallCause::ServerSuspended, format!("pmon-server alone was {nobody}{unknown}")),
     }
 }

@@ -116,7 +116,7 @@ pub fn attribute(
         gaps: stall.gaps,
         longest_gap_ms: stall.longest_gap.as_secs_f64() * 1000.0,
     };
-    if cause == StallCause::ServerSuspended {
+    if !pmon_proto::format::blames_processes(cause as i32) {
         return Verdict { cause, cause_detail, window, culprits: vec![], victims: vec![], groups: vec![] };
     }
     let span = stall.to.duration_since(lead_from).unwrap_or_default();

@@ -47,11 +47,18 @@ fn child_of(mut p: ProcessRecord, ppid: u32) -> ProcessRecord {
     p
 }
 
+/// The machine's figures at `at` seconds on a machine where some task waited all along
+/// (cpu pressure "some" grows a second a second): evidence that the machine froze, not
+/// pmon-server alone.
+fn waiting(at: f64) -> SystemFigures {
+    system((at * 1e6) as u64, 0, 0)
+}
+
 /// A recent record of one sample per second at `at(i)`, each with its processes.
 fn recent(samples: Vec<(f64, Vec<ProcessRecord>)>) -> Recent {
     let mut r = Recent::default();
     for (at, processes) in samples {
-        r.add(t(at), &processes, &SystemFigures::default(), &mut |_| None);
+        r.add(t(at), &processes, &waiting(at), &mut |_| None);
     }
     r
 }
@@ -59,14 +66,7 @@ fn recent(samples: Vec<(f64, Vec<ProcessRecord>)>) -> Recent {
 /// A freeze from `from` to `to` seconds; how long the sentinel waited is not known.
 fn stall(from: f64, to: f64) -> Stall {
     let late = Duration::from_secs_f64(to - from);
-    Stall {
-        from: t(from),
-        to: t(to),
-        stalled: late,
-        longest_gap: late,
-        gaps: 1,
-        evidence: Evidence { continued: false, sentinel_waited: None },
-    }
+    Stall { from: t(from), to: t(to), stalled: late, longest_gap: late, gaps: 1, evidence: Evidence::default() }
 }
 
 fn names(v: &Verdict) -> Vec<u32> {
@@ -199,7 +199,7 @@ fn a_unit_whose_processes_are_the_culprits_is_named_unless_it_is_the_servers_own
     let mut r = Recent::default();
     for i in 0..4 {
         let procs = vec![proc(11, "cc1", 1000, 900, 0), proc(12, "ld", 1000, 800, 0), proc(21, "editor", 1000, 100, 0)];
-        r.add(t(f64::from(i)), &procs, &SystemFigures::default(), &mut |pid| unit(pid));
+        r.add(t(f64::from(i)), &procs, &waiting(f64::from(i)), &mut |pid| unit(pid));
     }
     let v = attribute(&stall(1.0, 3.0), &r, &[], Duration::from_secs(1), SERVER, Some("/user.slice"));
     let g: Vec<(&str, &str, u32)> = v.groups.iter().map(|g| (g.kind.as_str(), g.name.as_str(), g.processes)).collect();
@@ -212,7 +212,7 @@ fn a_unit_whose_processes_are_the_culprits_is_named_unless_it_is_the_servers_own
 fn a_stopped_server_blames_nobody_and_says_so() {
     let r = recent((0..5).map(|i| (f64::from(i), vec![proc(11, "hog", 1000, 1000, 0)])).collect());
     let mut s = stall(1.0, 4.0);
-    s.evidence = Evidence { continued: true, sentinel_waited: Some(Duration::ZERO) };
+    s.evidence = Evidence { continued: true, sentinel_waited: Some(Duration::ZERO), ..Evidence::default() };
     let v = attribute(&s, &r, &[], Duration::from_secs(3), SERVER, None);
     assert_eq!(v.cause, StallCause::ServerSuspended);
     assert!(v.cause_detail.contains("stopped (SIGSTOP or SIGTSTP) and continued"), "{}", v.cause_detail);
@@ -258,14 +258,59 @@ fn the_cause_follows_the_sentinels_wait_the_others_waits_and_the_machines_pressu
     s.evidence.sentinel_waited = Some(ms(10));
     let (cause, detail) = cause::classify(&s.evidence, &s, &pressure, Some(Duration::ZERO));
     assert_eq!((cause, detail.as_str()), (StallCause::Machine, "tasks waited for memory 2.50 s during the stall"));
-    // Neither: blocked in the kernel, as a memory freeze looks from inside (a memory
-    // cgroup at its limit shows in no pressure figure).
+    // Neither, and nobody else waited: held up alone. Frozen where its group can be.
     let mut quiet = Recent::default();
     quiet.add(t(0.0), &[], &system(0, 0, 0), &mut |_| None);
     quiet.add(t(5.0), &[], &system(20_000, 0, 1_000), &mut |_| None);
-    let (cause, detail) = cause::classify(&s.evidence, &s, &cause::pressure(&quiet, &s), Some(Duration::ZERO));
+    let calm = cause::pressure(&quiet, &s);
+    let (cause, detail) = cause::classify(&s.evidence, &s, &calm, Some(ms(20)));
+    assert_eq!(cause, StallCause::ServerSuspended, "{detail}");
+    assert!(detail.contains("without waiting for a CPU") && detail.contains("nobody else waited"), "{detail}");
+    s.evidence.freezer = Some("cgroup v1 freezer /lab".into());
+    let (cause, detail) = cause::classify(&s.evidence, &s, &calm, Some(ms(20)));
+    assert_eq!(cause, StallCause::ServerFrozen, "{detail}");
+    assert!(detail.contains("(cgroup v1 freezer /lab)"), "{detail}");
+    // Others waited for a CPU meanwhile: the machine, frozen group or not.
+    let (cause, detail) = cause::classify(&s.evidence, &s, &calm, Some(ms(2000)));
+    assert_eq!(
+        (cause, detail.as_str()),
+        (StallCause::Machine, "other processes waited 2.00 s for a CPU during the stall")
+    );
+    // Its memory group at its limit (in no pressure figure when its OOM killer is off):
+    // the group froze, and whoever took its memory is to blame.
+    s.evidence.limit_hits = Some((412, "/sys/fs/cgroup/memory/lab/memory.failcnt".into()));
+    let (cause, detail) = cause::classify(&s.evidence, &s, &calm, Some(ms(20)));
     assert_eq!(cause, StallCause::Machine, "{detail}");
-    assert!(detail.contains("without waiting for a CPU"), "{detail}");
+    assert!(detail.contains("hit its limit 412 times"), "{detail}");
+    // Nothing known of anyone else (no PSI, no run delays: macOS): the machine.
+    let (cause, detail) = cause::classify(&Evidence::default(), &s, &cause::Pressure::default(), None);
+    assert_eq!((cause, detail.as_str()), (StallCause::Machine, "the sentinel woke 3.00 s late; nothing tells more"));
+}
+
+#[test]
+fn throttling_and_steal_hold_the_server_up_alone_and_blame_nobody() {
+    let procs = || vec![proc(11, "hog", 1000, 1000, 0), proc(12, "editor", 1000, 10, 900)];
+    let r = recent((0..5).map(|i| (f64::from(i), procs())).collect());
+    let mut s = stall(1.0, 4.0);
+    // Throttled by its group's quota: its sentinel waited for a CPU, as throttled tasks do.
+    s.evidence = Evidence {
+        sentinel_waited: Some(ms(2800)),
+        throttled: Some(ms(5600)),
+        steal: Some(Duration::ZERO),
+        ..Evidence::default()
+    };
+    let v = attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None);
+    assert_eq!(v.cause, StallCause::ServerThrottled, "{}", v.cause_detail);
+    assert!(v.cause_detail.contains("throttled 5.60 s"), "{}", v.cause_detail);
+    assert!(v.culprits.is_empty() && v.victims.is_empty(), "{:?}", v.culprits);
+    // Throttled a little, by chance: not the cause.
+    s.evidence.throttled = Some(ms(100));
+    assert_eq!(attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None).cause, StallCause::Machine);
+    // The host took the CPUs for about the stall.
+    s.evidence.steal = Some(ms(5900));
+    let v = attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None);
+    assert_eq!(v.cause, StallCause::HostSteal, "{}", v.cause_detail);
+    assert!(v.culprits.is_empty(), "the host's doing: nobody in here is to blame");
 }
 
 #[test]
@@ -278,7 +323,7 @@ fn many_children_of_one_parent_are_named_as_a_tree() {
             (0..3).map(|k| child_of(fifo(proc(300 + i * 3 + k, "cc1", 1000, 300, 0)), 200)).collect();
         let mut all = vec![shell.clone(), make.clone()];
         all.extend(children);
-        r.add(t(f64::from(i)), &all, &SystemFigures::default(), &mut |_| None);
+        r.add(t(f64::from(i)), &all, &waiting(f64::from(i)), &mut |_| None);
     }
     let v = attribute(&stall(1.0, 3.0), &r, &[], Duration::from_secs(1), SERVER, None);
     assert_eq!(v.groups.len(), 1, "{:?}", v.groups);
@@ -319,7 +364,7 @@ proptest! {
             for p in &records {
                 ends.insert(p.pid, at);
             }
-            r.add(t(at), &records, &SystemFigures::default(), &mut |_| None);
+            r.add(t(at), &records, &waiting(at), &mut |_| None);
         }
         let v = attribute(&stall(from, from + length), &r, &[], Duration::from_secs(2), SERVER, None);
         for c in &v.culprits {

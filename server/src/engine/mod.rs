@@ -114,7 +114,7 @@ pub struct LastPause {
 pub struct Engine {
     thread: JoinHandle<()>,
     tx: mpsc::Sender<Msg>,
-    /// The stall threshold in force (it follows the sampling interval), milliseconds.
+    /// The stall threshold in force (a reload may change it), milliseconds.
     threshold_ms: Arc<AtomicU64>,
 }
 
@@ -166,8 +166,7 @@ impl Engine {
             forensic_panics: 0,
         });
         // Set before the sentinel starts: a threshold of 0 would make its first tick a stall.
-        let threshold_ms =
-            Arc::new(AtomicU64::new((config.sampling.interval_seconds * config.pause.threshold_ratio * 1000.0) as u64));
+        let threshold_ms = Arc::new(AtomicU64::new(crate::pause::threshold(&config.pause).as_millis() as u64));
         let sampler = sampler::Sampler {
             tiers: tier::TierManager::new(&config.tiers),
             tracker: events::Tracker::new(&config, parts.next_event_id),

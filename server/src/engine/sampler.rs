@@ -122,6 +122,8 @@ impl Sampler {
                     continue;
                 }
                 Ok(Msg::Reconfigure(config)) => {
+                    let threshold = crate::pause::threshold(&config.pause).as_millis() as u64;
+                    self.threshold_ms.store(threshold, Ordering::Relaxed);
                     self.tiers.reconfigure(&config.tiers);
                     self.tracker.reconfigure(&config);
                     self.config = *config;
@@ -259,12 +261,9 @@ impl Sampler {
         sample
     }
 
-    /// The threshold, the cost and the status after a tick.
+    /// The cost and the status after a tick.
     fn update_status(&mut self, latest: Option<Arc<Sample>>, cpu_before: Duration) {
         let interval = self.interval();
-        // A stall is a sentinel wake-up `ratio` sampling intervals late.
-        let ratio = self.config.pause.threshold_ratio;
-        self.threshold_ms.store((interval.as_secs_f64() * ratio * 1000.0) as u64, Ordering::Relaxed);
         self.meter.record(Instant::now(), cost::process_cpu_time(), cost::thread_cpu_time().saturating_sub(cpu_before));
         let (cost, tier, source) = (self.meter.figures(), self.tiers.tier(), self.collector.health());
         let (sequence, failed, forensic_panics) = (self.counts.sequence, self.counts.failed, self.forensics.panics());
@@ -341,11 +340,15 @@ impl Sampler {
         self.pauses += 1;
         let top = verdict.culprits.first().and_then(|c| c.usage.as_ref()).map(|u| format!("{}[{}]", u.command, u.pid));
         let stall_ms = stall.stalled.as_millis() as u64;
-        match verdict.cause {
-            pmon_proto::v1::StallCause::ServerSuspended => {
-                tracing::warn!(event = id, stall_ms, "pause of pmon-server alone: {}", verdict.cause_detail);
-            }
-            _ => tracing::warn!(event = id, stall_ms, ?top, "pause: the machine stalled: {}", verdict.cause_detail),
+        use pmon_proto::v1::StallCause;
+        let alone = matches!(
+            verdict.cause,
+            StallCause::ServerSuspended | StallCause::ServerFrozen | StallCause::ServerThrottled
+        );
+        if alone {
+            tracing::warn!(event = id, stall_ms, "pause of pmon-server alone: {}", verdict.cause_detail);
+        } else {
+            tracing::warn!(event = id, stall_ms, ?top, "pause: the machine stalled: {}", verdict.cause_detail);
         }
         let last = LastPause {
             event_id: id,
@@ -356,7 +359,7 @@ impl Sampler {
         self.status_tx.send_modify(|s| {
             s.pauses = self.pauses;
             // The durations are the machine's freezes; the server's own are counted apart.
-            if last.cause == pmon_proto::v1::StallCause::ServerSuspended {
+            if alone {
                 s.suspensions += 1;
             } else {
                 s.pause_stalls.observe(stall.stalled);

@@ -101,9 +101,13 @@ impl Snapshot {
             sampler_panics: status.sampler_panics,
             forensic_panics: status.forensic_panics,
             last_pause: status.last_pause.as_ref().map(|p| {
+                use pmon_proto::v1::StallCause;
                 let cause = match p.cause {
-                    pmon_proto::v1::StallCause::ServerSuspended => "server_suspended",
-                    _ => "machine",
+                    StallCause::ServerSuspended => "server_suspended",
+                    StallCause::ServerFrozen => "server_frozen",
+                    StallCause::ServerThrottled => "server_throttled",
+                    StallCause::HostSteal => "host_steal",
+                    StallCause::Machine | StallCause::Unspecified => "machine",
                 };
                 (p.event_id, p.culprit.as_deref().map_or_else(String::new, command_label), cause)
             }),

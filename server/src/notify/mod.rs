@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use pmon_proto::{config::Alerts, format, v1::StallCause};
+use pmon_proto::{config::Alerts, format};
 
 use crate::{
     attribution::Verdict,
@@ -64,7 +64,7 @@ impl Notifier {
         let (cfg, _) = self.cfg();
         if cfg.pause_detected
             && stalled.as_secs_f64() >= cfg.pause_min_duration_seconds
-            && verdict.cause != StallCause::ServerSuspended
+            && pmon_proto::format::blames_processes(verdict.cause as i32)
         {
             let (title, body) = pause_message(id, stalled, verdict);
             self.send("pause", Some(id), &title, &body);
@@ -170,7 +170,7 @@ fn deliver(title: &str, body: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use pmon_proto::v1::{Culprit, Rogue, StallWindow};
+    use pmon_proto::v1::{Culprit, Rogue, StallCause, StallWindow};
 
     use super::*;
 

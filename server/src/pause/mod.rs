@@ -15,6 +15,7 @@
 //! stopped and continued (SIGCONT), so a stall of the server alone is told apart.
 
 pub mod episode;
+pub mod held;
 pub mod pmset;
 #[cfg_attr(target_os = "macos", path = "power_macos.rs")]
 #[cfg_attr(not(target_os = "macos"), path = "power_other.rs")]
@@ -35,6 +36,14 @@ use std::{
 
 use crate::attribution::{Stall, cause::Evidence};
 
+/// The lateness that makes a stall: `threshold_ratio` of the sentinel's own periods.
+/// Never a multiple of the sampling interval: the sentinel runs at its own pace, and a
+/// freeze that lets it run once a second (real-time hogs under the kernel's fair
+/// server) is a freeze whether the sampler looks every 0.2 s or every 5 s.
+pub fn threshold(pause: &pmon_proto::config::Pause) -> Duration {
+    Duration::from_millis(u64::from(pause.sentinel_interval_ms)).mul_f64(pause.threshold_ratio)
+}
+
 /// Where the sentinel reports a freeze; false once nobody listens (the engine is gone).
 pub type Report = Box<dyn Fn(Stall) -> bool + Send>;
 
@@ -47,8 +56,8 @@ pub struct Sentinel {
 
 impl Sentinel {
     /// Starts ticking every `interval`; a tick late by at least `threshold_ms` (read
-    /// each tick: it follows the sampling interval) is a stall, and stalls less than
-    /// `merge` apart are reported (to the engine) as one.
+    /// each tick: a reloaded configuration may change it) is a stall, and stalls less
+    /// than `merge` apart are reported (to the engine) as one.
     pub fn spawn(
         interval: Duration,
         threshold_ms: Arc<AtomicU64>,
@@ -61,8 +70,15 @@ impl Sentinel {
         let continued = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(signal_hook::consts::SIGCONT, Arc::clone(&continued))?;
         let thread = std::thread::Builder::new().name("pmon-sentinel".into()).spawn(move || {
-            let ticks =
-                Ticks { interval, threshold_ms: &threshold_ms, report: &report, stop: &flag, continued: &continued };
+            let held = held::HeldReader::open(std::path::Path::new("/"));
+            let ticks = Ticks {
+                interval,
+                threshold_ms: &threshold_ms,
+                report: &report,
+                stop: &flag,
+                continued: &continued,
+                held: &held,
+            };
             ticks.run(episode::Episodes::new(merge));
         })?;
         Ok(Sentinel { stop, thread })
@@ -80,6 +96,10 @@ impl Sentinel {
 /// During a freeze, a wake-up late by this fraction of the stall threshold still
 /// belongs to it: a starved machine lets the sentinel run now and then, somewhat late.
 const LAGGING: u32 = 4;
+/// The counters of what can hold the server up alone (`held`) are read every this many
+/// ticks while no freeze is under way (once a second at the default period: /proc/stat
+/// is not free), and once when a freeze ends.
+const HELD_EVERY: u32 = 10;
 
 struct Ticks<'a> {
     interval: Duration,
@@ -87,6 +107,7 @@ struct Ticks<'a> {
     report: &'a Report,
     stop: &'a AtomicBool,
     continued: &'a AtomicBool,
+    held: &'a held::HeldReader,
 }
 
 impl Ticks<'_> {
@@ -95,7 +116,14 @@ impl Ticks<'_> {
         // One reading a tick: the end of one is the start of the next (what lies
         // between is this loop's own work, where a wait belongs to the stall it prolongs).
         let mut waited_before = own.total();
+        // Read at an on-time tick, so before any freeze that the next ticks find.
+        let mut held_before = self.held.read();
+        let mut ticks: u32 = 0;
         while !self.stop.load(Ordering::Relaxed) {
+            ticks = ticks.wrapping_add(1);
+            if !episodes.is_open() && ticks.is_multiple_of(HELD_EVERY) {
+                held_before = self.held.read();
+            }
             let start = match sleep::now() {
                 Ok(r) => r,
                 Err(e) => {
@@ -141,19 +169,29 @@ impl Ticks<'_> {
                 }
             };
             if let Some(e) = closed
-                && !self.report(e)
+                && !self.report(e, &held_before)
             {
                 return;
             }
         }
         if let Some(e) = episodes.flush() {
-            self.report(e);
+            self.report(e, &held_before);
         }
     }
 
-    /// Tells the engine about a freeze; false once the engine is gone.
-    fn report(&self, e: episode::Episode) -> bool {
-        let evidence = Evidence { continued: self.continued.swap(false, Ordering::Relaxed), sentinel_waited: e.waited };
+    /// Tells the engine about a freeze, with how the server's own counters grew since
+    /// `held_before`; false once the engine is gone.
+    fn report(&self, e: episode::Episode, held_before: &held::Counters) -> bool {
+        let held = self.held.held(held_before, self.held.read());
+        let evidence = Evidence {
+            continued: self.continued.swap(false, Ordering::Relaxed),
+            sentinel_waited: e.waited,
+            throttled: held.throttled,
+            steal: held.steal,
+            limit_hits: held.limit_hits,
+            freezer: held.freezer,
+            unknown: held.unknown,
+        };
         let stall =
             Stall { from: e.from, to: e.to, stalled: e.stalled, longest_gap: e.longest, gaps: e.gaps, evidence };
         (self.report)(stall)

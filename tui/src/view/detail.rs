@@ -3,7 +3,7 @@
 
 use pmon_proto::{
     format,
-    v1::{Event, EventKind, Finding, FindingOutcome, GetEventResponse, StallCause},
+    v1::{Event, EventKind, Finding, FindingOutcome, GetEventResponse},
 };
 use ratatui::{
     Frame,
@@ -108,7 +108,7 @@ fn report(d: &GetEventResponse) -> Vec<Line<'static>> {
 fn culprits(e: &Event) -> Vec<Line<'static>> {
     let mut out = vec![Line::raw(""), heading("Culprits")];
     if e.culprits.is_empty() {
-        let none = if e.cause == StallCause::ServerSuspended as i32 {
+        let none = if !format::blames_processes(e.cause) {
             "  none: the machine did not freeze"
         } else {
             "  none: no process stood out"

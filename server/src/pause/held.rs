@@ -1,0 +1,288 @@
+//! What can hold pmon-server up while the rest of the machine runs, from the kernel's
+//! own cumulative accounting, read before and after a freeze:
+//!
+//! - **throttled**: its control group's CPU quota (`cpu.stat`: `throttled_time` ns in
+//!   cgroup v1, `throttled_usec` in v2) — grows while the quota holds the group off;
+//! - **steal**: the time the host ran something else on this virtual machine's CPUs
+//!   (`/proc/stat`, the `cpu` line's eighth figure, in USER_HZ ticks);
+//! - **memory limit**: how often its memory control group hit its limit (v1
+//!   `memory.failcnt`, v2 `memory.events` `max`): a task that needs a page there waits in
+//!   reclaim or for the OOM killer, in no pressure figure when the group's OOM killer is
+//!   off — a freeze of the group, whose culprit is who took its memory;
+//! - **freezer**: whether its control group can be frozen at all (v1 `freezer.state`,
+//!   v2 `cgroup.freeze`; the root group never can). Freezing leaves no counter: a frozen
+//!   task neither runs nor waits for a CPU, so the sentinel tells it by a lateness with
+//!   no wait, while nobody else waited (see `attribution::cause`).
+//!
+//! Its groups are found through `/proc/self/cgroup` and `/proc/self/mountinfo` (v1, v2,
+//! hybrid or none). A file that is missing, unreadable or garbled leaves that figure
+//! `None` and says why; it never stands for "nothing happened". The root is injectable
+//! so tests run on fixture trees.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+/// USER_HZ, the unit of `/proc/stat`, on every Linux ABI pmon runs on.
+const USER_HZ: f64 = 100.0;
+
+/// One reading of the counters, and of the groups they were read from (a process can
+/// be moved to another group while it runs: systemd and container runtimes do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counters {
+    /// Time the control group's quota held it off, since the group was made.
+    pub throttled: Option<Duration>,
+    /// Time the host took from this machine's CPUs, all of them summed, since boot.
+    pub steal: Option<Duration>,
+    /// Times its memory group hit its limit, since the group was made.
+    pub limit_hits: Option<u64>,
+    /// The memory group's counter file, or why there is none.
+    memory: Result<PathBuf, String>,
+    /// The group's `cpu.stat`, or why there is none.
+    cpu_stat: Result<PathBuf, String>,
+    /// The freezer that can hold the group, or why that is unknown.
+    freezer: Result<Option<String>, String>,
+}
+
+/// How the counters grew across a freeze, and what could have frozen the server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Held {
+    /// Throttled time gained.
+    pub throttled: Option<Duration>,
+    /// Steal gained (all CPUs summed).
+    pub steal: Option<Duration>,
+    /// Memory-limit hits gained, and the group's file they were read from.
+    pub limit_hits: Option<(u64, String)>,
+    /// The freezer that can hold the server's group, in words (`cgroup v1 freezer
+    /// /docker/…`); `None` if none can.
+    pub freezer: Option<String>,
+    /// Why a figure is unknown, in words, one per figure.
+    pub unknown: Vec<String>,
+}
+
+/// Reads the server's own counters.
+#[derive(Debug)]
+pub struct HeldReader {
+    root: PathBuf,
+}
+
+impl HeldReader {
+    /// The reader for this process on the machine at `root` (`/` in production).
+    pub fn open(root: &Path) -> Self {
+        Self { root: root.to_path_buf() }
+    }
+
+    /// The counters now, from the groups the process is in now.
+    pub fn read(&self) -> Counters {
+        let root = &self.root;
+        let groups = read(&root.join("proc/self/cgroup"));
+        let mounts = read(&root.join("proc/self/mountinfo"));
+        let (cpu_stat, memory, freezer) = match (groups, mounts) {
+            (Ok(groups), Ok(mounts)) => {
+                let groups = own_groups(&groups);
+                let mounts = cgroup_mounts(&mounts);
+                let memory = memory_path(root, &groups, &mounts);
+                (cpu_stat_path(root, &groups, &mounts), memory, freezer(root, &groups, &mounts))
+            }
+            (Err(e), _) | (_, Err(e)) => (Err(e.clone()), Err(e.clone()), Err(e)),
+        };
+        let counter = |path: &Result<PathBuf, String>| path.as_ref().ok().and_then(|p| read(p).ok());
+        Counters {
+            throttled: counter(&cpu_stat).and_then(|t| throttled(&t)),
+            steal: read(&root.join("proc/stat")).ok().and_then(|t| steal(&t)),
+            limit_hits: counter(&memory).and_then(|t| limit_hits(&t)),
+            memory,
+            cpu_stat,
+            freezer,
+        }
+    }
+
+    /// How the counters grew from `before` to `after` (both of the same group, or the
+    /// throttling is unknown), with what could freeze the server at `after`.
+    pub fn held(&self, before: &Counters, after: Counters) -> Held {
+        let grew = |b: Option<Duration>, a: Option<Duration>| Some(a?.saturating_sub(b?));
+        let mut unknown = Vec::new();
+        let same_group = before.cpu_stat == after.cpu_stat;
+        let throttled = grew(before.throttled, after.throttled).filter(|_| same_group);
+        if throttled.is_none() {
+            unknown.push(match &after.cpu_stat {
+                Err(why) => format!("throttling: {why}"),
+                Ok(_) if !same_group => "throttling: pmon-server moved to another group meanwhile".into(),
+                Ok(p) => format!("throttling: {} unreadable or garbled", p.display()),
+            });
+        }
+        let limit_hits = match (&after.memory, before.limit_hits, after.limit_hits) {
+            (Ok(p), Some(b), Some(a)) if before.memory == after.memory => {
+                Some((a.saturating_sub(b), p.display().to_string()))
+            }
+            (Err(why), ..) => {
+                unknown.push(format!("memory limit: {why}"));
+                None
+            }
+            (Ok(p), ..) => {
+                unknown.push(format!("memory limit: {} unreadable, garbled or of another group", p.display()));
+                None
+            }
+        };
+        let steal = grew(before.steal, after.steal);
+        if steal.is_none() {
+            unknown.push(format!("steal: {} unreadable or garbled", self.root.join("proc/stat").display()));
+        }
+        let freezer = match after.freezer {
+            Ok(f) => f,
+            Err(why) => {
+                unknown.push(format!("freezer: {why}"));
+                None
+            }
+        };
+        Held { throttled, steal, limit_hits, freezer, unknown }
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The process's group per hierarchy, from `/proc/PID/cgroup`: (controllers, path); the
+/// unified (v2) hierarchy has no controllers.
+fn own_groups(text: &str) -> Vec<(Vec<&str>, &str)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let controllers = controllers.split(',').filter(|c| !c.is_empty()).collect();
+            Some((controllers, path))
+        })
+        .collect()
+}
+
+/// A mounted cgroup hierarchy: where, the group it shows at its top, its controllers
+/// (none for v2).
+struct Mount<'a> {
+    point: &'a str,
+    root: &'a str,
+    v2: bool,
+    controllers: Vec<&'a str>,
+}
+
+/// The cgroup hierarchies in `/proc/self/mountinfo`: `ID PARENT MAJ:MIN ROOT POINT
+/// OPTIONS [OPTIONAL…] - FSTYPE SOURCE SUPER_OPTIONS`.
+fn cgroup_mounts(text: &str) -> Vec<Mount<'_>> {
+    text.lines()
+        .filter_map(|l| {
+            let (head, tail) = l.split_once(" - ")?;
+            let mut head = head.split(' ');
+            let (root, point) = (head.nth(3)?, head.next()?);
+            let mut tail = tail.split(' ');
+            let fstype = tail.next()?;
+            let options = tail.nth(1).unwrap_or("");
+            match fstype {
+                "cgroup2" => Some(Mount { point, root, v2: true, controllers: Vec::new() }),
+                "cgroup" => Some(Mount { point, root, v2: false, controllers: options.split(',').collect() }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The directory of the group the process is in, in the hierarchy that has
+/// `controller` (or the unified one, for `None`); `Err` says why there is none.
+fn group_dir(
+    root: &Path,
+    groups: &[(Vec<&str>, &str)],
+    mounts: &[Mount<'_>],
+    controller: Option<&str>,
+) -> Result<(PathBuf, String), String> {
+    let wanted = controller.map_or_else(|| "the unified hierarchy".to_string(), |c| format!("the {c} controller"));
+    let (_, path) = groups
+        .iter()
+        .find(|(cs, _)| match controller {
+            Some(c) => cs.contains(&c),
+            None => cs.is_empty(),
+        })
+        .ok_or_else(|| format!("pmon-server is in no group of {wanted}"))?;
+    let mount = mounts
+        .iter()
+        .find(|m| match controller {
+            Some(c) => !m.v2 && m.controllers.contains(&c),
+            None => m.v2,
+        })
+        .ok_or_else(|| format!("{wanted} is not mounted"))?;
+    // A mount that shows a subtree (a container's) holds the paths below its root.
+    let inside = path.strip_prefix(mount.root.trim_end_matches('/')).unwrap_or(path);
+    let dir = Path::new(mount.point).join(inside.trim_start_matches('/'));
+    let dir = root.join(dir.strip_prefix("/").unwrap_or(&dir));
+    Ok((dir, path.to_string()))
+}
+
+/// The `cpu.stat` of the server's group: v2's if the cpu controller is on there, else v1's.
+fn cpu_stat_path(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]) -> Result<PathBuf, String> {
+    let v1 = group_dir(root, groups, mounts, Some("cpu")).map(|(d, _)| d.join("cpu.stat"));
+    match group_dir(root, groups, mounts, None).map(|(d, _)| d.join("cpu.stat")) {
+        Ok(p) if v1.is_err() && p.exists() => Ok(p),
+        _ => v1,
+    }
+}
+
+/// The memory group's count of limit hits: v2's `memory.events` where the memory
+/// controller is on there, else v1's `memory.failcnt`.
+fn memory_path(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]) -> Result<PathBuf, String> {
+    let v1 = group_dir(root, groups, mounts, Some("memory")).map(|(d, _)| d.join("memory.failcnt"));
+    match group_dir(root, groups, mounts, None).map(|(d, _)| d.join("memory.events")) {
+        Ok(p) if v1.is_err() && p.exists() => Ok(p),
+        _ => v1,
+    }
+}
+
+/// The freezer that can hold the server's group, if any: the root group never freezes.
+fn freezer(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]) -> Result<Option<String>, String> {
+    let v1 = group_dir(root, groups, mounts, Some("freezer"));
+    let v2 = group_dir(root, groups, mounts, None);
+    if let Ok((dir, path)) = &v1
+        && path != "/"
+        && dir.join("freezer.state").exists()
+    {
+        return Ok(Some(format!("cgroup v1 freezer {path}")));
+    }
+    if let Ok((dir, path)) = &v2
+        && path != "/"
+        && dir.join("cgroup.freeze").exists()
+    {
+        return Ok(Some(format!("cgroup v2 cgroup.freeze of {path}")));
+    }
+    match (v1, v2) {
+        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        _ => Ok(None),
+    }
+}
+
+/// Throttled time from a `cpu.stat`, v1 (`throttled_time` ns) or v2 (`throttled_usec`).
+fn throttled(text: &str) -> Option<Duration> {
+    text.lines().find_map(|l| {
+        let (key, value) = l.split_once(' ')?;
+        let n: u64 = value.trim().parse().ok()?;
+        match key {
+            "throttled_time" => Some(Duration::from_nanos(n)),
+            "throttled_usec" => Some(Duration::from_micros(n)),
+            _ => None,
+        }
+    })
+}
+
+/// Limit hits from `memory.failcnt` (a number) or `memory.events` (its `max` line).
+fn limit_hits(text: &str) -> Option<u64> {
+    let text = text.trim();
+    text.parse().ok().or_else(|| text.lines().find_map(|l| l.strip_prefix("max ")?.trim().parse().ok()))
+}
+
+/// Steal time of all CPUs from `/proc/stat`'s `cpu` line.
+fn steal(text: &str) -> Option<Duration> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: u64 = line.split_ascii_whitespace().nth(8)?.parse().ok()?;
+    Duration::try_from_secs_f64(ticks as f64 / USER_HZ).ok()
+}
+
+#[cfg(test)]
+#[path = "held_tests.rs"]
+mod tests;
