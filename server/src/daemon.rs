@@ -172,6 +172,7 @@ impl Sampling {
                     engine.threshold_ms(),
                     Duration::from_secs_f64(options.config.pause.merge_seconds),
                     engine.pause_reports(),
+                    engine.sample_requests(),
                 )
                 .map_err(ServerError::Thread)?,
             ),

@@ -1,34 +1,55 @@
-//! A memory-limited cgroup (v1 memory controller) of the test's own, whose processes are
-//! killed and whose directory is removed on drop.
+//! Control groups (cgroup v1) of the test's own: a memory-limited one, a freezer and a
+//! CPU quota. Their processes are killed and their directories removed on drop.
 
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-/// Where the cgroup-v1 memory controller is mounted.
-const MEMORY_V1: &str = "/sys/fs/cgroup/memory";
+/// Where the cgroup-v1 controllers are mounted.
+const V1: &str = "/sys/fs/cgroup";
 
-pub struct MemoryCgroup {
+pub struct Cgroup {
     dir: PathBuf,
+    /// Thawed before its processes are killed (a frozen task takes no signal).
+    freezer: bool,
 }
 
-impl MemoryCgroup {
-    /// A new cgroup limited to `limit_mb`, whose OOM killer is off: a process charging
-    /// memory beyond the limit waits (in the kernel) until memory is freed, which is a
-    /// freeze of every process of the cgroup that needs a page.
-    pub fn frozen_at_limit(limit_mb: u64) -> MemoryCgroup {
-        let root = Path::new(MEMORY_V1);
+impl Cgroup {
+    /// A new group of the v1 `controller`, named after the test process.
+    fn new(controller: &str, needs: &str) -> Cgroup {
+        let root = Path::new(V1).join(controller);
         assert!(
-            root.join("memory.oom_control").exists(),
-            "no cgroup-v1 memory controller at {MEMORY_V1}: this scenario needs one (cgroup v2 has no \
-             memory.oom_control to keep a cgroup frozen at its limit)"
+            root.join(needs).exists(),
+            "no cgroup-v1 {controller} controller at {} (no {needs}): this scenario needs one",
+            root.display()
         );
         let dir = root.join(format!("pmon-stall-lab-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        let cgroup = MemoryCgroup { dir };
+        Cgroup { dir, freezer: controller == "freezer" }
+    }
+
+    /// A memory group limited to `limit_mb`, whose OOM killer is off: a process charging
+    /// memory beyond the limit waits (in the kernel) until memory is freed, which is a
+    /// freeze of every process of the group that needs a page. (cgroup v2 has no
+    /// memory.oom_control to keep a group frozen at its limit.)
+    pub fn memory_frozen_at_limit(limit_mb: u64) -> Cgroup {
+        let cgroup = Cgroup::new("memory", "memory.oom_control");
         cgroup.write("memory.limit_in_bytes", &(limit_mb << 20).to_string());
         cgroup.write("memory.oom_control", "1");
+        cgroup
+    }
+
+    /// A freezer group, thawed.
+    pub fn freezer() -> Cgroup {
+        Cgroup::new("freezer", "tasks")
+    }
+
+    /// A CPU group allowed `quota_ms` of CPU time every `period_ms`.
+    pub fn cpu_quota(quota_ms: u64, period_ms: u64) -> Cgroup {
+        let cgroup = Cgroup::new("cpu", "cpu.cfs_quota_us");
+        cgroup.write("cpu.cfs_period_us", &(period_ms * 1000).to_string());
+        cgroup.write("cpu.cfs_quota_us", &(quota_ms * 1000).to_string());
         cgroup
     }
 
@@ -36,13 +57,28 @@ impl MemoryCgroup {
         &self.dir
     }
 
-    /// Whether a process of the cgroup is waiting for memory at the limit.
-    pub fn under_oom(&self) -> bool {
-        self.read("memory.oom_control").lines().any(|l| l == "under_oom 1")
+    /// Freezes (true) or thaws the group, and waits until it is so.
+    pub fn freeze(&self, frozen: bool) {
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        self.write("freezer.state", want);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.read("freezer.state").trim() != want {
+            assert!(Instant::now() < deadline, "{} not {want} within 10 s", self.dir.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
-    /// How hard the cgroup was pressed: its peak usage, how often it hit the limit and
-    /// the major page faults of its processes.
+    /// Whether the (memory) group is full: a process of it waits for memory at the
+    /// limit, or its usage is within 4 MiB of it and the limit was hit.
+    pub fn at_limit(&self) -> bool {
+        let number = |file: &str| self.read(file).trim().parse::<u64>().unwrap_or(0);
+        self.read("memory.oom_control").lines().any(|l| l == "under_oom 1")
+            || (number("memory.failcnt") > 0
+                && number("memory.usage_in_bytes") + (4 << 20) >= number("memory.limit_in_bytes"))
+    }
+
+    /// How hard the (memory) group was pressed: its peak usage, how often it hit the
+    /// limit and the major page faults of its processes.
     pub fn pressure(&self) -> String {
         let stat = self.read("memory.stat");
         let faults = stat.lines().find_map(|l| l.strip_prefix("total_pgmajfault ")).unwrap_or("?");
@@ -72,9 +108,12 @@ impl MemoryCgroup {
     }
 }
 
-impl Drop for MemoryCgroup {
+impl Drop for Cgroup {
     fn drop(&mut self) {
-        // A cgroup can only be removed once empty; SIGKILL also wakes a process waiting
+        if self.freezer {
+            let _ = std::fs::write(self.dir.join("freezer.state"), "THAWED");
+        }
+        // A group can only be removed once empty; SIGKILL also wakes a process waiting
         // for memory at the limit.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -84,7 +123,7 @@ impl Drop for MemoryCgroup {
             }
             for pid in pids {
                 // SAFETY: kill has no memory-safety preconditions; these are the
-                // processes of the test's own cgroup.
+                // processes of the test's own group.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             std::thread::sleep(Duration::from_millis(50));

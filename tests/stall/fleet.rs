@@ -7,14 +7,17 @@ mod prom;
 
 use std::time::{Duration, Instant};
 
-use crate::{hogs::Hog, server::Server};
+use crate::{
+    hogs::Hog,
+    server::{Server, Setup},
+};
 
 #[test]
 #[ignore = "makes a real stall: needs root (chrt) and starves the machine; run one at a time by scripts/test"]
 fn prometheus_alerts_on_a_real_freeze() {
     let ports = [prom::free_port(), prom::free_port()];
     let targets: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let servers: Vec<Server> = targets.iter().map(|t| Server::start_with(&["--metrics", t])).collect();
+    let servers: Vec<Server> = targets.iter().map(|t| Server::start_with(Setup::Lab, &["--metrics", t])).collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_prometheus, address) = prom::start(dir.path(), &targets);
     prom::wait_up(&address, 2, Duration::from_secs(60));

@@ -62,6 +62,19 @@ done
 wait
 "#;
 
+/// A shell in the cgroup-v1 directory CGROUP that starts COUNT children at once, each
+/// allocating MB mebibytes, writes their pids to PIDS and waits for them:
+/// `sh -c MEMORY_BURST sh CGROUP COUNT MB PYTHON GROW PIDS`.
+const MEMORY_BURST: &str = r#"
+echo $$ > "$1/cgroup.procs"
+i=0
+while [ "$i" -lt "$2" ]; do
+  "$4" -c "$5" "$3" & echo $! >> "$6"
+  i=$((i + 1))
+done
+wait
+"#;
+
 /// The real-time priority of the hogs (`chrt -f 50`): above every ordinary thread, the
 /// sentinel's included; the kernel's fair server still gives ordinary threads ~5 %.
 const RT_PRIORITY: &str = "50";
@@ -90,16 +103,41 @@ impl Hog {
         Hog::spawn(Command::new(python()).args(burn_args(cpus, seconds, grow_mb)))
     }
 
-    /// A process that allocates `mb` mebibytes, entering the cgroup-v1 directory
-    /// `cgroup` first (the pid stays the same: `sh` execs python).
+    /// A process that allocates `mb` mebibytes, inside the cgroup-v1 directory `cgroup`.
     pub fn memory_in(cgroup: &Path, mb: u32) -> Hog {
+        Hog::in_cgroup(cgroup, &["-c".into(), GROW.into(), mb.to_string()])
+    }
+
+    /// A shell in the cgroup-v1 directory `cgroup` whose `count` children each take `mb`
+    /// mebibytes at once; their pids are appended to the file `pids`.
+    pub fn memory_burst_in(cgroup: &Path, count: u32, mb: u32, pids: &Path) -> Hog {
         Hog::spawn(
             Command::new("sh")
-                .args(["-c", r#"echo $$ > "$1/cgroup.procs" && exec "$2" -c "$3" "$4""#, "sh"])
+                .args(["-c", MEMORY_BURST, "sh"])
                 .arg(cgroup)
+                .arg(count.to_string())
+                .arg(mb.to_string())
                 .arg(python())
                 .arg(GROW)
-                .arg(mb.to_string()),
+                .arg(pids),
+        )
+    }
+
+    /// An ordinary-priority process burning each CPU in `cpus` for `seconds`, inside
+    /// the cgroup-v1 directory `cgroup`.
+    pub fn ordinary_in(cgroup: &Path, cpus: &str, seconds: f64) -> Hog {
+        Hog::in_cgroup(cgroup, &burn_args(cpus, seconds, 0))
+    }
+
+    /// python3 with `args`, entering the cgroup-v1 directory `cgroup` first (the pid
+    /// stays the same: `sh` execs python).
+    fn in_cgroup(cgroup: &Path, args: &[String]) -> Hog {
+        Hog::spawn(
+            Command::new("sh")
+                .args(["-c", r#"echo $$ > "$1/cgroup.procs" && shift && exec "$@""#, "sh"])
+                .arg(cgroup)
+                .arg(python())
+                .args(args),
         )
     }
 

@@ -1,9 +1,10 @@
-//! Running one scenario and judging what pmon named: the pause event the stall left,
-//! its first culprit against the expected one, printed as one machine-readable row.
+//! Running one scenario in one setup and judging what pmon named: the pause event the
+//! stall left, its culprits and cause against the expected ones, printed as one
+//! machine-readable row.
 //!
 //! ```text
-//! LAB|scenario|expected culprit|pmon's first culprit|yes or no
-//! LAB-INFO|scenario|the pause events, the judged one's culprits, cause, groups, window
+//! LAB|setup|scenario|expected culprit|pmon's first culprit|yes or no
+//! LAB-INFO|setup|scenario|the pause events, the judged one's culprits, cause, groups, window
 //! ```
 //!
 //! `scripts/stall-lab` gathers the rows into its table.
@@ -13,8 +14,8 @@ use std::{collections::BTreeSet, fmt::Write as _, time::Duration};
 use serde_json::Value;
 
 use crate::{
-    cgroup::MemoryCgroup,
-    server::{Server, json_u64},
+    cgroup::Cgroup,
+    server::{Server, Setup, json_u64},
 };
 
 /// How long the server may take to record the stall's pause event after the stall.
@@ -28,24 +29,23 @@ pub struct Trial {
     /// The pause events recorded before the stall began: not this stall's.
     pub before: BTreeSet<u64>,
     pub expected: Expected,
-    /// The memory cgroup the server runs in, if any: removed after the server ends
-    /// (fields drop in order).
-    pub cgroup: Option<MemoryCgroup>,
+    /// The cgroup the server runs in, if any: removed after the server ends (fields
+    /// drop in order).
+    pub cgroup: Option<Cgroup>,
 }
 
 /// The right answer for a stall.
 pub enum Expected {
     /// The first culprit is one of these processes (`what` says which they are).
     OneOf { pids: Vec<u32>, what: String },
-    /// pmon-server itself was stopped: no culprit, and the cause says so.
-    ServerSuspended,
+    /// Every one of these processes is a culprit.
+    AllOf { pids: Vec<u32>, what: String },
+    /// pmon-server alone was held up (`what` says how): no culprit, and this cause.
+    Held { cause: &'static str, what: String },
 }
 
-/// The event's cause when pmon-server alone was stopped.
-const SUSPENDED: &str = "STALL_CAUSE_SERVER_SUSPENDED";
-
-/// Runs `scenario` (as root) and fails unless pmon named the expected culprit.
-pub fn run(name: &str, scenario: fn() -> Trial) {
+/// Runs `scenario` (as root) in `setup` and fails unless pmon named the expected culprit.
+pub fn run(name: &str, setup: Setup, scenario: fn(Setup) -> Trial) {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     assert!(
@@ -53,19 +53,20 @@ pub fn run(name: &str, scenario: fn() -> Trial) {
         "the {name} scenario makes a real stall and needs root (chrt, kill -STOP, cgroups); run it as root with \
          scripts/stall-lab or scripts/test"
     );
-    let trial = scenario();
+    let trial = scenario(setup);
     let verdict = judge(&trial);
     let clean = |s: &str| s.replace(['|', '\n'], " ");
+    let setup = setup.name();
     println!(
-        "LAB|{name}|{}|{}|{}",
+        "LAB|{setup}|{name}|{}|{}|{}",
         clean(&trial.expected.describe()),
         clean(&verdict.got),
         if verdict.right { "yes" } else { "no" }
     );
-    println!("LAB-INFO|{name}|{}", clean(&verdict.info));
+    println!("LAB-INFO|{setup}|{name}|{}", clean(&verdict.info));
     assert!(
         verdict.right,
-        "{name}: expected {}, pmon named {}\n{}\nserver log:\n{}",
+        "{name} ({setup}): expected {}, pmon named {}\n{}\nserver log:\n{}",
         trial.expected.describe(),
         verdict.got,
         verdict.info,
@@ -82,14 +83,20 @@ impl Expected {
                 let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
                 format!("{what} (pid {})", pids.join(" or "))
             }
-            Expected::ServerSuspended => format!("none, cause {SUSPENDED}"),
+            Expected::AllOf { pids, what } => {
+                let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+                format!("{what} (pids {}, all named)", pids.join(" and "))
+            }
+            Expected::Held { cause, what } => format!("none ({what}), cause {cause}"),
         }
     }
 
-    fn right(&self, culprit: Option<u32>, cause: &str) -> bool {
+    /// Whether the event's culprits (in order) and cause are the right answer.
+    fn right(&self, culprits: &[u32], cause: &str) -> bool {
         match self {
-            Expected::OneOf { pids, .. } => culprit.is_some_and(|pid| pids.contains(&pid)),
-            Expected::ServerSuspended => culprit.is_none() && cause == SUSPENDED,
+            Expected::OneOf { pids, .. } => culprits.first().is_some_and(|pid| pids.contains(pid)),
+            Expected::AllOf { pids, .. } => pids.iter().all(|pid| culprits.contains(pid)),
+            Expected::Held { cause: want, .. } => culprits.is_empty() && cause == *want,
         }
     }
 }
@@ -119,17 +126,20 @@ fn judge(trial: &Trial) -> Verdict {
         .collect();
     let stall_ms = |e: &Value| e["stallMs"].as_f64().unwrap_or(0.0);
     let event = events.iter().max_by(|a, b| stall_ms(a).total_cmp(&stall_ms(b))).expect("at least one event");
-    let culprit = event["culprits"].get(0);
-    let culprit_pid = culprit.map(pid);
+    let culprits = event["culprits"].as_array().map_or(&[][..], Vec::as_slice);
+    let pids: Vec<u32> = culprits.iter().map(pid).collect();
     let cause = event["cause"].as_str().unwrap_or("");
-    let got = match culprit {
-        Some(c) => format!("{} (pid {})", command(c), culprit_pid.unwrap_or_default()),
-        None => "none".to_string(),
+    // All the culprits asked for, or the first.
+    let shown = match &trial.expected {
+        Expected::AllOf { pids: all, .. } => all.len(),
+        _ => 1,
     };
+    let named: Vec<String> = culprits.iter().take(shown).map(|c| format!("{} (pid {})", command(c), pid(c))).collect();
+    let got = if named.is_empty() { "none".to_string() } else { named.join(" and ") };
     let got = if cause.is_empty() { got } else { format!("{got}, cause {cause}") };
-    let right = trial.expected.right(culprit_pid, cause);
+    let right = trial.expected.right(&pids, cause);
     let mut info = describe(&events, event, server.pid());
-    if let Some(cgroup) = &trial.cgroup {
+    if let Some(cgroup) = trial.cgroup.as_ref().filter(|c| c.path().starts_with("/sys/fs/cgroup/memory")) {
         let _ = write!(info, " {}", cgroup.pressure());
     }
     Verdict { got, right, info }

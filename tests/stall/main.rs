@@ -2,8 +2,9 @@
 //! of what the real `pmon-server` names for each, read back with the real `pmon`.
 //!
 //! ```text
-//! scenario ─► fresh pmon-server (0.2 s sampling) ─► warm-up samples ─► hogs freeze the machine
-//!          ─► pause event(s) recorded ─► lab: longest one's first culprit == expected?
+//! scenario ─► fresh pmon-server (lab: root, 0.2 s; defaults: nobody, 1 s) ─► warm-up samples
+//!          ─► hogs freeze the machine (or the server alone) ─► pause event(s) recorded
+//!          ─► lab: the longest one's culprits and cause == expected?
 //! ```
 //!
 //! Every test here starves the machine, so every one is ignored by a plain `cargo test`
@@ -23,22 +24,37 @@ mod lab;
 mod scenarios;
 mod server;
 
-/// One ignored test per scenario, named like it (`rt_starvation` is `rt-starvation`).
+/// One ignored test per scenario and setup, named like them: `in_lab::rt_starvation` is
+/// rt-starvation in the lab's setup (root, 0.2 s), `at_defaults::rt_starvation` at the
+/// defaults as an ordinary user.
 macro_rules! scenarios {
-    ($($test:ident => $name:literal,)*) => {$(
-        #[test]
-        #[ignore = "makes a real stall: needs root (chrt, kill -STOP, cgroups) and starves the machine; run one at a time by scripts/test and scripts/stall-lab"]
-        fn $test() {
-            lab::run($name, scenarios::$test);
-        }
-    )*};
+    ($($test:ident => $name:literal,)*) => {
+        mod in_lab {$(
+            #[test]
+            #[ignore = "makes a real stall: needs root (chrt, kill -STOP, cgroups) and starves the machine; run one at a time by scripts/test and scripts/stall-lab"]
+            fn $test() {
+                crate::lab::run($name, crate::server::Setup::Lab, crate::scenarios::$test);
+            }
+        )*}
+        mod at_defaults {$(
+            #[test]
+            #[ignore = "makes a real stall: needs root (chrt, kill -STOP, cgroups, setpriv) and starves the machine; run one at a time by scripts/test and scripts/stall-lab"]
+            fn $test() {
+                crate::lab::run($name, crate::server::Setup::Defaults, crate::scenarios::$test);
+            }
+        )*}
+    };
 }
 
 scenarios! {
     rt_starvation => "rt-starvation",
+    equal_hogs => "equal-hogs",
+    server_frozen => "server-frozen",
+    server_throttled => "server-throttled",
     server_stopped => "server-stopped",
     culprit_exits => "culprit-exits",
     decoy => "decoy",
     fork_tree => "fork-tree",
     memory_cgroup => "memory-cgroup",
+    memory_burst => "memory-burst",
 }

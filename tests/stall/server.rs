@@ -10,11 +10,55 @@ use std::{
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// Samples five times a second, so a tick late by 0.4 s is a stall.
+/// The lab's sampling: five times a second.
 const FAST: &str = "[sampling]\ninterval_seconds = 0.2\nelevated_interval_seconds = 0.2\n";
 
-/// Samples taken before a stall: a second or two of lead-up for the attribution.
-const WARM_UP_SAMPLES: u64 = 10;
+/// How pmon-server runs in a scenario: every scenario runs both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// The lab's: as root, sampling every 0.2 s (its sampler at real-time priority).
+    Lab,
+    /// Where people run it: the built-in defaults (1 s sampling), as an ordinary user
+    /// (`nobody`, through setpriv), as a systemd user unit or a LaunchAgent does.
+    Defaults,
+}
+
+impl Setup {
+    /// Its name in the lab's table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setup::Lab => "lab",
+            Setup::Defaults => "defaults",
+        }
+    }
+
+    /// The configuration file: the lab's fast sampling, or empty (every default).
+    fn config(self) -> &'static str {
+        match self {
+            Setup::Lab => FAST,
+            Setup::Defaults => "",
+        }
+    }
+
+    /// Samples taken before a stall: a few seconds of lead-up for the attribution.
+    fn warm_up_samples(self) -> u64 {
+        match self {
+            Setup::Lab => 10,
+            Setup::Defaults => 4,
+        }
+    }
+
+    /// What runs the server binary: itself as root, or setpriv dropping to `nobody`.
+    fn runner(self) -> Vec<&'static str> {
+        match self {
+            Setup::Lab => vec![],
+            Setup::Defaults => vec!["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"],
+        }
+    }
+}
+
+/// The uid and gid of `nobody`, whom the defaults run as.
+const NOBODY: (u32, u32) = (65534, 65534);
 
 /// A built binary of the workspace next to this test's directory
 /// (`target/<profile>/deps/stall-…` → `target/<profile>/NAME`), refused when older than
@@ -43,18 +87,26 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Server {
     child: Child,
     dir: TempDir,
+    setup: Setup,
 }
 
 impl Server {
     /// Starts a server and waits until it has a lead-up of samples.
-    pub fn start() -> Server {
-        Server::start_with(&[])
+    pub fn start(setup: Setup) -> Server {
+        Server::start_with(setup, &[])
     }
 
     /// Starts a server with extra arguments (e.g. `--metrics HOST:PORT`).
-    pub fn start_with(args: &[&str]) -> Server {
-        Server::launch(|server, _| {
-            let mut command = Command::new(server);
+    pub fn start_with(setup: Setup, args: &[&str]) -> Server {
+        Server::launch(setup, |server, _| {
+            let mut command = match setup.runner().split_first() {
+                Some((runner, options)) => {
+                    let mut command = Command::new(runner);
+                    command.args(options).arg(server);
+                    command
+                }
+                None => Command::new(server),
+            };
             command.args(args);
             command
         })
@@ -63,28 +115,31 @@ impl Server {
     /// Starts a server inside the cgroup-v1 directory `cgroup`, running a copy of the
     /// binary made from inside it: the copy's page cache, and so the server's own code,
     /// is charged to that cgroup and reclaimed under its pressure.
-    pub fn start_in_cgroup(cgroup: &Path) -> Server {
-        Server::launch(|server, dir| {
+    pub fn start_in_cgroup(setup: Setup, cgroup: &Path) -> Server {
+        Server::launch(setup, |server, dir| {
+            let copy = dir.join("pmon-server");
             let mut command = Command::new("sh");
             command
-                .args([
-                    "-c",
-                    r#"echo $$ > "$1/cgroup.procs" && cp "$2" "$3" && copy=$3 && shift 3 && exec "$copy" "$@""#,
-                    "sh",
-                ])
+                .args(["-c", r#"echo $$ > "$1/cgroup.procs" && cp "$2" "$3" && shift 3 && exec "$@""#, "sh"])
                 .arg(cgroup)
                 .arg(server)
-                .arg(dir.join("pmon-server"));
+                .arg(&copy)
+                .args(setup.runner())
+                .arg(&copy);
             command
         })
     }
 
     /// Starts `pmon-server --config … --data-dir …` through `command` (given the binary
     /// and the temporary directory), then waits for its socket and its warm-up samples.
-    fn launch(command: impl FnOnce(&Path, &Path) -> Command) -> Server {
+    fn launch(setup: Setup, command: impl FnOnce(&Path, &Path) -> Command) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        if setup == Setup::Defaults {
+            // The ordinary user makes its data directory in there.
+            std::os::unix::fs::chown(dir.path(), Some(NOBODY.0), Some(NOBODY.1)).expect("chown the temporary dir");
+        }
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, FAST).expect("write config");
+        std::fs::write(&config, setup.config()).expect("write config");
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let child = command(&bin("pmon-server"), dir.path())
             .arg("--config")
@@ -97,7 +152,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn pmon-server");
-        let mut server = Server { child, dir };
+        let mut server = Server { child, dir, setup };
         server.wait_ready();
         server
     }
@@ -112,12 +167,14 @@ impl Server {
             assert!(Instant::now() < deadline, "pmon-server did not listen within 20 s:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
-        while json_u64(&self.pmon_json(&["status", "--json"])["sampleCount"]) < WARM_UP_SAMPLES {
-            assert!(Instant::now() < deadline, "fewer than {WARM_UP_SAMPLES} samples after 20 s:\n{}", self.log());
+        let warm_up = self.setup.warm_up_samples();
+        while json_u64(&self.pmon_json(&["status", "--json"])["sampleCount"]) < warm_up {
+            assert!(Instant::now() < deadline, "fewer than {warm_up} samples after 20 s:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
+    /// The server's pid: the child's, which setpriv and sh exec into.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -55,6 +55,8 @@ pub enum Msg {
     Reconfigure(Box<Config>),
     /// The sentinel saw a freeze (one or several late wake-ups close together), now over.
     Pause(Box<Stall>),
+    /// Sample at once: memory moves fast, and a freeze may follow before the next sample.
+    SampleNow,
 }
 
 /// What the engine reports after every sample, for `GetStatus`.
@@ -205,6 +207,12 @@ impl Engine {
     pub fn pause_reports(&self) -> crate::pause::Report {
         let tx = self.tx.clone();
         Box::new(move |stall| tx.send(Msg::Pause(Box::new(stall))).is_ok())
+    }
+
+    /// Where the sentinel asks for a sample at once; false once the sampler is gone.
+    pub fn sample_requests(&self) -> crate::pause::Urge {
+        let tx = self.tx.clone();
+        Box::new(move || tx.send(Msg::SampleNow).is_ok())
     }
 
     /// The stall threshold in force, kept current by the sampler, for the sentinel.

@@ -2,7 +2,7 @@
 //! publish it, attribute the freezes reported meanwhile.
 //!
 //! ```text
-//! loop: message? ─► reconfigure | queue a pause | stop
+//! loop: message? ─► reconfigure | queue a pause | sample now | stop
 //!       tick (supervised) ─► collect ─► evaluate ─► hub, tracker, store ─► pauses ─► status
 //!         └─ panic ─► logged, counted (status, metrics), next tick after a backoff
 //! ```
@@ -118,6 +118,10 @@ impl Sampler {
                     // Sample first: the readings that cover the end of the stall may not
                     // have been taken yet (a slow interval), and the blame needs them.
                     self.pending.push(*stall);
+                    due = Instant::now();
+                    continue;
+                }
+                Ok(Msg::SampleNow) => {
                     due = Instant::now();
                     continue;
                 }

@@ -140,7 +140,7 @@ impl HeldReader {
     }
 }
 
-fn read(path: &Path) -> Result<String, String> {
+pub(super) fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
@@ -228,9 +228,40 @@ fn cpu_stat_path(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]
 /// The memory group's count of limit hits: v2's `memory.events` where the memory
 /// controller is on there, else v1's `memory.failcnt`.
 fn memory_path(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]) -> Result<PathBuf, String> {
-    let v1 = group_dir(root, groups, mounts, Some("memory")).map(|(d, _)| d.join("memory.failcnt"));
-    match group_dir(root, groups, mounts, None).map(|(d, _)| d.join("memory.events")) {
-        Ok(p) if v1.is_err() && p.exists() => Ok(p),
+    memory_dir(root, groups, mounts).map(|g| g.hits)
+}
+
+/// The files of a memory control group.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct MemoryGroup {
+    /// Bytes charged to it (v1 `memory.usage_in_bytes`, v2 `memory.current`).
+    pub usage: PathBuf,
+    /// Its limit (v1 `memory.limit_in_bytes`, v2 `memory.max`).
+    pub limit: PathBuf,
+    /// Its count of limit hits (v1 `memory.failcnt`, v2 `memory.events`).
+    pub hits: PathBuf,
+}
+
+/// The memory group of this process (at `root`), v2's where the memory controller is
+/// on there, else v1's; `Err` says why there is none.
+pub(super) fn memory_group(root: &Path) -> Result<MemoryGroup, String> {
+    let groups = read(&root.join("proc/self/cgroup"))?;
+    let mounts = read(&root.join("proc/self/mountinfo"))?;
+    memory_dir(root, &own_groups(&groups), &cgroup_mounts(&mounts))
+}
+
+fn memory_dir(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]) -> Result<MemoryGroup, String> {
+    let v1 = group_dir(root, groups, mounts, Some("memory")).map(|(d, _)| MemoryGroup {
+        usage: d.join("memory.usage_in_bytes"),
+        limit: d.join("memory.limit_in_bytes"),
+        hits: d.join("memory.failcnt"),
+    });
+    match group_dir(root, groups, mounts, None) {
+        Ok((d, _)) if v1.is_err() && d.join("memory.events").exists() => Ok(MemoryGroup {
+            usage: d.join("memory.current"),
+            limit: d.join("memory.max"),
+            hits: d.join("memory.events"),
+        }),
         _ => v1,
     }
 }
@@ -271,7 +302,7 @@ fn throttled(text: &str) -> Option<Duration> {
 }
 
 /// Limit hits from `memory.failcnt` (a number) or `memory.events` (its `max` line).
-fn limit_hits(text: &str) -> Option<u64> {
+pub(super) fn limit_hits(text: &str) -> Option<u64> {
     let text = text.trim();
     text.parse().ok().or_else(|| text.lines().find_map(|l| l.strip_prefix("max ")?.trim().parse().ok()))
 }

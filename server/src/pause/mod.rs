@@ -7,6 +7,7 @@
 //!     Stall  ──► Episodes (late wake-ups close together are one freeze)
 //!                  └─ closed ──► engine Msg::Pause (attributes, records, starts forensics)
 //!     Slept  ──► logged, never a pause
+//!   memory::rising (memory taken fast) ──► engine Msg::SampleNow (reads the culprit while it grows)
 //! ```
 //!
 //! A plain OS thread at ordinary priority, not a task: a busy async runtime must not
@@ -16,6 +17,7 @@
 
 pub mod episode;
 pub mod held;
+pub mod memory;
 pub mod pmset;
 #[cfg_attr(target_os = "macos", path = "power_macos.rs")]
 #[cfg_attr(not(target_os = "macos"), path = "power_other.rs")]
@@ -46,6 +48,15 @@ pub fn threshold(pause: &pmon_proto::config::Pause) -> Duration {
 
 /// Where the sentinel reports a freeze; false once nobody listens (the engine is gone).
 pub type Report = Box<dyn Fn(Stall) -> bool + Send>;
+/// Where the sentinel asks for a sample at once (memory moves fast); false once nobody
+/// listens.
+pub type Urge = Box<dyn Fn() -> bool + Send>;
+
+/// At most this many samples asked for within [`URGE_WINDOW`]: a burst is followed tick
+/// by tick while it grows (400 MB can be taken in 0.3 s), and under lasting memory
+/// pressure the sampler takes at most this many extra samples per window.
+const URGE_BURST: usize = 3;
+const URGE_WINDOW: Duration = Duration::from_secs(5);
 
 /// The running sentinel thread.
 #[derive(Debug)]
@@ -57,12 +68,14 @@ pub struct Sentinel {
 impl Sentinel {
     /// Starts ticking every `interval`; a tick late by at least `threshold_ms` (read
     /// each tick: a reloaded configuration may change it) is a stall, and stalls less
-    /// than `merge` apart are reported (to the engine) as one.
+    /// than `merge` apart are reported (to the engine) as one; when memory moves fast
+    /// it asks for a sample through `urge`.
     pub fn spawn(
         interval: Duration,
         threshold_ms: Arc<AtomicU64>,
         merge: Duration,
         report: Report,
+        urge: Urge,
     ) -> std::io::Result<Sentinel> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -70,14 +83,17 @@ impl Sentinel {
         let continued = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(signal_hook::consts::SIGCONT, Arc::clone(&continued))?;
         let thread = std::thread::Builder::new().name("pmon-sentinel".into()).spawn(move || {
-            let held = held::HeldReader::open(std::path::Path::new("/"));
+            let root = std::path::Path::new("/");
+            let held = held::HeldReader::open(root);
             let ticks = Ticks {
                 interval,
                 threshold_ms: &threshold_ms,
                 report: &report,
+                urge: &urge,
                 stop: &flag,
                 continued: &continued,
                 held: &held,
+                root,
             };
             ticks.run(episode::Episodes::new(merge));
         })?;
@@ -105,9 +121,11 @@ struct Ticks<'a> {
     interval: Duration,
     threshold_ms: &'a AtomicU64,
     report: &'a Report,
+    urge: &'a Urge,
     stop: &'a AtomicBool,
     continued: &'a AtomicBool,
     held: &'a held::HeldReader,
+    root: &'a std::path::Path,
 }
 
 impl Ticks<'_> {
@@ -118,11 +136,18 @@ impl Ticks<'_> {
         let mut waited_before = own.total();
         // Read at an on-time tick, so before any freeze that the next ticks find.
         let mut held_before = self.held.read();
+        let mut memory = memory::MemoryWatch::open(self.root);
+        let mut figures = memory.read();
+        // When samples were last asked for (monotonic), the oldest first.
+        let mut urged: std::collections::VecDeque<Duration> = std::collections::VecDeque::new();
         let mut ticks: u32 = 0;
         while !self.stop.load(Ordering::Relaxed) {
             ticks = ticks.wrapping_add(1);
-            if !episodes.is_open() && ticks.is_multiple_of(HELD_EVERY) {
-                held_before = self.held.read();
+            if ticks.is_multiple_of(HELD_EVERY) {
+                memory.regroup(self.root);
+                if !episodes.is_open() {
+                    held_before = self.held.read();
+                }
             }
             let start = match sleep::now() {
                 Ok(r) => r,
@@ -148,6 +173,18 @@ impl Ticks<'_> {
             }
             let tick = end.monotonic.saturating_sub(start.monotonic);
             tracing::trace!(tick_ms = tick.as_secs_f64() * 1000.0, ?gap, "sentinel tick");
+            let now_figures = memory.read();
+            urged.retain(|at| end.monotonic.saturating_sub(*at) < URGE_WINDOW);
+            if let Some(why) = memory::rising(&figures, &now_figures, tick)
+                && urged.len() < URGE_BURST
+            {
+                urged.push_back(end.monotonic);
+                tracing::debug!("memory moves fast ({why}): sampling at once");
+                if !(self.urge)() {
+                    return;
+                }
+            }
+            figures = now_figures;
             let closed = match gap {
                 sleep::Gap::Stall { duration } => episodes.late(now, end.monotonic, duration, waited),
                 sleep::Gap::OnTime => {

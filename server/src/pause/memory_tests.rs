@@ -1,0 +1,92 @@
+use std::time::Duration;
+
+use super::*;
+
+const TICK: Duration = Duration::from_millis(100);
+const GIB: u64 = 1 << 30;
+
+fn calm() -> Figures {
+    Figures {
+        psi_some_micros: Some(1_000_000),
+        available: Some(20 * GIB),
+        total: Some(24 * GIB),
+        group_usage: Some(100 << 20),
+        group_limit: Some(400 << 20),
+        group_hits: Some(0),
+    }
+}
+
+#[test]
+fn calm_memory_asks_for_nothing() {
+    let mut now = calm();
+    now.psi_some_micros = Some(1_000_000 + 9_000);
+    now.available = Some(20 * GIB - (1 << 30));
+    now.group_usage = Some(120 << 20);
+    assert_eq!(rising(&calm(), &now, TICK), None, "9 ms of stall, 1 GiB taken, 20 MiB in the group");
+}
+
+#[test]
+fn each_fast_move_asks_for_a_sample_and_says_why() {
+    let mut psi = calm();
+    psi.psi_some_micros = Some(1_000_000 + 12_000);
+    assert_eq!(rising(&calm(), &psi, TICK).as_deref(), Some("tasks waited 12 ms for memory within one tick"));
+    let mut fell = calm();
+    fell.available = Some(18 * GIB);
+    assert_eq!(rising(&calm(), &fell, TICK).as_deref(), Some("available memory fell 2048 MiB within one tick"));
+    let mut hit = calm();
+    hit.group_hits = Some(660);
+    assert_eq!(
+        rising(&calm(), &hit, TICK).as_deref(),
+        Some("its memory group hit its limit 660 times within one tick")
+    );
+    let mut taken = calm();
+    taken.group_usage = Some(258 << 20);
+    assert_eq!(rising(&calm(), &taken, TICK).as_deref(), Some("its memory group took 158 MiB within one tick"));
+}
+
+#[test]
+fn figures_that_cannot_be_read_are_no_change() {
+    let unknown = Figures::default();
+    assert_eq!(rising(&unknown, &calm(), TICK), None);
+    assert_eq!(rising(&calm(), &unknown, TICK), None);
+    // A group without a limit (v2 "max" does not parse): growth is no share of it.
+    let (mut before, mut now) = (calm(), calm());
+    before.group_limit = None;
+    now.group_limit = None;
+    now.group_usage = Some(8 * GIB);
+    assert_eq!(rising(&before, &now, TICK), None);
+}
+
+#[test]
+fn the_watch_reads_a_machine_tree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "proc/pressure/memory",
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=88797\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=100\n",
+    );
+    write("proc/meminfo", "MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   20000000 kB\n");
+    write("proc/self/cgroup", "4:memory:/lab\n0::/\n");
+    write("proc/self/mountinfo", "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n");
+    write("sys/fs/cgroup/memory/lab/memory.usage_in_bytes", "419430400\n");
+    write("sys/fs/cgroup/memory/lab/memory.limit_in_bytes", "419430400\n");
+    write("sys/fs/cgroup/memory/lab/memory.failcnt", "1571\n");
+    let f = MemoryWatch::open(dir.path()).read();
+    assert_eq!(
+        f,
+        Figures {
+            psi_some_micros: Some(88_797),
+            available: Some(20_000_000 * 1024),
+            total: Some(24_000_000 * 1024),
+            group_usage: Some(400 << 20),
+            group_limit: Some(400 << 20),
+            group_hits: Some(1571),
+        }
+    );
+    // No such machine: nothing known, nothing asked.
+    assert_eq!(MemoryWatch::open(&dir.path().join("none")).read(), Figures::default());
+}
