@@ -123,6 +123,19 @@ impl Hog {
         )
     }
 
+    /// An ordinary busy shell loop, unpinned, for `seconds` (`timeout` ends it): cheaper
+    /// than python when hundreds are wanted.
+    pub fn busy_loop(seconds: u64) -> Hog {
+        Hog::spawn(Command::new("timeout").args([
+            "-s",
+            "KILL",
+            &seconds.to_string(),
+            "sh",
+            "-c",
+            "while :; do :; done",
+        ]))
+    }
+
     /// An ordinary-priority process burning each CPU in `cpus` for `seconds`, inside
     /// the cgroup-v1 directory `cgroup`.
     pub fn ordinary_in(cgroup: &Path, cpus: &str, seconds: f64) -> Hog {

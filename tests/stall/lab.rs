@@ -34,6 +34,14 @@ pub struct Trial {
     pub cgroup: Option<Cgroup>,
 }
 
+impl Trial {
+    /// A stall of the server alone in its own `cgroup`: no culprit, and `cause` (with
+    /// `what` was done, in words).
+    pub fn held(server: Server, before: BTreeSet<u64>, (cause, what): (&'static str, String), cgroup: Cgroup) -> Trial {
+        Trial { server, before, expected: Expected::Held { cause, what }, cgroup: Some(cgroup) }
+    }
+}
+
 /// The right answer for a stall.
 pub enum Expected {
     /// The first culprit is one of these processes (`what` says which they are).

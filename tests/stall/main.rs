@@ -17,6 +17,7 @@
 // A panic is how a test fails.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod busy;
 mod cgroup;
 mod fleet;
 mod hogs;

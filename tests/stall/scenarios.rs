@@ -83,12 +83,7 @@ pub fn server_frozen(setup: Setup) -> Trial {
     freezer.freeze(false);
     busy.wait(HOG_LIMIT);
     let what = format!("frozen {seconds} s beside a busy loop on CPU {cpu}");
-    Trial {
-        server,
-        before,
-        expected: Expected::Held { cause: "STALL_CAUSE_SERVER_FROZEN", what },
-        cgroup: Some(freezer),
-    }
+    Trial::held(server, before, ("STALL_CAUSE_SERVER_FROZEN", what), freezer)
 }
 
 /// pmon-server's cgroup may use 50 ms of CPU a second; an ordinary busy loop in the same
@@ -101,12 +96,7 @@ pub fn server_throttled(setup: Setup) -> Trial {
     let mut busy = Hog::ordinary_in(quota.path(), cpu, seconds);
     busy.wait(HOG_LIMIT);
     let what = format!("throttled by a busy loop of {seconds} s in its own group");
-    Trial {
-        server,
-        before,
-        expected: Expected::Held { cause: "STALL_CAUSE_SERVER_THROTTLED", what },
-        cgroup: Some(quota),
-    }
+    Trial::held(server, before, ("STALL_CAUSE_SERVER_THROTTLED", what), quota)
 }
 
 /// One real-time process with two busy threads (one per CPU) starves the machine for

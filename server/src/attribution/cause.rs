@@ -89,27 +89,8 @@ pub fn classify(
     }
     let late = stall.stalled;
     let share = |d: Duration, of: f64| d.as_secs_f64() >= of * late.as_secs_f64();
-    if let Some(throttled) = evidence.throttled.filter(|t| share(*t, WAIT_SHARE)) {
-        return (
-            StallCause::ServerThrottled,
-            format!(
-                "pmon-server's control group ran out of its CPU quota: throttled {} (summed over its CPUs) during its {} lateness \
-                 (cpu.stat)",
-                secs(throttled),
-                secs(late)
-            ),
-        );
-    }
-    if let Some(steal) = evidence.steal.filter(|s| share(*s, WAIT_SHARE)) {
-        return (
-            StallCause::HostSteal,
-            format!(
-                "the host descheduled this virtual machine: steal grew {} (all CPUs) during the {} lateness \
-                 (/proc/stat)",
-                secs(steal),
-                secs(late)
-            ),
-        );
+    if let Some(held) = quota_or_host(evidence, late) {
+        return held;
     }
     if let Some(waited) = evidence.sentinel_waited.filter(|w| share(*w, WAIT_SHARE)) {
         // Only waits others reported can show they did not wait.
@@ -161,6 +142,43 @@ pub fn classify(
         return (StallCause::Machine, format!("the sentinel woke {} late; nothing tells more", secs(late)));
     }
     // Others are known not to have waited: the server alone was held up.
+    held_alone(evidence, late, others_waited)
+}
+
+/// Its group's CPU quota or the host held the server up for most of its lateness
+/// `late`: throttling and steal are counted by the kernel, so they come first.
+fn quota_or_host(evidence: &Evidence, late: Duration) -> Option<(StallCause, String)> {
+    let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+    let share = |d: Duration, of: f64| d.as_secs_f64() >= of * late.as_secs_f64();
+    if let Some(throttled) = evidence.throttled.filter(|t| share(*t, WAIT_SHARE)) {
+        return Some((
+            StallCause::ServerThrottled,
+            format!(
+                "pmon-server's control group ran out of its CPU quota: throttled {} (summed over its CPUs) \
+                 during its {} lateness (cpu.stat)",
+                secs(throttled),
+                secs(late)
+            ),
+        ));
+    }
+    if let Some(steal) = evidence.steal.filter(|s| share(*s, WAIT_SHARE)) {
+        return Some((
+            StallCause::HostSteal,
+            format!(
+                "the host descheduled this virtual machine: steal grew {} (all CPUs) during the {} lateness \
+                 (/proc/stat)",
+                secs(steal),
+                secs(late)
+            ),
+        ));
+    }
+    None
+}
+
+/// The server was late by `late` without waiting for a CPU while nobody else waited:
+/// frozen where its group can be, else held up some other way (suspended).
+fn held_alone(evidence: &Evidence, late: Duration, others_waited: Option<Duration>) -> (StallCause, String) {
+    let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
     let waited = evidence.sentinel_waited.map_or_else(|| "unknown".into(), secs);
     let others = others_waited.map_or_else(|| "unknown".into(), secs);
     let unknown = if evidence.unknown.is_empty() {

@@ -14,11 +14,18 @@
 //!   a group at its limit whose OOM killer is off freezes in no pressure figure.
 //!
 //! A figure that cannot be read is left out (`None`), never taken as a change. The
-//! figures are three small files (the group's two more), a few microseconds a tick.
+//! files are kept open and read in place (the group's limit only when the group is
+//! looked up again), four small reads a tick.
 
-use std::{path::Path, time::Duration};
+use std::{
+    fs::File,
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use super::held::{self, MemoryGroup};
+use crate::collect::proc::parse;
 
 /// Growth of the memory stall total, as a share of the tick, that asks for a sample.
 pub const PSI_SHARE: f64 = 0.1;
@@ -26,18 +33,29 @@ pub const PSI_SHARE: f64 = 0.1;
 /// that asks for a sample: 1/16 (1.5 GB in 100 ms on a 24 GB machine).
 pub const FAST_SHARE: f64 = 1.0 / 16.0;
 
+/// At most this many samples asked for within [`URGE_WINDOW`]: a burst is followed tick
+/// by tick while it grows (400 MB can be taken in 0.3 s), and under lasting memory
+/// pressure the sampler takes at most this many extra samples per window.
+const URGE_BURST: usize = 3;
+const URGE_WINDOW: Duration = Duration::from_secs(5);
+
 /// The figures read at one tick.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
     /// Memory pressure stall total ("some"), microseconds.
     pub psi_some_micros: Option<u64>,
-    /// `MemAvailable` and `MemTotal`, bytes.
-    pub available: Option<u64>,
-    pub total: Option<u64>,
-    /// The server's memory group: bytes charged, its limit, its limit hits.
-    pub group_usage: Option<u64>,
-    pub group_limit: Option<u64>,
-    pub group_hits: Option<u64>,
+    /// The machine's memory (`MemAvailable`, `MemTotal` are used).
+    pub meminfo: parse::MemInfo,
+    /// The server's memory group.
+    pub group: GroupFigures,
+}
+
+/// A memory group's bytes charged, its limit and its limit hits, each where readable.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GroupFigures {
+    pub usage: Option<u64>,
+    pub limit: Option<u64>,
+    pub hits: Option<u64>,
 }
 
 /// Why memory moves fast enough between two ticks `tick` apart to sample at once;
@@ -49,15 +67,15 @@ pub fn rising(before: &Figures, now: &Figures, tick: Duration) -> Option<String>
     {
         return Some(format!("tasks waited {:.0} ms for memory within one tick", stalled as f64 / 1000.0));
     }
-    if let (Some(fell), Some(total)) = (grew(now.available, before.available), now.total)
+    if let (Some(fell), Some(total)) = (grew(now.meminfo.available, before.meminfo.available), now.meminfo.total)
         && fell as f64 >= FAST_SHARE * total as f64
     {
         return Some(format!("available memory fell {} MiB within one tick", fell >> 20));
     }
-    if let Some(hits) = grew(before.group_hits, now.group_hits).filter(|h| *h > 0) {
+    if let Some(hits) = grew(before.group.hits, now.group.hits).filter(|h| *h > 0) {
         return Some(format!("its memory group hit its limit {hits} times within one tick"));
     }
-    if let (Some(taken), Some(limit)) = (grew(before.group_usage, now.group_usage), now.group_limit)
+    if let (Some(taken), Some(limit)) = (grew(before.group.usage, now.group.usage), now.group.limit)
         && taken as f64 >= FAST_SHARE * limit as f64
     {
         return Some(format!("its memory group took {} MiB within one tick", taken >> 20));
@@ -65,52 +83,120 @@ pub fn rising(before: &Figures, now: &Figures, tick: Duration) -> Option<String>
     None
 }
 
+/// A file kept open and read from its start each time.
+#[derive(Debug)]
+struct Kept(Option<File>);
+
+impl Kept {
+    fn open(path: &Path) -> Self {
+        Self(File::open(path).ok())
+    }
+
+    /// Its text now, into `buf`; `None` if unreadable.
+    fn text<'a>(&self, buf: &'a mut [u8]) -> Option<&'a str> {
+        let n = self.0.as_ref()?.read_at(buf, 0).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()
+    }
+}
+
+/// The server's memory group: usage and hits kept open, the limit as last read.
+#[derive(Debug)]
+struct Group {
+    files: MemoryGroup,
+    usage: Kept,
+    hits: Kept,
+    limit: Option<u64>,
+}
+
 /// Reads the figures of the machine at `root` (`/` in production).
 #[derive(Debug)]
 pub struct MemoryWatch {
-    pressure: std::path::PathBuf,
-    meminfo: std::path::PathBuf,
-    group: Option<MemoryGroup>,
+    root: PathBuf,
+    pressure: Kept,
+    meminfo: Kept,
+    group: Option<Group>,
 }
 
 impl MemoryWatch {
     /// The watch of this process's memory and its group's (found again by `regroup`).
     pub fn open(root: &Path) -> Self {
-        let mut watch =
-            Self { pressure: root.join("proc/pressure/memory"), meminfo: root.join("proc/meminfo"), group: None };
-        watch.regroup(root);
+        let mut watch = Self {
+            root: root.to_path_buf(),
+            pressure: Kept::open(&root.join("proc/pressure/memory")),
+            meminfo: Kept::open(&root.join("proc/meminfo")),
+            group: None,
+        };
+        watch.regroup();
         watch
     }
 
-    /// Finds the server's memory group again (it may have been moved to another).
-    pub fn regroup(&mut self, root: &Path) {
-        self.group = held::memory_group(root).ok();
+    /// Finds the server's memory group again (it may have been moved to another), and
+    /// reads its limit (which may have been changed).
+    pub fn regroup(&mut self) {
+        let files = held::memory_group(&self.root).ok();
+        if files.as_ref() != self.group.as_ref().map(|g| &g.files) {
+            self.group = files.map(|files| Group {
+                usage: Kept::open(&files.usage),
+                hits: Kept::open(&files.hits),
+                files,
+                limit: None,
+            });
+        }
+        if let Some(g) = &mut self.group {
+            // v2 says "max" for no limit: then no growth is a share of it.
+            g.limit = held::read(&g.files.limit).ok().and_then(|t| t.trim().parse().ok());
+        }
     }
 
     /// The figures now.
     pub fn read(&self) -> Figures {
-        let text = |p: &Path| held::read(p).ok();
-        let number = |p: &Path| text(p).and_then(|t| t.trim().parse::<u64>().ok());
-        let psi_some_micros = text(&self.pressure).and_then(|t| {
-            let line = t.lines().find(|l| l.starts_with("some "))?;
-            line.split_ascii_whitespace().find_map(|f| f.strip_prefix("total="))?.parse().ok()
-        });
-        let meminfo = text(&self.meminfo);
-        let field = |name: &str| {
-            let line = meminfo.as_deref()?.lines().find(|l| l.starts_with(name))?;
-            let kib: u64 = line.split_ascii_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        };
+        let mut buf = [0u8; 4096];
+        let psi_some_micros = self.pressure.text(&mut buf).and_then(parse::pressure).map(|p| p.some_total_micros);
+        let meminfo = self.meminfo.text(&mut buf).map(parse::meminfo).unwrap_or_default();
         let group = self.group.as_ref();
-        Figures {
-            psi_some_micros,
-            available: field("MemAvailable:"),
-            total: field("MemTotal:"),
-            group_usage: group.and_then(|g| number(&g.usage)),
-            // v2 says "max" for no limit: then no growth is a share of it.
-            group_limit: group.and_then(|g| number(&g.limit)),
-            group_hits: group.and_then(|g| text(&g.hits)).and_then(|t| held::limit_hits(&t)),
+        let mut small = [0u8; 512];
+        let group = GroupFigures {
+            usage: group.and_then(|g| g.usage.text(&mut small)?.trim().parse().ok()),
+            limit: group.and_then(|g| g.limit),
+            hits: group.and_then(|g| held::limit_hits(g.hits.text(&mut small)?)),
+        };
+        Figures { psi_some_micros, meminfo, group }
+    }
+}
+
+/// The watch with its limit on samples asked for: at most [`URGE_BURST`] within
+/// [`URGE_WINDOW`].
+#[derive(Debug)]
+pub struct Urges {
+    watch: MemoryWatch,
+    figures: Figures,
+    /// When samples were asked for (monotonic), the oldest first.
+    urged: std::collections::VecDeque<Duration>,
+}
+
+impl Urges {
+    /// Watches the machine at `root` from now on.
+    pub fn open(root: &Path) -> Self {
+        let watch = MemoryWatch::open(root);
+        Self { figures: watch.read(), watch, urged: std::collections::VecDeque::new() }
+    }
+
+    /// Finds the server's memory group again.
+    pub fn regroup(&mut self) {
+        self.watch.regroup();
+    }
+
+    /// After a tick `tick` long that ended at monotonic `at`: why a sample is wanted
+    /// now, if memory moved fast and the limit allows one more.
+    pub fn tick(&mut self, at: Duration, tick: Duration) -> Option<String> {
+        let now = self.watch.read();
+        self.urged.retain(|then| at.saturating_sub(*then) < URGE_WINDOW);
+        let why = rising(&self.figures, &now, tick).filter(|_| self.urged.len() < URGE_BURST);
+        if why.is_some() {
+            self.urged.push_back(at);
         }
+        self.figures = now;
+        why
     }
 }
 

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::collect::proc::parse;
 
 const TICK: Duration = Duration::from_millis(100);
 const GIB: u64 = 1 << 30;
@@ -8,11 +9,8 @@ const GIB: u64 = 1 << 30;
 fn calm() -> Figures {
     Figures {
         psi_some_micros: Some(1_000_000),
-        available: Some(20 * GIB),
-        total: Some(24 * GIB),
-        group_usage: Some(100 << 20),
-        group_limit: Some(400 << 20),
-        group_hits: Some(0),
+        meminfo: parse::MemInfo { available: Some(20 * GIB), total: Some(24 * GIB), ..parse::MemInfo::default() },
+        group: GroupFigures { usage: Some(100 << 20), limit: Some(400 << 20), hits: Some(0) },
     }
 }
 
@@ -20,8 +18,8 @@ fn calm() -> Figures {
 fn calm_memory_asks_for_nothing() {
     let mut now = calm();
     now.psi_some_micros = Some(1_000_000 + 9_000);
-    now.available = Some(20 * GIB - (1 << 30));
-    now.group_usage = Some(120 << 20);
+    now.meminfo.available = Some(20 * GIB - (1 << 30));
+    now.group.usage = Some(120 << 20);
     assert_eq!(rising(&calm(), &now, TICK), None, "9 ms of stall, 1 GiB taken, 20 MiB in the group");
 }
 
@@ -31,16 +29,16 @@ fn each_fast_move_asks_for_a_sample_and_says_why() {
     psi.psi_some_micros = Some(1_000_000 + 12_000);
     assert_eq!(rising(&calm(), &psi, TICK).as_deref(), Some("tasks waited 12 ms for memory within one tick"));
     let mut fell = calm();
-    fell.available = Some(18 * GIB);
+    fell.meminfo.available = Some(18 * GIB);
     assert_eq!(rising(&calm(), &fell, TICK).as_deref(), Some("available memory fell 2048 MiB within one tick"));
     let mut hit = calm();
-    hit.group_hits = Some(660);
+    hit.group.hits = Some(660);
     assert_eq!(
         rising(&calm(), &hit, TICK).as_deref(),
         Some("its memory group hit its limit 660 times within one tick")
     );
     let mut taken = calm();
-    taken.group_usage = Some(258 << 20);
+    taken.group.usage = Some(258 << 20);
     assert_eq!(rising(&calm(), &taken, TICK).as_deref(), Some("its memory group took 158 MiB within one tick"));
 }
 
@@ -51,10 +49,37 @@ fn figures_that_cannot_be_read_are_no_change() {
     assert_eq!(rising(&calm(), &unknown, TICK), None);
     // A group without a limit (v2 "max" does not parse): growth is no share of it.
     let (mut before, mut now) = (calm(), calm());
-    before.group_limit = None;
-    now.group_limit = None;
-    now.group_usage = Some(8 * GIB);
+    before.group.limit = None;
+    now.group.limit = None;
+    now.group.usage = Some(8 * GIB);
     assert_eq!(rising(&before, &now, TICK), None);
+}
+
+#[test]
+fn a_burst_is_followed_tick_by_tick_but_lasting_pressure_is_not_sampled_every_tick() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let usage = dir.path().join("sys/fs/cgroup/memory/lab/memory.usage_in_bytes");
+    std::fs::create_dir_all(usage.parent().expect("parent")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("proc/self")).expect("mkdir");
+    std::fs::write(dir.path().join("proc/self/cgroup"), "4:memory:/lab\n").expect("write");
+    std::fs::write(
+        dir.path().join("proc/self/mountinfo"),
+        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+    )
+    .expect("write");
+    std::fs::write(usage.with_file_name("memory.limit_in_bytes"), "400000000\n").expect("write");
+    std::fs::write(&usage, "0\n").expect("write");
+    let mut urges = Urges::open(dir.path());
+    let mut asked = Vec::new();
+    // The group takes 100 MB a tick for ten ticks of 100 ms.
+    for i in 1..=10u64 {
+        std::fs::write(&usage, format!("{}\n", i * 100_000_000)).expect("write");
+        asked.push(urges.tick(Duration::from_millis(i * 100), TICK).is_some());
+    }
+    assert_eq!(asked.iter().filter(|a| **a).count(), 3, "three in the burst, then none within 5 s: {asked:?}");
+    assert!(asked[0] && asked[1] && asked[2], "{asked:?}");
+    std::fs::write(&usage, "2000000000\n").expect("write");
+    assert!(urges.tick(Duration::from_millis(5200), TICK).is_some(), "5 s on, it may ask again");
 }
 
 #[test]
@@ -80,11 +105,12 @@ fn the_watch_reads_a_machine_tree() {
         f,
         Figures {
             psi_some_micros: Some(88_797),
-            available: Some(20_000_000 * 1024),
-            total: Some(24_000_000 * 1024),
-            group_usage: Some(400 << 20),
-            group_limit: Some(400 << 20),
-            group_hits: Some(1571),
+            meminfo: parse::MemInfo {
+                available: Some(20_000_000 * 1024),
+                total: Some(24_000_000 * 1024),
+                ..parse::MemInfo::default()
+            },
+            group: GroupFigures { usage: Some(400 << 20), limit: Some(400 << 20), hits: Some(1571) },
         }
     );
     // No such machine: nothing known, nothing asked.

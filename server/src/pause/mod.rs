@@ -52,12 +52,6 @@ pub type Report = Box<dyn Fn(Stall) -> bool + Send>;
 /// listens.
 pub type Urge = Box<dyn Fn() -> bool + Send>;
 
-/// At most this many samples asked for within [`URGE_WINDOW`]: a burst is followed tick
-/// by tick while it grows (400 MB can be taken in 0.3 s), and under lasting memory
-/// pressure the sampler takes at most this many extra samples per window.
-const URGE_BURST: usize = 3;
-const URGE_WINDOW: Duration = Duration::from_secs(5);
-
 /// The running sentinel thread.
 #[derive(Debug)]
 pub struct Sentinel {
@@ -136,15 +130,12 @@ impl Ticks<'_> {
         let mut waited_before = own.total();
         // Read at an on-time tick, so before any freeze that the next ticks find.
         let mut held_before = self.held.read();
-        let mut memory = memory::MemoryWatch::open(self.root);
-        let mut figures = memory.read();
-        // When samples were last asked for (monotonic), the oldest first.
-        let mut urged: std::collections::VecDeque<Duration> = std::collections::VecDeque::new();
+        let mut memory = memory::Urges::open(self.root);
         let mut ticks: u32 = 0;
         while !self.stop.load(Ordering::Relaxed) {
             ticks = ticks.wrapping_add(1);
             if ticks.is_multiple_of(HELD_EVERY) {
-                memory.regroup(self.root);
+                memory.regroup();
                 if !episodes.is_open() {
                     held_before = self.held.read();
                 }
@@ -173,18 +164,12 @@ impl Ticks<'_> {
             }
             let tick = end.monotonic.saturating_sub(start.monotonic);
             tracing::trace!(tick_ms = tick.as_secs_f64() * 1000.0, ?gap, "sentinel tick");
-            let now_figures = memory.read();
-            urged.retain(|at| end.monotonic.saturating_sub(*at) < URGE_WINDOW);
-            if let Some(why) = memory::rising(&figures, &now_figures, tick)
-                && urged.len() < URGE_BURST
-            {
-                urged.push_back(end.monotonic);
+            if let Some(why) = memory.tick(end.monotonic, tick) {
                 tracing::debug!("memory moves fast ({why}): sampling at once");
                 if !(self.urge)() {
                     return;
                 }
             }
-            figures = now_figures;
             let closed = match gap {
                 sleep::Gap::Stall { duration } => episodes.late(now, end.monotonic, duration, waited),
                 sleep::Gap::OnTime => {
