@@ -266,12 +266,7 @@ fn report(r: &GetEventResponse) -> String {
 fn culprits(out: &mut String, e: &Event) {
     let _ = writeln!(out, "\nCulprits");
     if e.culprits.is_empty() {
-        let none = if !format::blames_processes(e.cause) {
-            "  none: the machine did not freeze"
-        } else {
-            "  none: no process stood out"
-        };
-        let _ = writeln!(out, "{none}");
+        let _ = writeln!(out, "  {}", format::no_culprit(e));
     }
     for (i, c) in e.culprits.iter().enumerate() {
         let _ = writeln!(out, "  {}. {}", i + 1, format::culprit(c));

@@ -163,6 +163,24 @@ pub fn cause(e: &Event) -> Option<String> {
     }
 }
 
+/// Whether a stall of this cause (`StallCause` as sent) held up pmon-server alone, not
+/// the machine: such a stall is not announced, and not counted among the machine's.
+pub fn server_alone(cause: i32) -> bool {
+    matches!(
+        StallCause::try_from(cause),
+        Ok(StallCause::ServerSuspended | StallCause::ServerFrozen | StallCause::ServerThrottled)
+    )
+}
+
+/// Why an event names no culprit, in words.
+pub fn no_culprit(e: &Event) -> &'static str {
+    match StallCause::try_from(e.cause) {
+        Ok(StallCause::HostSteal) => "none: the host descheduled the whole machine",
+        _ if server_alone(e.cause) => "none: the machine did not freeze",
+        _ => "none: no process stood out",
+    }
+}
+
 /// Whether a stall of this cause (`StallCause` as sent) is one that processes of this
 /// machine made, so that culprits are named: not when pmon-server alone was held up
 /// (stopped, frozen, throttled), nor when the host descheduled the whole machine.

@@ -3,9 +3,11 @@
 //! (`pause::held`). In order:
 //!
 //! - **stopped**: it got SIGCONT (`kill -STOP`, a suspended shell job);
-//! - **throttled**: its control group's CPU quota held it off for most of the lateness;
-//! - **the host**: steal grew by most of the lateness: the whole virtual machine was
-//!   descheduled, and nothing inside it is to blame;
+//! - **throttled**: its sentinel waited for a CPU for most of its lateness (a throttled
+//!   task stays runnable) and its control group's quota held the group off (per CPU) for
+//!   at least a quarter of it;
+//! - **the host**: steal per CPU grew by half the lateness: the whole virtual machine
+//!   was descheduled, and nothing inside it is to blame;
 //! - **the machine**: the server waited for a CPU along with others, or tasks waited on
 //!   memory, I/O or a CPU (PSI), or other processes waited for a CPU;
 //! - **its memory group at its limit**: the group's limit was hit during the stall (a
@@ -37,9 +39,9 @@ pub struct Evidence {
     /// How long the sentinel thread waited on a run queue during its late wake-ups;
     /// `None` where the platform does not tell.
     pub sentinel_waited: Option<Duration>,
-    /// How long its control group's CPU quota held it off across the freeze.
+    /// How long its control group's CPU quota held it off across the freeze, per CPU.
     pub throttled: Option<Duration>,
-    /// How much time the host took from this machine's CPUs (all summed) across it.
+    /// How much time the host took from this machine across it, per CPU.
     pub steal: Option<Duration>,
     /// How often its memory control group hit its limit across the freeze, and the file
     /// that says so.
@@ -150,12 +152,13 @@ pub fn classify(
 fn quota_or_host(evidence: &Evidence, late: Duration) -> Option<(StallCause, String)> {
     let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
     let share = |d: Duration, of: f64| d.as_secs_f64() >= of * late.as_secs_f64();
-    if let Some(throttled) = evidence.throttled.filter(|t| share(*t, WAIT_SHARE)) {
+    let waited = evidence.sentinel_waited.is_some_and(|w| share(w, WAIT_SHARE));
+    if let Some(throttled) = evidence.throttled.filter(|t| waited && share(*t, PRESSURE_SHARE)) {
         return Some((
             StallCause::ServerThrottled,
             format!(
-                "pmon-server's control group ran out of its CPU quota: throttled {} (summed over its CPUs) \
-                 during its {} lateness (cpu.stat)",
+                "pmon-server's control group ran out of its CPU quota: throttled {} (per CPU) during its {} \
+                 lateness, waiting for a CPU (cpu.stat)",
                 secs(throttled),
                 secs(late)
             ),
@@ -165,7 +168,7 @@ fn quota_or_host(evidence: &Evidence, late: Duration) -> Option<(StallCause, Str
         return Some((
             StallCause::HostSteal,
             format!(
-                "the host descheduled this virtual machine: steal grew {} (all CPUs) during the {} lateness \
+                "the host descheduled this virtual machine: steal grew {} (per CPU) during the {} lateness \
                  (/proc/stat)",
                 secs(steal),
                 secs(late)
@@ -192,9 +195,12 @@ fn held_alone(evidence: &Evidence, late: Duration, others_waited: Option<Duratio
         secs(late)
     );
     match &evidence.freezer {
-        Some(freezer) => {
-            (StallCause::ServerFrozen, format!("pmon-server's control group was frozen ({freezer}): {nobody}{unknown}"))
-        }
+        Some(freezer) => (
+            StallCause::ServerFrozen,
+            format!(
+                "pmon-server's control group can be frozen ({freezer}) and was, as far as the counters tell: {nobody}{unknown}"
+            ),
+        ),
         None => (StallCause::ServerSuspended, format!("pmon-server alone was {nobody}{unknown}")),
     }
 }

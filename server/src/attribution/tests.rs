@@ -295,19 +295,26 @@ fn throttling_and_steal_hold_the_server_up_alone_and_blame_nobody() {
     // Throttled by its group's quota: its sentinel waited for a CPU, as throttled tasks do.
     s.evidence = Evidence {
         sentinel_waited: Some(ms(2800)),
-        throttled: Some(ms(5600)),
+        throttled: Some(ms(1600)),
         steal: Some(Duration::ZERO),
         ..Evidence::default()
     };
     let v = attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None);
     assert_eq!(v.cause, StallCause::ServerThrottled, "{}", v.cause_detail);
-    assert!(v.cause_detail.contains("throttled 5.60 s"), "{}", v.cause_detail);
+    assert!(v.cause_detail.contains("throttled 1.60 s (per CPU)"), "{}", v.cause_detail);
     assert!(v.culprits.is_empty() && v.victims.is_empty(), "{:?}", v.culprits);
     // Throttled a little, by chance: not the cause.
     s.evidence.throttled = Some(ms(100));
     assert_eq!(attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None).cause, StallCause::Machine);
-    // The host took the CPUs for about the stall.
-    s.evidence.steal = Some(ms(5900));
+    // Throttled for long, but the sentinel did not wait for a CPU: not the quota.
+    s.evidence.throttled = Some(ms(1600));
+    s.evidence.sentinel_waited = Some(ms(100));
+    assert_ne!(attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None).cause, StallCause::ServerThrottled);
+    // A little steal in the background (per CPU): not the host.
+    s.evidence.steal = Some(ms(600));
+    assert_ne!(attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None).cause, StallCause::HostSteal);
+    // The host took the CPUs for most of the stall.
+    s.evidence.steal = Some(ms(2900));
     let v = attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None);
     assert_eq!(v.cause, StallCause::HostSteal, "{}", v.cause_detail);
     assert!(v.culprits.is_empty(), "the host's doing: nobody in here is to blame");

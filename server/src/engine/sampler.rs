@@ -344,11 +344,7 @@ impl Sampler {
         self.pauses += 1;
         let top = verdict.culprits.first().and_then(|c| c.usage.as_ref()).map(|u| format!("{}[{}]", u.command, u.pid));
         let stall_ms = stall.stalled.as_millis() as u64;
-        use pmon_proto::v1::StallCause;
-        let alone = matches!(
-            verdict.cause,
-            StallCause::ServerSuspended | StallCause::ServerFrozen | StallCause::ServerThrottled
-        );
+        let alone = pmon_proto::format::server_alone(verdict.cause as i32);
         if alone {
             tracing::warn!(event = id, stall_ms, "pause of pmon-server alone: {}", verdict.cause_detail);
         } else {

@@ -58,13 +58,13 @@ impl Notifier {
     }
 
     /// Announces a freeze, after recovery: how long, and its first culprit with why,
-    /// as the event names it. A stall of pmon-server alone is no freeze of the
-    /// machine and is not announced.
+    /// as the event names it (none, when the host descheduled the whole machine). A
+    /// stall of pmon-server alone is no freeze of the machine and is not announced.
     pub fn pause(&self, id: u64, stalled: Duration, verdict: &Verdict) {
         let (cfg, _) = self.cfg();
         if cfg.pause_detected
             && stalled.as_secs_f64() >= cfg.pause_min_duration_seconds
-            && pmon_proto::format::blames_processes(verdict.cause as i32)
+            && !pmon_proto::format::server_alone(verdict.cause as i32)
         {
             let (title, body) = pause_message(id, stalled, verdict);
             self.send("pause", Some(id), &title, &body);

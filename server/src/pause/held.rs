@@ -2,9 +2,11 @@
 //! own cumulative accounting, read before and after a freeze:
 //!
 //! - **throttled**: its control group's CPU quota (`cpu.stat`: `throttled_time` ns in
-//!   cgroup v1, `throttled_usec` in v2) — grows while the quota holds the group off;
+//!   cgroup v1, `throttled_usec` in v2, summed over CPUs by the kernel; per CPU here) —
+//!   grows while the quota holds the group off (a quota set on a parent group is not
+//!   seen here);
 //! - **steal**: the time the host ran something else on this virtual machine's CPUs
-//!   (`/proc/stat`, the `cpu` line's eighth figure, in USER_HZ ticks);
+//!   (`/proc/stat`, the `cpu` line's eighth figure, in USER_HZ ticks), per CPU;
 //! - **memory limit**: how often its memory control group hit its limit (v1
 //!   `memory.failcnt`, v2 `memory.events` `max`): a task that needs a page there waits in
 //!   reclaim or for the OOM killer, in no pressure figure when the group's OOM killer is
@@ -31,26 +33,24 @@ const USER_HZ: f64 = 100.0;
 /// be moved to another group while it runs: systemd and container runtimes do).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Counters {
-    /// Time the control group's quota held it off, since the group was made.
+    /// Time the control group's quota held it off since the group was made, summed
+    /// over the CPUs by the kernel and divided here by the CPUs online: how long the
+    /// group as a whole was held off, at most.
     pub throttled: Option<Duration>,
-    /// Time the host took from this machine's CPUs, all of them summed, since boot.
+    /// Time the host took from this machine since boot, per CPU (the sum over CPUs
+    /// divided by their number).
     pub steal: Option<Duration>,
     /// Times its memory group hit its limit, since the group was made.
     pub limit_hits: Option<u64>,
-    /// The memory group's counter file, or why there is none.
-    memory: Result<PathBuf, String>,
-    /// The group's `cpu.stat`, or why there is none.
-    cpu_stat: Result<PathBuf, String>,
-    /// The freezer that can hold the group, or why that is unknown.
-    freezer: Result<Option<String>, String>,
+    groups: Resolved,
 }
 
 /// How the counters grew across a freeze, and what could have frozen the server.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Held {
-    /// Throttled time gained.
+    /// Throttled time gained (per CPU).
     pub throttled: Option<Duration>,
-    /// Steal gained (all CPUs summed).
+    /// Steal gained (per CPU).
     pub steal: Option<Duration>,
     /// Memory-limit hits gained, and the group's file they were read from.
     pub limit_hits: Option<(u64, String)>,
@@ -61,67 +61,102 @@ pub struct Held {
     pub unknown: Vec<String>,
 }
 
-/// Reads the server's own counters.
+/// The files of the server's groups, or why each is unknown.
+#[derive(Debug, Clone, PartialEq)]
+struct Resolved {
+    cpu_stat: Result<PathBuf, String>,
+    memory: Result<MemoryGroup, String>,
+    freezer: Result<Option<String>, String>,
+}
+
+/// Reads the server's own counters. Its groups are found again only when
+/// `/proc/self/cgroup` changes (mountinfo can be long on a container host).
 #[derive(Debug)]
 pub struct HeldReader {
     root: PathBuf,
+    /// `/proc/self/cgroup` as last read, and the groups it named.
+    cache: std::cell::RefCell<Option<(String, Resolved)>>,
 }
 
 impl HeldReader {
     /// The reader for this process on the machine at `root` (`/` in production).
     pub fn open(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
+        Self { root: root.to_path_buf(), cache: std::cell::RefCell::new(None) }
+    }
+
+    /// The server's groups now.
+    fn resolve(&self) -> Resolved {
+        let root = &self.root;
+        let groups = match read(&root.join("proc/self/cgroup")) {
+            Ok(text) => text,
+            Err(e) => return Resolved { cpu_stat: Err(e.clone()), memory: Err(e.clone()), freezer: Err(e) },
+        };
+        let mut cache = self.cache.borrow_mut();
+        if let Some((text, resolved)) = cache.as_ref()
+            && *text == groups
+        {
+            return resolved.clone();
+        }
+        let resolved = match read(&root.join("proc/self/mountinfo")) {
+            Ok(mounts) => {
+                let (own, mounts) = (own_groups(&groups), cgroup_mounts(&mounts));
+                Resolved {
+                    cpu_stat: cpu_stat_path(root, &own, &mounts),
+                    memory: memory_dir(root, &own, &mounts),
+                    freezer: freezer(root, &own, &mounts),
+                }
+            }
+            Err(e) => Resolved { cpu_stat: Err(e.clone()), memory: Err(e.clone()), freezer: Err(e) },
+        };
+        *cache = Some((groups, resolved.clone()));
+        resolved
+    }
+
+    /// The server's memory group now, where it has one.
+    pub fn memory_group(&self) -> Option<MemoryGroup> {
+        self.resolve().memory.ok()
     }
 
     /// The counters now, from the groups the process is in now.
     pub fn read(&self) -> Counters {
-        let root = &self.root;
-        let groups = read(&root.join("proc/self/cgroup"));
-        let mounts = read(&root.join("proc/self/mountinfo"));
-        let (cpu_stat, memory, freezer) = match (groups, mounts) {
-            (Ok(groups), Ok(mounts)) => {
-                let groups = own_groups(&groups);
-                let mounts = cgroup_mounts(&mounts);
-                let memory = memory_path(root, &groups, &mounts);
-                (cpu_stat_path(root, &groups, &mounts), memory, freezer(root, &groups, &mounts))
-            }
-            (Err(e), _) | (_, Err(e)) => (Err(e.clone()), Err(e.clone()), Err(e)),
-        };
-        let counter = |path: &Result<PathBuf, String>| path.as_ref().ok().and_then(|p| read(p).ok());
+        let groups = self.resolve();
+        let stat = read(&self.root.join("proc/stat")).ok();
+        let cpus = stat.as_deref().map_or(0, cpus);
+        let per_cpu = |d: Duration| (cpus > 0).then(|| d / cpus);
+        let counter = |path: Option<&Path>| path.and_then(|p| read(p).ok());
         Counters {
-            throttled: counter(&cpu_stat).and_then(|t| throttled(&t)),
-            steal: read(&root.join("proc/stat")).ok().and_then(|t| steal(&t)),
-            limit_hits: counter(&memory).and_then(|t| limit_hits(&t)),
-            memory,
-            cpu_stat,
-            freezer,
+            throttled: counter(groups.cpu_stat.as_deref().ok()).and_then(|t| throttled(&t)).and_then(per_cpu),
+            steal: stat.as_deref().and_then(steal).and_then(per_cpu),
+            limit_hits: counter(groups.memory.as_ref().ok().map(|g| g.hits.as_path())).and_then(|t| limit_hits(&t)),
+            groups,
         }
     }
 
     /// How the counters grew from `before` to `after` (both of the same group, or the
-    /// throttling is unknown), with what could freeze the server at `after`.
-    pub fn held(&self, before: &Counters, after: Counters) -> Held {
+    /// figure is unknown), with what could freeze the server at `after`.
+    pub fn held(&self, before: &Counters, after: &Counters) -> Held {
         let grew = |b: Option<Duration>, a: Option<Duration>| Some(a?.saturating_sub(b?));
+        let (was, now) = (&before.groups, &after.groups);
         let mut unknown = Vec::new();
-        let same_group = before.cpu_stat == after.cpu_stat;
+        let same_group = was.cpu_stat == now.cpu_stat;
         let throttled = grew(before.throttled, after.throttled).filter(|_| same_group);
         if throttled.is_none() {
-            unknown.push(match &after.cpu_stat {
+            unknown.push(match &now.cpu_stat {
                 Err(why) => format!("throttling: {why}"),
                 Ok(_) if !same_group => "throttling: pmon-server moved to another group meanwhile".into(),
                 Ok(p) => format!("throttling: {} unreadable or garbled", p.display()),
             });
         }
-        let limit_hits = match (&after.memory, before.limit_hits, after.limit_hits) {
-            (Ok(p), Some(b), Some(a)) if before.memory == after.memory => {
-                Some((a.saturating_sub(b), p.display().to_string()))
+        let limit_hits = match (&now.memory, before.limit_hits, after.limit_hits) {
+            (Ok(g), Some(b), Some(a)) if was.memory == now.memory => {
+                Some((a.saturating_sub(b), g.hits.display().to_string()))
             }
             (Err(why), ..) => {
                 unknown.push(format!("memory limit: {why}"));
                 None
             }
-            (Ok(p), ..) => {
-                unknown.push(format!("memory limit: {} unreadable, garbled or of another group", p.display()));
+            (Ok(g), ..) => {
+                unknown.push(format!("memory limit: {} unreadable, garbled or of another group", g.hits.display()));
                 None
             }
         };
@@ -129,8 +164,8 @@ impl HeldReader {
         if steal.is_none() {
             unknown.push(format!("steal: {} unreadable or garbled", self.root.join("proc/stat").display()));
         }
-        let freezer = match after.freezer {
-            Ok(f) => f,
+        let freezer = match &now.freezer {
+            Ok(f) => f.clone(),
             Err(why) => {
                 unknown.push(format!("freezer: {why}"));
                 None
@@ -209,8 +244,12 @@ fn group_dir(
             None => m.v2,
         })
         .ok_or_else(|| format!("{wanted} is not mounted"))?;
-    // A mount that shows a subtree (a container's) holds the paths below its root.
-    let inside = path.strip_prefix(mount.root.trim_end_matches('/')).unwrap_or(path);
+    // A mount that shows a subtree (a container's) holds the paths below its root
+    // (whole path components: `/docker/abc` is not below `/docker/ab`).
+    let inside = match path.strip_prefix(mount.root.trim_end_matches('/')) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => path,
+    };
     let dir = Path::new(mount.point).join(inside.trim_start_matches('/'));
     let dir = root.join(dir.strip_prefix("/").unwrap_or(&dir));
     Ok((dir, path.to_string()))
@@ -225,29 +264,15 @@ fn cpu_stat_path(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]
     }
 }
 
-/// The memory group's count of limit hits: v2's `memory.events` where the memory
-/// controller is on there, else v1's `memory.failcnt`.
-fn memory_path(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]) -> Result<PathBuf, String> {
-    memory_dir(root, groups, mounts).map(|g| g.hits)
-}
-
 /// The files of a memory control group.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct MemoryGroup {
+pub struct MemoryGroup {
     /// Bytes charged to it (v1 `memory.usage_in_bytes`, v2 `memory.current`).
     pub usage: PathBuf,
     /// Its limit (v1 `memory.limit_in_bytes`, v2 `memory.max`).
     pub limit: PathBuf,
     /// Its count of limit hits (v1 `memory.failcnt`, v2 `memory.events`).
     pub hits: PathBuf,
-}
-
-/// The memory group of this process (at `root`), v2's where the memory controller is
-/// on there, else v1's; `Err` says why there is none.
-pub(super) fn memory_group(root: &Path) -> Result<MemoryGroup, String> {
-    let groups = read(&root.join("proc/self/cgroup"))?;
-    let mounts = read(&root.join("proc/self/mountinfo"))?;
-    memory_dir(root, &own_groups(&groups), &cgroup_mounts(&mounts))
 }
 
 fn memory_dir(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]) -> Result<MemoryGroup, String> {
@@ -266,18 +291,17 @@ fn memory_dir(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]) -
     }
 }
 
-/// The freezer that can hold the server's group, if any: the root group never freezes.
+/// The freezer that can hold the server's group, if any: the root group has no freezer
+/// file (in a cgroup namespace, the group that looks like the root is not the root).
 fn freezer(root: &Path, groups: &[(Vec<&str>, &str)], mounts: &[Mount<'_>]) -> Result<Option<String>, String> {
     let v1 = group_dir(root, groups, mounts, Some("freezer"));
     let v2 = group_dir(root, groups, mounts, None);
     if let Ok((dir, path)) = &v1
-        && path != "/"
         && dir.join("freezer.state").exists()
     {
         return Ok(Some(format!("cgroup v1 freezer {path}")));
     }
     if let Ok((dir, path)) = &v2
-        && path != "/"
         && dir.join("cgroup.freeze").exists()
     {
         return Ok(Some(format!("cgroup v2 cgroup.freeze of {path}")));
@@ -305,6 +329,15 @@ fn throttled(text: &str) -> Option<Duration> {
 pub(super) fn limit_hits(text: &str) -> Option<u64> {
     let text = text.trim();
     text.parse().ok().or_else(|| text.lines().find_map(|l| l.strip_prefix("max ")?.trim().parse().ok()))
+}
+
+/// The CPUs `/proc/stat` counts (its `cpuN` lines).
+fn cpus(text: &str) -> u32 {
+    let n = text
+        .lines()
+        .filter(|l| l.strip_prefix("cpu").is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit())))
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Steal time of all CPUs from `/proc/stat`'s `cpu` line.

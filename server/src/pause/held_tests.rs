@@ -25,7 +25,8 @@ fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-const STAT: &str = "cpu  100 0 50 9000 10 0 5 250 0 0\ncpu0 50 0 25 4500 5 0 2 125 0 0\nintr 1 2 3\n";
+const STAT: &str =
+    "cpu  100 0 50 9000 10 0 5 250 0 0\ncpu0 50 0 25 4500 5 0 2 125 0 0\ncpu1 50 0 25 4500 5 0 3 125 0 0\nintr 1 2 3\n";
 
 #[test]
 fn hybrid_v1_throttling_and_freezer_are_found_through_mountinfo() {
@@ -39,15 +40,15 @@ fn hybrid_v1_throttling_and_freezer_are_found_through_mountinfo() {
     ]);
     let r = HeldReader::open(root.path());
     let before = r.read();
-    assert_eq!(before.throttled, Some(Duration::from_millis(1500)));
-    assert_eq!(before.steal, Some(Duration::from_millis(2500)), "250 ticks of USER_HZ");
+    assert_eq!(before.throttled, Some(Duration::from_millis(750)), "1.5 s summed over the 2 CPUs");
+    assert_eq!(before.steal, Some(Duration::from_millis(1250)), "250 ticks of USER_HZ over 2 CPUs");
     std::fs::write(
         root.path().join("sys/fs/cgroup/cpu/lab/quota/cpu.stat"),
         "nr_periods 70\nnr_throttled 40\nthrottled_time 4400000000\n",
     )
     .expect("write");
-    let held = r.held(&before, r.read());
-    assert_eq!(held.throttled, Some(Duration::from_millis(2900)));
+    let held = r.held(&before, &r.read());
+    assert_eq!(held.throttled, Some(Duration::from_millis(1450)), "2.9 s more, over 2 CPUs");
     assert_eq!(held.steal, Some(Duration::ZERO));
     assert_eq!(
         held.limit_hits,
@@ -68,23 +69,24 @@ fn v2_reads_throttled_usec_and_cgroup_freeze() {
         ("sys/fs/cgroup/user.slice/pmon.service/memory.events", "low 0\nhigh 0\nmax 31\noom 2\noom_kill 2\n"),
     ]);
     let r = HeldReader::open(root.path());
-    assert_eq!(r.read().throttled, Some(Duration::from_millis(700)));
+    assert_eq!(r.read().throttled, Some(Duration::from_millis(350)));
     assert_eq!(r.read().limit_hits, Some(31), "memory.events: its max line");
-    let held = r.held(&r.read(), r.read());
+    let held = r.held(&r.read(), &r.read());
     assert_eq!(held.freezer.as_deref(), Some("cgroup v2 cgroup.freeze of /user.slice/pmon.service"));
 }
 
 #[test]
 fn the_root_group_cannot_be_frozen() {
+    // The kernel gives the root group no freezer file, in v1 and v2 alike.
     let root = tree(&[
         ("proc/self/cgroup", "5:freezer:/\n3:cpu:/\n0::/\n"),
         ("proc/self/mountinfo", HYBRID_MOUNTS),
         ("proc/stat", STAT),
         ("sys/fs/cgroup/cpu/cpu.stat", "nr_periods 0\nnr_throttled 0\nthrottled_time 0\n"),
-        ("sys/fs/cgroup/freezer/freezer.state", "THAWED\n"),
+        ("sys/fs/cgroup/freezer/tasks", "1\n"),
     ]);
     let r = HeldReader::open(root.path());
-    let held = r.held(&r.read(), r.read());
+    let held = r.held(&r.read(), &r.read());
     assert_eq!((held.freezer, held.throttled), (None, Some(Duration::ZERO)));
 }
 
@@ -95,9 +97,46 @@ fn a_container_mount_shows_its_subtree_at_its_top() {
         ("proc/self/cgroup", "0::/docker/abc\n"),
         ("proc/self/mountinfo", mounts),
         ("proc/stat", STAT),
-        ("sys/fs/cgroup/cpu.stat", "nr_throttled 1\nthrottled_usec 5\n"),
+        ("sys/fs/cgroup/cpu.stat", "nr_throttled 1\nthrottled_usec 10\n"),
+        ("sys/fs/cgroup/cgroup.freeze", "0\n"),
     ]);
-    assert_eq!(HeldReader::open(root.path()).read().throttled, Some(Duration::from_micros(5)));
+    let r = HeldReader::open(root.path());
+    assert_eq!(r.read().throttled, Some(Duration::from_micros(5)));
+    let held = r.held(&r.read(), &r.read());
+    assert_eq!(held.freezer.as_deref(), Some("cgroup v2 cgroup.freeze of /docker/abc"), "the container's own group");
+    // In a cgroup namespace the group reads as "/", and it can still be frozen.
+    let ns = tree(&[
+        ("proc/self/cgroup", "0::/\n"),
+        ("proc/self/mountinfo", "50 40 0:26 / /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n"),
+        ("proc/stat", STAT),
+        ("sys/fs/cgroup/cgroup.freeze", "0\n"),
+    ]);
+    let r = HeldReader::open(ns.path());
+    assert!(r.held(&r.read(), &r.read()).freezer.is_some());
+    // A path is below a mount root by whole components only.
+    let other = tree(&[
+        ("proc/self/cgroup", "0::/docker/abcd\n"),
+        ("proc/self/mountinfo", mounts),
+        ("proc/stat", STAT),
+        ("sys/fs/cgroup/docker/abcd/cpu.stat", "throttled_usec 4\n"),
+    ]);
+    assert_eq!(HeldReader::open(other.path()).read().throttled, Some(Duration::from_micros(2)));
+}
+
+#[test]
+fn the_groups_are_found_again_when_the_server_is_moved() {
+    let mut files = vec![("proc/self/cgroup", "3:cpu:/a\n"), ("proc/self/mountinfo", HYBRID_MOUNTS)];
+    files.extend([("proc/stat", STAT), ("sys/fs/cgroup/cpu/a/cpu.stat", "throttled_time 2000\n")]);
+    files.push(("sys/fs/cgroup/cpu/b/cpu.stat", "throttled_time 8000\n"));
+    let root = tree(&files);
+    let r = HeldReader::open(root.path());
+    let before = r.read();
+    std::fs::write(root.path().join("proc/self/cgroup"), "3:cpu:/b\n").expect("write");
+    let after = r.read();
+    assert_eq!(after.throttled, Some(Duration::from_nanos(4000)), "b's figure, read from b");
+    let held = r.held(&before, &after);
+    assert_eq!(held.throttled, None, "two groups' counters are not one growth");
+    assert!(held.unknown.iter().any(|u| u.contains("moved to another group")), "{:?}", held.unknown);
 }
 
 #[test]
@@ -105,7 +144,7 @@ fn missing_unreadable_or_garbled_files_leave_none_with_a_reason() {
     // No cgroups at all, and a garbled /proc/stat.
     let root = tree(&[("proc/self/cgroup", ""), ("proc/self/mountinfo", ""), ("proc/stat", "cpu x y\n")]);
     let r = HeldReader::open(root.path());
-    let held = r.held(&r.read(), r.read());
+    let held = r.held(&r.read(), &r.read());
     assert_eq!((held.throttled, held.steal, held.freezer.as_deref()), (None, None, None));
     let why = held.unknown.join("; ");
     assert!(why.contains("throttling: pmon-server is in no group of the cpu controller"), "{why}");
@@ -119,11 +158,11 @@ fn missing_unreadable_or_garbled_files_leave_none_with_a_reason() {
         ("sys/fs/cgroup/cpu/lab/cpu.stat", "nr_periods 4\nthrottled_time many\n"),
     ]);
     let r = HeldReader::open(garbled.path());
-    let held = r.held(&r.read(), r.read());
+    let held = r.held(&r.read(), &r.read());
     assert_eq!(held.throttled, None);
     assert!(held.unknown.iter().any(|u| u.contains("cpu.stat unreadable or garbled")), "{:?}", held.unknown);
     let nothing = HeldReader::open(Path::new("/nonexistent-root"));
-    let held = nothing.held(&nothing.read(), nothing.read());
+    let held = nothing.held(&nothing.read(), &nothing.read());
     assert_eq!(held.unknown.len(), 4, "throttling, memory limit, steal, freezer: {:?}", held.unknown);
 }
 

@@ -10,19 +10,15 @@
 //!   [`PSI_SHARE`] of the tick: tasks began to wait for memory;
 //! - `MemAvailable` fell by at least [`FAST_SHARE`] of `MemTotal`;
 //! - the server's own memory control group's usage grew by at least [`FAST_SHARE`] of
-//!   its limit, or the group hit its limit (`memory.failcnt`, `memory.events` `max`):
-//!   a group at its limit whose OOM killer is off freezes in no pressure figure.
+//!   its limit: a group at its limit whose OOM killer is off freezes in no pressure
+//!   figure. (Hits of its limit alone ask for nothing: page-cache reclaim at the limit
+//!   hits it all the time in an ordinary limited container.)
 //!
 //! A figure that cannot be read is left out (`None`), never taken as a change. The
 //! files are kept open and read in place (the group's limit only when the group is
-//! looked up again), four small reads a tick.
+//! looked up again), three small reads a tick.
 
-use std::{
-    fs::File,
-    os::unix::fs::FileExt,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{fs::File, os::unix::fs::FileExt, path::Path, time::Duration};
 
 use super::held::{self, MemoryGroup};
 use crate::collect::proc::parse;
@@ -50,12 +46,11 @@ pub struct Figures {
     pub group: GroupFigures,
 }
 
-/// A memory group's bytes charged, its limit and its limit hits, each where readable.
+/// A memory group's bytes charged and its limit, each where readable.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GroupFigures {
     pub usage: Option<u64>,
     pub limit: Option<u64>,
-    pub hits: Option<u64>,
 }
 
 /// Why memory moves fast enough between two ticks `tick` apart to sample at once;
@@ -71,9 +66,6 @@ pub fn rising(before: &Figures, now: &Figures, tick: Duration) -> Option<String>
         && fell as f64 >= FAST_SHARE * total as f64
     {
         return Some(format!("available memory fell {} MiB within one tick", fell >> 20));
-    }
-    if let Some(hits) = grew(before.group.hits, now.group.hits).filter(|h| *h > 0) {
-        return Some(format!("its memory group hit its limit {hits} times within one tick"));
     }
     if let (Some(taken), Some(limit)) = (grew(before.group.usage, now.group.usage), now.group.limit)
         && taken as f64 >= FAST_SHARE * limit as f64
@@ -99,48 +91,39 @@ impl Kept {
     }
 }
 
-/// The server's memory group: usage and hits kept open, the limit as last read.
+/// The server's memory group: its usage kept open, its limit as last read.
 #[derive(Debug)]
 struct Group {
     files: MemoryGroup,
     usage: Kept,
-    hits: Kept,
     limit: Option<u64>,
 }
 
 /// Reads the figures of the machine at `root` (`/` in production).
 #[derive(Debug)]
 pub struct MemoryWatch {
-    root: PathBuf,
     pressure: Kept,
     meminfo: Kept,
     group: Option<Group>,
 }
 
 impl MemoryWatch {
-    /// The watch of this process's memory and its group's (found again by `regroup`).
-    pub fn open(root: &Path) -> Self {
+    /// The watch of the machine's memory and of the server's memory `group`.
+    pub fn open(root: &Path, group: Option<MemoryGroup>) -> Self {
         let mut watch = Self {
-            root: root.to_path_buf(),
             pressure: Kept::open(&root.join("proc/pressure/memory")),
             meminfo: Kept::open(&root.join("proc/meminfo")),
             group: None,
         };
-        watch.regroup();
+        watch.regroup(group);
         watch
     }
 
-    /// Finds the server's memory group again (it may have been moved to another), and
-    /// reads its limit (which may have been changed).
-    pub fn regroup(&mut self) {
-        let files = held::memory_group(&self.root).ok();
+    /// The server's memory group as found again (it may have been moved to another);
+    /// its limit is read again (it may have been changed).
+    pub fn regroup(&mut self, files: Option<MemoryGroup>) {
         if files.as_ref() != self.group.as_ref().map(|g| &g.files) {
-            self.group = files.map(|files| Group {
-                usage: Kept::open(&files.usage),
-                hits: Kept::open(&files.hits),
-                files,
-                limit: None,
-            });
+            self.group = files.map(|files| Group { usage: Kept::open(&files.usage), files, limit: None });
         }
         if let Some(g) = &mut self.group {
             // v2 says "max" for no limit: then no growth is a share of it.
@@ -158,7 +141,6 @@ impl MemoryWatch {
         let group = GroupFigures {
             usage: group.and_then(|g| g.usage.text(&mut small)?.trim().parse().ok()),
             limit: group.and_then(|g| g.limit),
-            hits: group.and_then(|g| held::limit_hits(g.hits.text(&mut small)?)),
         };
         Figures { psi_some_micros, meminfo, group }
     }
@@ -175,15 +157,15 @@ pub struct Urges {
 }
 
 impl Urges {
-    /// Watches the machine at `root` from now on.
-    pub fn open(root: &Path) -> Self {
-        let watch = MemoryWatch::open(root);
+    /// Watches the machine at `root` and the server's memory `group` from now on.
+    pub fn open(root: &Path, group: Option<MemoryGroup>) -> Self {
+        let watch = MemoryWatch::open(root, group);
         Self { figures: watch.read(), watch, urged: std::collections::VecDeque::new() }
     }
 
-    /// Finds the server's memory group again.
-    pub fn regroup(&mut self) {
-        self.watch.regroup();
+    /// The server's memory group as found again.
+    pub fn regroup(&mut self, group: Option<MemoryGroup>) {
+        self.watch.regroup(group);
     }
 
     /// After a tick `tick` long that ended at monotonic `at`: why a sample is wanted

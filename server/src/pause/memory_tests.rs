@@ -10,7 +10,7 @@ fn calm() -> Figures {
     Figures {
         psi_some_micros: Some(1_000_000),
         meminfo: parse::MemInfo { available: Some(20 * GIB), total: Some(24 * GIB), ..parse::MemInfo::default() },
-        group: GroupFigures { usage: Some(100 << 20), limit: Some(400 << 20), hits: Some(0) },
+        group: GroupFigures { usage: Some(100 << 20), limit: Some(400 << 20) },
     }
 }
 
@@ -31,12 +31,6 @@ fn each_fast_move_asks_for_a_sample_and_says_why() {
     let mut fell = calm();
     fell.meminfo.available = Some(18 * GIB);
     assert_eq!(rising(&calm(), &fell, TICK).as_deref(), Some("available memory fell 2048 MiB within one tick"));
-    let mut hit = calm();
-    hit.group.hits = Some(660);
-    assert_eq!(
-        rising(&calm(), &hit, TICK).as_deref(),
-        Some("its memory group hit its limit 660 times within one tick")
-    );
     let mut taken = calm();
     taken.group.usage = Some(258 << 20);
     assert_eq!(rising(&calm(), &taken, TICK).as_deref(), Some("its memory group took 158 MiB within one tick"));
@@ -69,7 +63,9 @@ fn a_burst_is_followed_tick_by_tick_but_lasting_pressure_is_not_sampled_every_ti
     .expect("write");
     std::fs::write(usage.with_file_name("memory.limit_in_bytes"), "400000000\n").expect("write");
     std::fs::write(&usage, "0\n").expect("write");
-    let mut urges = Urges::open(dir.path());
+    let group = held::HeldReader::open(dir.path()).memory_group();
+    assert!(group.is_some(), "the fixture's memory group");
+    let mut urges = Urges::open(dir.path(), group);
     let mut asked = Vec::new();
     // The group takes 100 MB a tick for ten ticks of 100 ms.
     for i in 1..=10u64 {
@@ -100,7 +96,7 @@ fn the_watch_reads_a_machine_tree() {
     write("sys/fs/cgroup/memory/lab/memory.usage_in_bytes", "419430400\n");
     write("sys/fs/cgroup/memory/lab/memory.limit_in_bytes", "419430400\n");
     write("sys/fs/cgroup/memory/lab/memory.failcnt", "1571\n");
-    let f = MemoryWatch::open(dir.path()).read();
+    let f = MemoryWatch::open(dir.path(), held::HeldReader::open(dir.path()).memory_group()).read();
     assert_eq!(
         f,
         Figures {
@@ -110,9 +106,9 @@ fn the_watch_reads_a_machine_tree() {
                 total: Some(24_000_000 * 1024),
                 ..parse::MemInfo::default()
             },
-            group: GroupFigures { usage: Some(400 << 20), limit: Some(400 << 20), hits: Some(1571) },
+            group: GroupFigures { usage: Some(400 << 20), limit: Some(400 << 20) },
         }
     );
     // No such machine: nothing known, nothing asked.
-    assert_eq!(MemoryWatch::open(&dir.path().join("none")).read(), Figures::default());
+    assert_eq!(MemoryWatch::open(&dir.path().join("none"), None).read(), Figures::default());
 }

@@ -108,7 +108,9 @@ impl Sentinel {
 const LAGGING: u32 = 4;
 /// The counters of what can hold the server up alone (`held`) are read every this many
 /// ticks while no freeze is under way (once a second at the default period: /proc/stat
-/// is not free), and once when a freeze ends.
+/// is not free), and at every late tick: a freeze is charged from the reading before it
+/// to the reading at its last late tick, not to when it is reported (the merge period
+/// later), so that background steal or throttling after it does not count.
 const HELD_EVERY: u32 = 10;
 
 struct Ticks<'a> {
@@ -130,12 +132,14 @@ impl Ticks<'_> {
         let mut waited_before = own.total();
         // Read at an on-time tick, so before any freeze that the next ticks find.
         let mut held_before = self.held.read();
-        let mut memory = memory::Urges::open(self.root);
+        // The reading at the latest late tick of the freeze under way.
+        let mut held_late: Option<held::Counters> = None;
+        let mut memory = memory::Urges::open(self.root, self.held.memory_group());
         let mut ticks: u32 = 0;
         while !self.stop.load(Ordering::Relaxed) {
             ticks = ticks.wrapping_add(1);
             if ticks.is_multiple_of(HELD_EVERY) {
-                memory.regroup();
+                memory.regroup(self.held.memory_group());
                 if !episodes.is_open() {
                     held_before = self.held.read();
                 }
@@ -170,41 +174,63 @@ impl Ticks<'_> {
                     return;
                 }
             }
-            let closed = match gap {
-                sleep::Gap::Stall { duration } => episodes.late(now, end.monotonic, duration, waited),
-                sleep::Gap::OnTime => {
-                    if !episodes.is_open() {
-                        // A stop too short to be a stall says nothing about a later one.
-                        self.continued.store(false, Ordering::Relaxed);
-                    }
-                    let lateness = end.monotonic.saturating_sub(start.monotonic).saturating_sub(self.interval);
-                    if lateness >= threshold / LAGGING {
-                        episodes.lagging(now, end.monotonic, lateness, waited)
-                    } else {
-                        episodes.on_time(end.monotonic)
-                    }
+            let late = matches!(gap, sleep::Gap::Stall { .. });
+            let lateness = tick.saturating_sub(self.interval);
+            let closed = self.step(&mut episodes, gap, (now, end.monotonic), lateness, threshold, waited);
+            if let Some(e) = closed {
+                let closing = held_late.take().unwrap_or_else(|| self.held.read());
+                let reported = self.report(e, &held_before, &closing);
+                held_before = closing;
+                if !reported {
+                    return;
                 }
-                sleep::Gap::Slept { asleep } => {
-                    tracing::info!(asleep_ms = asleep.as_millis() as u64, "the machine slept: not a pause");
-                    // A freeze under way before the sleep ended with it.
-                    episodes.flush()
-                }
-            };
-            if let Some(e) = closed
-                && !self.report(e, &held_before)
-            {
-                return;
+            }
+            if late {
+                held_late = Some(self.held.read());
             }
         }
         if let Some(e) = episodes.flush() {
-            self.report(e, &held_before);
+            let closing = held_late.take().unwrap_or_else(|| self.held.read());
+            self.report(e, &held_before, &closing);
         }
     }
 
-    /// Tells the engine about a freeze, with how the server's own counters grew since
-    /// `held_before`; false once the engine is gone.
-    fn report(&self, e: episode::Episode, held_before: &held::Counters) -> bool {
-        let held = self.held.held(held_before, self.held.read());
+    /// A tick that ended at wall time `now`, monotonic `mono`, `lateness` late, into the
+    /// episodes; returns an episode that closed.
+    fn step(
+        &self,
+        episodes: &mut episode::Episodes,
+        gap: sleep::Gap,
+        (now, mono): (SystemTime, Duration),
+        lateness: Duration,
+        threshold: Duration,
+        waited: Option<Duration>,
+    ) -> Option<episode::Episode> {
+        match gap {
+            sleep::Gap::Stall { duration } => episodes.late(now, mono, duration, waited),
+            sleep::Gap::OnTime => {
+                if !episodes.is_open() {
+                    // A stop too short to be a stall says nothing about a later one.
+                    self.continued.store(false, Ordering::Relaxed);
+                }
+                if lateness >= threshold / LAGGING {
+                    episodes.lagging(now, mono, lateness, waited)
+                } else {
+                    episodes.on_time(mono)
+                }
+            }
+            sleep::Gap::Slept { asleep } => {
+                tracing::info!(asleep_ms = asleep.as_millis() as u64, "the machine slept: not a pause");
+                // A freeze under way before the sleep ended with it.
+                episodes.flush()
+            }
+        }
+    }
+
+    /// Tells the engine about a freeze, with how the server's own counters grew from
+    /// `before` to `closing`; false once the engine is gone.
+    fn report(&self, e: episode::Episode, before: &held::Counters, closing: &held::Counters) -> bool {
+        let held = self.held.held(before, closing);
         let evidence = Evidence {
             continued: self.continued.swap(false, Ordering::Relaxed),
             sentinel_waited: e.waited,

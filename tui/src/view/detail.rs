@@ -108,12 +108,7 @@ fn report(d: &GetEventResponse) -> Vec<Line<'static>> {
 fn culprits(e: &Event) -> Vec<Line<'static>> {
     let mut out = vec![Line::raw(""), heading("Culprits")];
     if e.culprits.is_empty() {
-        let none = if !format::blames_processes(e.cause) {
-            "  none: the machine did not freeze"
-        } else {
-            "  none: no process stood out"
-        };
-        out.push(Line::raw(none));
+        out.push(Line::raw(format!("  {}", format::no_culprit(e))));
     }
     for (i, c) in e.culprits.iter().enumerate() {
         let suspect = if c.rogue.as_ref().is_some_and(|r| r.suspect) { " [known suspect]" } else { "" };
