@@ -213,7 +213,9 @@ impl Ticks<'_> {
                     // A stop too short to be a stall says nothing about a later one.
                     self.continued.store(false, Ordering::Relaxed);
                 }
-                if lateness >= threshold / LAGGING {
+                if lateness >= threshold / 2 {
+                    episodes.half_late(now, mono, lateness, waited, threshold)
+                } else if lateness >= threshold / LAGGING {
                     episodes.lagging(now, mono, lateness, waited)
                 } else {
                     episodes.on_time(mono)
