@@ -141,11 +141,11 @@ pub fn app_hang(h: &AppHang) -> String {
 /// An event's first culprit as one phrase, the same in every list: `-` when there is
 /// none, and for a stall of pmon-server alone, that.
 pub fn top_culprit(e: &Event) -> String {
+    if server_alone(e.cause) {
+        return "none: pmon-server alone was held up".into();
+    }
     if !blames_processes(e.cause) {
-        return match StallCause::try_from(e.cause) {
-            Ok(StallCause::HostSteal) => "none: the host held the whole machine".into(),
-            _ => "none: pmon-server alone was held up".into(),
-        };
+        return no_culprit(e).into();
     }
     e.culprits.first().map_or_else(|| "-".into(), culprit)
 }
