@@ -146,7 +146,7 @@ impl Server {
             .arg(&config)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .env("PMON_LOG", "info")
+            .env("PMON_LOG", std::env::var("PMON_LAB_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -3,7 +3,7 @@
 //! from a sleep of it.
 //!
 //! ```text
-//! sentinel thread: read clocks ─ sleep(interval) ─ read clocks ─► sleep::classify
+//! sentinel thread: sleep(rest of its period) ─ read clocks ─► sleep::classify (since the last tick ended)
 //!     Stall  ──► Episodes (late wake-ups close together are one freeze)
 //!                  └─ closed ──► engine Msg::Pause (attributes, records, starts forensics)
 //!     Slept  ──► logged, never a pause
@@ -136,6 +136,17 @@ impl Ticks<'_> {
         let mut held_late: Option<held::Counters> = None;
         let mut memory = memory::Urges::open(self.root, self.held.memory_group());
         let mut ticks: u32 = 0;
+        // Each tick is measured from the end of the one before, and sleeps only what is
+        // left of its period after the loop's own work: a thread preempted while it
+        // works (not asleep) is late all the same, and the freeze that holds it there
+        // must count (real-time hogs often catch it right after it wakes).
+        let mut start = match sleep::now() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("pause detection is off: {e}");
+                return;
+            }
+        };
         while !self.stop.load(Ordering::Relaxed) {
             ticks = ticks.wrapping_add(1);
             if ticks.is_multiple_of(HELD_EVERY) {
@@ -144,14 +155,8 @@ impl Ticks<'_> {
                     held_before = self.held.read();
                 }
             }
-            let start = match sleep::now() {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("pause detection is off: {e}");
-                    return;
-                }
-            };
-            std::thread::sleep(self.interval);
+            let worked = sleep::now().map_or(Duration::ZERO, |r| r.monotonic.saturating_sub(start.monotonic));
+            std::thread::sleep(self.interval.saturating_sub(worked));
             let Ok(end) = sleep::now() else { continue };
             let waited_after = own.total();
             let waited = waited_after.zip(waited_before).map(|(after, before)| after.saturating_sub(before));
@@ -159,14 +164,17 @@ impl Ticks<'_> {
             let threshold = Duration::from_millis(self.threshold_ms.load(Ordering::Relaxed));
             // When the stall ended: read now, before consulting the (slow) power log.
             let now = SystemTime::now();
-            let mut gap = sleep::classify(start, end, self.interval, threshold);
+            let begun = std::mem::replace(&mut start, end);
+            let mut gap = sleep::classify(begun, end, self.interval, threshold);
             if let sleep::Gap::Stall { duration } = gap {
                 // Where the clocks alone cannot tell (macOS), the power log can: a stall
                 // that overlaps a sleep or wake there is a sleep.
                 let events = power::recent_events();
-                gap = sleep::classify_with_pmset(start, end, self.interval, threshold, &events, (now - duration, now));
+                gap = sleep::classify_with_pmset(begun, end, self.interval, threshold, &events, (now - duration, now));
+                // Reading the (slow) power log is this thread's own doing, no freeze.
+                start = sleep::now().unwrap_or(end);
             }
-            let tick = end.monotonic.saturating_sub(start.monotonic);
+            let tick = end.monotonic.saturating_sub(begun.monotonic);
             tracing::trace!(tick_ms = tick.as_secs_f64() * 1000.0, ?gap, "sentinel tick");
             if let Some(why) = memory.tick(end.monotonic, tick) {
                 tracing::debug!("memory moves fast ({why}): sampling at once");
