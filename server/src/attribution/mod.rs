@@ -184,6 +184,9 @@ struct Tally {
     grew: f64,
     seen: Duration,
     exited: bool,
+    /// CPU time counted in `cpu` that only its parent's reaped time showed: what it did
+    /// after its last reading (or, for a parent, what its unread children did).
+    reaped: Duration,
 }
 
 impl Tally {
@@ -234,6 +237,7 @@ fn overlap(start: SystemTime, end: SystemTime, from: SystemTime, to: SystemTime)
 /// `[from, to]`), each in proportion to its overlap; also counts the samples that did.
 fn tally(recent: &Recent, lead_from: SystemTime, from: SystemTime, to: SystemTime) -> (HashMap<u32, Tally>, u32) {
     let mut uses: HashMap<u32, Tally> = HashMap::new();
+    let mut reaped = Vec::new();
     let mut samples = 0;
     let mut previous: Option<SystemTime> = None;
     for moment in recent.moments() {
@@ -270,6 +274,7 @@ fn tally(recent: &Recent, lead_from: SystemTime, from: SystemTime, to: SystemTim
                 grew: 0.0,
                 seen: Duration::ZERO,
                 exited: false,
+                reaped: Duration::ZERO,
             });
             // The latest reading says what it is now.
             u.command.clone_from(&a.command);
@@ -290,12 +295,30 @@ fn tally(recent: &Recent, lead_from: SystemTime, from: SystemTime, to: SystemTim
             }
             u.grew += a.usage.mem_growth.filter(|g| *g > 0).map_or(0.0, |g| g as f64 * share);
             u.seen += inside;
+            if let Some(r) = a.usage.reaped.filter(|r| !r.cpu.is_zero()) {
+                reaped.push((a.pid, r, share, in_stall));
+            }
         }
     }
+    charge_reaped(&mut uses, reaped);
     for u in uses.values_mut() {
         u.exited = !recent.alive(u.pid);
     }
     (uses, samples)
+}
+
+/// Charges CPU time found in parents' reaped time (`(parent, reaped, share of the
+/// reading in the window, share in the stall)`): a reaped child's last moments are its
+/// own when it has a record here; otherwise they stay with the parent that reaped it
+/// (its children, unread, as a whole).
+fn charge_reaped(uses: &mut HashMap<u32, Tally>, reaped: Vec<(u32, crate::collect::Reaped, f64, f64)>) {
+    for (parent, r, share, in_stall) in reaped {
+        let pid = r.child.filter(|c| uses.contains_key(c)).unwrap_or(parent);
+        let Some(u) = uses.get_mut(&pid) else { continue };
+        u.cpu += r.cpu.mul_f64(share);
+        u.cpu_in_stall += r.cpu.mul_f64(in_stall);
+        u.reaped += r.cpu.mul_f64(share);
+    }
 }
 
 /// The ring's samples in the window, and the first one after it (its readings cover
@@ -356,6 +379,10 @@ fn why(c: &Tally, stall: Duration, waiting: &Waiting) -> String {
     }
     if c.exited {
         parts.push("exited since".into());
+    }
+    if c.reaped >= Duration::from_millis(10) {
+        let whose = if c.exited { "after its last reading, found when it was reaped" } else { "by children it reaped" };
+        parts.push(format!("{} of it {whose}", secs(c.reaped)));
     }
     let mut why = parts.join(", ");
     if waiting.processes > 0 && !waiting.run_delay.is_zero() {

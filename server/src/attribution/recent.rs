@@ -90,6 +90,7 @@ impl Recent {
                     || waited(usage.io_delay)
                     || usage.pageins.is_some_and(|n| n > 0)
                     || usage.mem_growth.is_some_and(|g| g > 0)
+                    || usage.reaped.is_some_and(|r| r.cpu >= NOISE)
                     || p.state == ProcessState::Stuck;
                 active.then(|| Activity {
                     pid: p.pid,

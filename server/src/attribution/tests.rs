@@ -32,6 +32,7 @@ fn proc(pid: u32, command: &str, span: u64, cpu: u64, wait: u64) -> ProcessRecor
             pageins: None,
             mem_growth: None,
             lag: Duration::ZERO,
+            reaped: None,
         }),
         ..ProcessRecord::default()
     }
@@ -150,6 +151,7 @@ fn the_server_its_tools_zombies_and_waiting_kernel_threads_are_never_culprits() 
         pageins: None,
         mem_growth: None,
         lag: Duration::ZERO,
+        reaped: None,
     });
     let mut zombie = proc(50, "cc1", 1000, 0, 0);
     zombie.state = ProcessState::Zombie;
@@ -381,4 +383,41 @@ proptest! {
             prop_assert!(u.cpu_ms <= u.seen_ms + 1e-6, "more CPU than time seen (one thread each): {u:?}");
         }
     }
+}
+
+/// A parent whose reaped children's time grew by `ms` over its reading, beyond what the
+/// readings of its children show; `child` when that was one read child.
+fn reaping(mut p: ProcessRecord, ms_reaped: u64, child: Option<u32>) -> ProcessRecord {
+    if let Some(u) = p.usage.as_mut() {
+        u.reaped = Some(crate::collect::Reaped { cpu: ms(ms_reaped), child });
+    }
+    p
+}
+
+#[test]
+fn a_culprit_that_exited_mid_stall_keeps_what_its_parent_reaped_of_it() {
+    // The hog was read once early in the stall (0.2 s of it), then exited; when its
+    // parent reaped it, 3.6 s more showed in the parent's reaped time. A busy neighbour
+    // ran 1.5 s meanwhile.
+    let r = recent(vec![
+        (1.0, vec![proc(50, "harness", 1000, 1, 0), proc(60, "neighbour", 1000, 100, 0)]),
+        (2.2, vec![child_of(fifo(proc(51, "hog", 200, 200, 0)), 50), proc(60, "neighbour", 1200, 300, 0)]),
+        (6.0, vec![reaping(proc(50, "harness", 5000, 1, 0), 3_600, Some(51)), proc(60, "neighbour", 3800, 1500, 0)]),
+    ]);
+    let v = attribute(&stall(2.0, 6.0), &r, &[], Duration::from_secs(2), SERVER, None);
+    assert_eq!(names(&v)[0], 51, "the hog, not its parent nor the neighbour: {v:?}");
+    let why = &v.culprits[0].why;
+    assert!(why.contains("exited since, 3.60 s of it after its last reading, found when it was reaped"), "{why}");
+    assert!(!names(&v).contains(&50), "the parent only reaped it");
+}
+
+#[test]
+fn children_never_read_count_to_the_parent_that_reaped_them() {
+    let r = recent(vec![
+        (1.0, vec![proc(70, "make", 1000, 5, 0)]),
+        (5.0, vec![reaping(proc(70, "make", 4000, 20, 0), 3_000, None), proc(71, "cc", 4000, 400, 0)]),
+    ]);
+    let v = attribute(&stall(2.0, 5.0), &r, &[], Duration::from_secs(2), SERVER, None);
+    assert_eq!(names(&v), vec![70, 71]);
+    assert!(v.culprits[0].why.contains("of it by children it reaped"), "{}", v.culprits[0].why);
 }

@@ -61,7 +61,8 @@ pub struct Usage {
     pub span: Duration,
     /// CPU time it consumed, all threads.
     pub cpu: Duration,
-    /// Time its main thread was runnable but waited for a CPU, where the source tells.
+    /// Time it was runnable but waited for a CPU, where the source tells: every
+    /// thread's where they were read, else its main thread's.
     pub run_delay: Option<Duration>,
     /// Time it waited for block I/O, where the source tells (Linux delay accounting).
     pub io_delay: Option<Duration>,
@@ -73,6 +74,20 @@ pub struct Usage {
     /// How long after the start of the collection this reading was taken: a collection
     /// held up half-way reads its last processes seconds after its first.
     pub lag: Duration,
+    /// CPU time of children it reaped between the readings that no reading of theirs
+    /// accounts for (they ran after their last reading, or were never read), where the
+    /// source tells; and the one child it came from, when a single read child exited.
+    pub reaped: Option<Reaped>,
+}
+
+/// CPU time a parent's reaped children used beyond what was read of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    /// The CPU time.
+    pub cpu: Duration,
+    /// The child it belongs to, when exactly one child that had been read exited;
+    /// otherwise it belongs to the parent's children as a whole.
+    pub child: Option<u32>,
 }
 
 impl Usage {
@@ -80,7 +95,16 @@ impl Usage {
     /// `span`; `None` for a percentage that makes no time (negative, not finite).
     pub fn of_cpu(span: Duration, cpu_percent: f64) -> Option<Usage> {
         let cpu = Duration::try_from_secs_f64(span.as_secs_f64() * cpu_percent / 100.0).ok()?;
-        Some(Usage { span, cpu, run_delay: None, io_delay: None, pageins: None, mem_growth: None, lag: Duration::ZERO })
+        Some(Usage {
+            span,
+            cpu,
+            run_delay: None,
+            io_delay: None,
+            pageins: None,
+            mem_growth: None,
+            lag: Duration::ZERO,
+            reaped: None,
+        })
     }
 }
 

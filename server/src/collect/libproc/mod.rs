@@ -156,6 +156,7 @@ impl LibprocConverter {
             pageins: pageins.map(|rate| (rate * span.as_secs_f64()).round() as u64),
             mem_growth: None,
             lag: Duration::ZERO,
+            reaped: None,
         });
         ProcessRecord {
             pid: p.pid,

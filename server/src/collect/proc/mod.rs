@@ -39,6 +39,7 @@ mod counters;
 mod files;
 pub mod parse;
 mod pids;
+mod reaped;
 mod usage;
 
 use std::{
@@ -58,6 +59,7 @@ use counters::{Counters, Switches, scheduling};
 pub use files::raise_open_file_limit;
 use files::{PidFile, ProcFiles};
 use pids::Discovery;
+use reaped::Reaping;
 
 /// The process could not be read at all: it exited.
 struct Exited;
@@ -75,6 +77,8 @@ pub struct ProcCollector {
     prev: HashMap<u32, Counters>,
     next: HashMap<u32, Counters>,
     prev_at: Option<Instant>,
+    /// Children gone since their last reading, until their parents' reaped time shows them.
+    reaping: Reaping,
     prev_vm: Option<parse::VmStat>,
     /// Seconds since boot at the previous sample.
     prev_uptime: Option<f64>,
@@ -123,6 +127,7 @@ impl ProcCollector {
             prev: HashMap::new(),
             next: HashMap::new(),
             prev_at: None,
+            reaping: Reaping::default(),
             prev_vm: None,
             prev_uptime: None,
             pids: Vec::new(),
@@ -216,7 +221,11 @@ impl ProcCollector {
         }
         self.pids = pids;
         self.files.forget_unseen();
-        // Keep only pids seen this time: exited processes are forgotten.
+        // Those not seen this time are gone: their last readings wait for their parents.
+        for (pid, last) in self.prev.drain() {
+            self.reaping.gone(pid, &last);
+        }
+        self.reaping.settle(&mut processes, self.ticks_per_sec);
         std::mem::swap(&mut self.prev, &mut self.next);
         self.next.clear();
         self.prev_at = Some(now);
@@ -257,9 +266,15 @@ impl ProcCollector {
 
         let stat = match &prev {
             Some(p) if same_process && unscheduled(p) && self.stat_holds(&p.stat) && !refresh_due => p.stat.clone(),
-            _ => match self.read_stat(pid)? {
-                Some(stat) => stat,
-                None => return Ok(None),
+            _ => match self.read_stat(pid) {
+                Ok(Some(stat)) => stat,
+                Ok(None) => return Ok(None),
+                Err(Exited) => {
+                    if let Some(last) = prev {
+                        self.reaping.gone(pid, &last);
+                    }
+                    return Err(Exited);
+                }
             },
         };
         // A different start time means the pid was reused: no rates for the newcomer.
@@ -281,13 +296,12 @@ impl ProcCollector {
         };
 
         let before = before.as_ref();
+        let threads = self.threads(pid, before, &stat, sched);
         let span = before.map(|b| read_at.saturating_duration_since(b.read_at));
         let secs = span.and_then(rate_span);
-        let usage = match before {
-            Some(b) => secs.map(|secs| self.usage(b, &stat, sched, secs)),
-            None => self.newborn(&stat, sched, born),
-        }
-        .map(|u| Usage { lag: read_at.saturating_duration_since(started), ..u });
+        let usage = self
+            .usage_since((before, secs), (&stat, sched, threads), born)
+            .map(|u| Usage { lag: read_at.saturating_duration_since(started), ..u });
         let factors = self.factors(&stat, before, usage, secs, (ctxt_switches, swap_bytes, syscalls));
         let record = ProcessRecord {
             pid,
@@ -299,7 +313,7 @@ impl ProcCollector {
             kernel_thread: stat.kernel_thread,
             usage,
         };
-        self.next.insert(pid, Counters { stat, sched, ctxt_switches, swap_bytes, syscalls, read_at });
+        self.next.insert(pid, Counters { stat, sched, threads, ctxt_switches, swap_bytes, syscalls, read_at });
         Ok(Some(record))
     }
 

@@ -36,6 +36,10 @@ pub struct Stat {
     pub majflt: u64,
     /// User + system CPU time, clock ticks.
     pub cpu_ticks: u64,
+    /// User + system CPU time of the children it has waited for (reaped), with theirs,
+    /// clock ticks (`cutime` + `cstime`): a child that exited between two readings
+    /// leaves its last moments here.
+    pub children_ticks: u64,
     /// Threads.
     pub num_threads: u32,
     /// Start time after boot, clock ticks: tells a reused pid from the old process.
@@ -89,6 +93,7 @@ pub fn stat(bytes: &[u8]) -> Result<Stat, ParseError> {
         kernel_thread: flags & PF_KTHREAD != 0,
         majflt: field(9, "majflt")?,
         cpu_ticks: field(11, "utime")?.saturating_add(field(12, "stime")?),
+        children_ticks: field(13, "cutime")?.saturating_add(field(14, "cstime")?),
         num_threads: u32::try_from(field(17, "num_threads")?).unwrap_or(u32::MAX),
         starttime: field(19, "starttime")?,
         rss_pages: field(21, "rss")?,
@@ -346,12 +351,13 @@ mod tests {
 
     #[test]
     fn stat_scheduling_fields_of_a_real_time_process_and_an_old_short_line() {
-        let rt = "77 (hog) R 70 77 70 0 -1 4194560 0 0 0 0 399 1 0 0 -51 -5 1 0 500 1000 10             18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 50 1 12 0 0\n";
+        let rt = "77 (hog) R 70 77 70 0 -1 4194560 0 0 0 0 399 1 30 2 -51 -5 1 0 500 1000 10             18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 50 1 12 0 0\n";
         let s = stat(rt.as_bytes()).expect("valid stat");
         assert_eq!(
             (s.ppid, s.nice, s.rt_priority, s.policy, s.blkio_ticks),
             (70, Some(-5), Some(50), Some(1), Some(12))
         );
+        assert_eq!((s.cpu_ticks, s.children_ticks), (400, 32), "its own and its reaped children's");
         let short = "9 (old) S 1 9 9 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 5 100 3\n";
         let s = stat(short.as_bytes()).expect("fields up to rss are enough");
         assert_eq!((s.rt_priority, s.policy, s.blkio_ticks), (None, None, None));

@@ -406,3 +406,5 @@ fn the_real_schedstat_counts_the_switches_status_counts() {
 }
 
 mod listing;
+#[cfg(target_os = "linux")]
+mod threads;
