@@ -48,6 +48,8 @@ pub struct Evidence {
     pub limit_hits: Option<(u64, String)>,
     /// The freezer that can hold its group, in words; `None` if none can.
     pub freezer: Option<String>,
+    /// Processes the kernel's OOM killer killed across the freeze, anywhere.
+    pub oom_kills: Option<u64>,
     /// Why a figure above is unknown, in words.
     pub unknown: Vec<String>,
 }
@@ -145,6 +147,14 @@ pub fn classify(
     }
     // Others are known not to have waited: the server alone was held up.
     held_alone(evidence, late, others_waited)
+}
+
+/// What the kernel killed, as evidence beside the cause: a freeze that ended with OOM
+/// kills was a memory freeze, and an exited culprit may have been the one killed.
+pub fn kills(evidence: &Evidence) -> Option<String> {
+    let n = evidence.oom_kills.filter(|n| *n > 0)?;
+    let what = if n == 1 { "process" } else { "processes" };
+    Some(format!("the kernel's OOM killer killed {n} {what} during it (oom_kill in /proc/vmstat)"))
 }
 
 /// Its group's CPU quota or the host held the server up for most of its lateness

@@ -107,7 +107,11 @@ pub fn attribute(
     let ours = |u: &Tally| trees::descends_from(u.pid, server, &uses, recent);
     // Unknown (no process reported a wait) is not "nobody waited".
     let others_waited = uses.values().filter(|u| !ours(u)).filter_map(|u| u.run_delay).reduce(|a, b| a + b);
-    let (cause, cause_detail) = cause::classify(&stall.evidence, stall, &cause::pressure(recent, stall), others_waited);
+    let (cause, mut cause_detail) =
+        cause::classify(&stall.evidence, stall, &cause::pressure(recent, stall), others_waited);
+    if let Some(kills) = cause::kills(&stall.evidence) {
+        cause_detail = format!("{cause_detail}; {kills}");
+    }
     let window = StallWindow {
         lead_up_from: Some(timestamp(lead_from)),
         stall_from: Some(timestamp(stall.from)),

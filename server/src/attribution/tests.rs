@@ -421,3 +421,19 @@ fn children_never_read_count_to_the_parent_that_reaped_them() {
     assert_eq!(names(&v), vec![70, 71]);
     assert!(v.culprits[0].why.contains("of it by children it reaped"), "{}", v.culprits[0].why);
 }
+
+#[test]
+fn oom_kills_during_the_freeze_are_named_beside_its_cause() {
+    let r = recent((1..=4).map(|i| (f64::from(i), vec![proc(11, "hog", 1000, 900, 0)])).collect());
+    let mut s = stall(2.0, 4.0);
+    s.evidence.oom_kills = Some(2);
+    let v = attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None);
+    assert_eq!(v.cause, StallCause::Machine);
+    assert!(
+        v.cause_detail.ends_with("; the kernel's OOM killer killed 2 processes during it (oom_kill in /proc/vmstat)"),
+        "{}",
+        v.cause_detail
+    );
+    s.evidence.oom_kills = Some(0);
+    assert!(!attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None).cause_detail.contains("OOM"));
+}

@@ -42,6 +42,9 @@ pub struct Counters {
     pub steal: Option<Duration>,
     /// Times its memory group hit its limit, since the group was made.
     pub limit_hits: Option<u64>,
+    /// Processes the kernel's OOM killer killed since boot, anywhere (`oom_kill` in
+    /// `/proc/vmstat`, memory cgroups' kills included).
+    pub oom_kills: Option<u64>,
     groups: Resolved,
 }
 
@@ -57,6 +60,8 @@ pub struct Held {
     /// The freezer that can hold the server's group, in words (`cgroup v1 freezer
     /// /docker/…`); `None` if none can.
     pub freezer: Option<String>,
+    /// Processes the OOM killer killed meanwhile.
+    pub oom_kills: Option<u64>,
     /// Why a figure is unknown, in words, one per figure.
     pub unknown: Vec<String>,
 }
@@ -128,6 +133,7 @@ impl HeldReader {
             throttled: counter(groups.cpu_stat.as_deref().ok()).and_then(|t| throttled(&t)).and_then(per_cpu),
             steal: stat.as_deref().and_then(steal).and_then(per_cpu),
             limit_hits: counter(groups.memory.as_ref().ok().map(|g| g.hits.as_path())).and_then(|t| limit_hits(&t)),
+            oom_kills: read(&self.root.join("proc/vmstat")).ok().as_deref().and_then(oom_kills),
             groups,
         }
     }
@@ -171,7 +177,9 @@ impl HeldReader {
                 None
             }
         };
-        Held { throttled, steal, limit_hits, freezer, unknown }
+        // Not in `unknown`: kernels before 4.13 do not count kills, and nothing else hangs on it.
+        let oom_kills = after.oom_kills.zip(before.oom_kills).map(|(a, b)| a.saturating_sub(b));
+        Held { throttled, steal, limit_hits, freezer, oom_kills, unknown }
     }
 }
 
@@ -345,6 +353,11 @@ fn steal(text: &str) -> Option<Duration> {
     let line = text.lines().find(|l| l.starts_with("cpu "))?;
     let ticks: u64 = line.split_ascii_whitespace().nth(8)?.parse().ok()?;
     Duration::try_from_secs_f64(ticks as f64 / USER_HZ).ok()
+}
+
+/// The `oom_kill` line of `/proc/vmstat`.
+fn oom_kills(vmstat: &str) -> Option<u64> {
+    vmstat.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|n| n.trim().parse().ok())
 }
 
 #[cfg(test)]

@@ -173,3 +173,20 @@ fn this_machine_reads_without_error() {
     let c = r.read();
     assert!(c.steal.is_some(), "/proc/stat has a cpu line");
 }
+
+#[test]
+fn oom_kills_are_counted_across_the_freeze_and_unknown_without_the_counter() {
+    let root = tree(&[
+        ("proc/self/cgroup", "0::/\n"),
+        ("proc/self/mountinfo", V2_MOUNTS),
+        ("proc/stat", STAT),
+        ("proc/vmstat", "pgfault 10\noom_kill 3\nthp_fault_alloc 0\n"),
+    ]);
+    let r = HeldReader::open(root.path());
+    let before = r.read();
+    std::fs::write(root.path().join("proc/vmstat"), "pgfault 99\noom_kill 5\n").expect("write");
+    assert_eq!(r.held(&before, &r.read()).oom_kills, Some(2));
+    // A kernel before 4.13 has no such line: unknown, never 0.
+    std::fs::write(root.path().join("proc/vmstat"), "pgfault 120\n").expect("write");
+    assert_eq!(r.held(&before, &r.read()).oom_kills, None);
+}

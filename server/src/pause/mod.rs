@@ -248,6 +248,7 @@ impl Ticks<'_> {
             steal: held.steal,
             limit_hits: held.limit_hits,
             freezer: held.freezer,
+            oom_kills: held.oom_kills,
             unknown: held.unknown,
         };
         let stall =
