@@ -40,6 +40,7 @@ mod files;
 pub mod parse;
 mod pids;
 mod reaped;
+mod sweep;
 mod usage;
 
 use std::{
@@ -79,6 +80,8 @@ pub struct ProcCollector {
     prev_at: Option<Instant>,
     /// Children gone since their last reading, until their parents' reaped time shows them.
     reaping: Reaping,
+    /// The first pid a sample cut short did not reach: the next one starts there.
+    resume: Option<u32>,
     prev_vm: Option<parse::VmStat>,
     /// Seconds since boot at the previous sample.
     prev_uptime: Option<f64>,
@@ -128,6 +131,7 @@ impl ProcCollector {
             next: HashMap::new(),
             prev_at: None,
             reaping: Reaping::default(),
+            resume: None,
             prev_vm: None,
             prev_uptime: None,
             pids: Vec::new(),
@@ -204,22 +208,7 @@ impl ProcCollector {
             }
         };
         self.last_pid = last_pid;
-        let mut processes = Vec::with_capacity(pids.len() + tried.len());
-        let times = (clock, now, born_after);
-        pids.retain(|&pid| match self.process(pid, times, false) {
-            Ok(record) => {
-                processes.extend(record);
-                true
-            }
-            Err(Exited) => false,
-        });
-        for pid in tried {
-            if let Ok(record) = self.process(pid, times, true) {
-                processes.extend(record);
-                pids.push(pid);
-            }
-        }
-        self.pids = pids;
+        let mut processes = self.sweep(pids, tried, (clock, now, born_after));
         self.files.forget_unseen();
         // Those not seen this time are gone: their last readings wait for their parents.
         for (pid, last) in self.prev.drain() {
@@ -242,7 +231,7 @@ impl ProcCollector {
     fn process(
         &mut self,
         pid: u32,
-        (clock, started, born): (&dyn Fn() -> Instant, Instant, Option<(f64, f64)>),
+        (clock, started, born): sweep::Times<'_>,
         tried: bool,
     ) -> Result<Option<ProcessRecord>, Exited> {
         let newcomer_status = if tried { Some(self.tried_status(pid)?) } else { None };

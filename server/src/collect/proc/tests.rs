@@ -405,6 +405,40 @@ fn the_real_schedstat_counts_the_switches_status_counts() {
     assert_eq!(Some(sched.timeslices), status.ctxt_switches);
 }
 
+#[test]
+fn a_sample_held_up_past_its_limit_is_cut_short_and_the_next_reads_the_rest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("proc");
+    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
+    sync_tree(&fixture("before"), &root);
+    let t0 = Instant::now();
+    let all = c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("first").processes.len();
+    // Each look at the clock finds 0.7 s gone: a frozen machine, the limit soon past.
+    let now = std::cell::Cell::new(t0 + STEP);
+    let slow = || {
+        now.set(now.get() + Duration::from_millis(700));
+        now.get()
+    };
+    let cut = c.collect_with(&slow, SystemTime::UNIX_EPOCH + STEP).expect("second");
+    assert!(cut.processes.len() < all, "{} of {all}", cut.processes.len());
+    let (_, why) = c.health().last_problem.expect("said in the source's health");
+    let read = format!("{} of {} processes read", cut.processes.len(), c.pids.len());
+    assert!(why.starts_with("sample cut short after ") && why.contains(&read), "{why}");
+    let read: Vec<u32> = cut.processes.iter().map(|p| p.pid).collect();
+    // Those not reached come last, in the order they would have been read.
+    let reached = c.pids.iter().rposition(|pid| read.contains(pid)).map_or(0, |i| i + 1);
+    let unread: Vec<u32> = c.pids[reached..].to_vec();
+    assert!(!unread.is_empty());
+    // The next sample reads them first, each over the time since its last reading.
+    let next = c.collect_at(t0 + STEP * 3, SystemTime::UNIX_EPOCH + STEP * 3).expect("third");
+    assert_eq!(next.processes.len(), all, "none lost");
+    assert_eq!(next.processes.first().map(|p| p.pid), unread.first().copied(), "the first not reached leads");
+    for pid in unread.iter().filter(|pid| next.processes.iter().any(|p| p.pid == **pid)) {
+        let usage = find(&next, *pid).usage;
+        assert!(usage.is_none_or(|u| u.span == STEP * 3), "pid {pid} rated from its first reading: {usage:?}");
+    }
+}
+
 mod listing;
 #[cfg(target_os = "linux")]
 mod threads;
