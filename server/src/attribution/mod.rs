@@ -1,6 +1,7 @@
-//! Attribution (SPEC §3.10): who froze the machine. One pure function of the stall,
-//! the recent activity and the frozen ring, whose answer every client, notification and
-//! metric shows.
+//! Attribution (SPEC §3.10): who froze the machine, and who stresses it. One pure rule
+//! over a span of time (a stall, an escalation), the recent activity and the ring,
+//! whose answer every client, notification and metric shows: [`attribute`] for a
+//! pause, [`escalation`] for an escalation.
 //!
 //! ```text
 //! sentinel: stall (span, gaps, own evidence) ─┐
@@ -102,8 +103,8 @@ pub fn attribute(
     server: u32,
     server_cgroup: Option<&str>,
 ) -> Verdict {
-    let lead_from = stall.from.checked_sub(lead_up).unwrap_or(stall.from);
-    let (uses, samples) = tally(recent, lead_from, stall.from, stall.to);
+    let span = Span::new(stall.from, stall.to, lead_up, "stall");
+    let (uses, samples) = tally(recent, span.lead_from, span.from, span.to);
     let ours = |u: &Tally| trees::descends_from(u.pid, server, &uses, recent);
     // Unknown (no process reported a wait) is not "nobody waited".
     let others_waited = uses.values().filter(|u| !ours(u)).filter_map(|u| u.run_delay).reduce(|a, b| a + b);
@@ -113,7 +114,7 @@ pub fn attribute(
         cause_detail = format!("{cause_detail}; {kills}");
     }
     let window = StallWindow {
-        lead_up_from: Some(timestamp(lead_from)),
+        lead_up_from: Some(timestamp(span.lead_from)),
         stall_from: Some(timestamp(stall.from)),
         stall_to: Some(timestamp(stall.to)),
         samples,
@@ -123,8 +124,59 @@ pub fn attribute(
     if !pmon_proto::format::blames_processes(cause as i32) {
         return Verdict { cause, cause_detail, window, culprits: vec![], victims: vec![], groups: vec![] };
     }
-    let span = stall.to.duration_since(lead_from).unwrap_or_default();
-    let min_cpu = span.mul_f64(MIN_CULPRIT_SHARE);
+    let blame = rank(&uses, &span, (recent, ring), server, server_cgroup);
+    Verdict { cause, cause_detail, window, culprits: blame.culprits, victims: blame.victims, groups: blame.groups }
+}
+
+/// The culprits of an escalation that began at `from` and is under way at `to`, by
+/// the same rule as a pause's: who consumed in it (and its lead-up of `lead_up`)
+/// while others waited, not who scored highest.
+pub fn escalation(
+    (from, to): (SystemTime, SystemTime),
+    lead_up: Duration,
+    (recent, ring): (&Recent, &[Arc<Sample>]),
+    server: u32,
+    server_cgroup: Option<&str>,
+) -> Vec<Culprit> {
+    let span = Span::new(from, to, lead_up, "escalation");
+    let (uses, _) = tally(recent, span.lead_from, span.from, span.to);
+    rank(&uses, &span, (recent, ring), server, server_cgroup).culprits
+}
+
+/// Where blame is looked for: `[from, to]` (a stall, an escalation) after a lead-up
+/// from `lead_from`; `what` names the span in the culprits' explanations.
+struct Span {
+    lead_from: SystemTime,
+    from: SystemTime,
+    to: SystemTime,
+    what: &'static str,
+}
+
+impl Span {
+    fn new(from: SystemTime, to: SystemTime, lead_up: Duration, what: &'static str) -> Self {
+        Self { lead_from: from.checked_sub(lead_up).unwrap_or(from), from, to: to.max(from), what }
+    }
+}
+
+/// Who consumed and who waited in a span.
+struct Blame {
+    culprits: Vec<Culprit>,
+    victims: Vec<ProcessUse>,
+    groups: Vec<ProcessGroup>,
+}
+
+/// Ranks the processes of a span's tally: culprits by blame (ties by pid), victims by
+/// how long they waited, and the trees and control groups blamed together.
+fn rank(
+    uses: &HashMap<u32, Tally>,
+    span: &Span,
+    (recent, ring): (&Recent, &[Arc<Sample>]),
+    server: u32,
+    server_cgroup: Option<&str>,
+) -> Blame {
+    let ours = |u: &Tally| trees::descends_from(u.pid, server, uses, recent);
+    let whole = span.to.duration_since(span.lead_from).unwrap_or_default();
+    let min_cpu = whole.mul_f64(MIN_CULPRIT_SHARE);
     let mut culprits: Vec<&Tally> =
         uses.values().filter(|u| !ours(u) && (u.cpu >= min_cpu || u.grew >= MIN_GROWTH)).collect();
     culprits.sort_by(|a, b| b.blame().total_cmp(&a.blame()).then(a.pid.cmp(&b.pid)));
@@ -142,30 +194,20 @@ pub fn attribute(
     };
     victims.truncate(VICTIMS);
 
-    let stall_span = stall.to.duration_since(stall.from).unwrap_or_default();
-    let in_window = window_samples(ring, lead_from, stall.to);
-    let mut groups = trees::groups(&uses, recent, server, min_cpu);
+    let in_window = window_samples(ring, span.lead_from, span.to);
+    let mut groups = trees::groups(uses, recent, server, min_cpu);
     groups.extend(trees::cgroups(&culprits, server_cgroup));
-    Verdict {
-        cause,
-        cause_detail,
-        window,
-        culprits: culprits
-            .iter()
-            .map(|c| {
-                let (rogue, seen) = best_appearance(&in_window, c);
-                Culprit {
-                    rogue,
-                    samples_seen: seen,
-                    why: why(c, stall_span, &waiting),
-                    usage: Some(c.to_use()),
-                    waited_on: None,
-                }
-            })
-            .collect(),
-        victims: victims.iter().map(|v| v.to_use()).collect(),
-        groups,
-    }
+    let culprits = culprits
+        .iter()
+        .map(|c| {
+            let (rogue, seen) = best_appearance(&in_window, c);
+            let why = why(c, span, &waiting);
+            // The user named it a suspect ([suspects] patterns): say so first.
+            let why = if rogue.as_ref().is_some_and(|r| r.suspect) { format!("known suspect; {why}") } else { why };
+            Culprit { rogue, samples_seen: seen, why, usage: Some(c.to_use()), waited_on: None }
+        })
+        .collect();
+    Blame { culprits, victims: victims.iter().map(|v| v.to_use()).collect(), groups }
 }
 
 /// What one process did in the window, summed over its readings.
@@ -178,7 +220,7 @@ struct Tally {
     scheduling: Option<Scheduling>,
     kernel_thread: bool,
     cgroup: Option<Arc<str>>,
-    /// CPU time in the whole window, and in the stall alone.
+    /// CPU time in the whole window, and in the span alone (the stall, the escalation).
     cpu: Duration,
     cpu_in_stall: Duration,
     run_delay: Option<Duration>,
@@ -365,12 +407,20 @@ struct Waiting {
 
 /// "cpu 3.92 s in the 4.01 s stall, SCHED_FIFO 50, exited; 23 processes waited 7.3 s
 /// for a CPU".
-fn why(c: &Tally, stall: Duration, waiting: &Waiting) -> String {
+fn why(c: &Tally, span: &Span, waiting: &Waiting) -> String {
     let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
-    let mut parts = vec![format!("cpu {} in the {} stall", secs(c.cpu_in_stall), secs(stall))];
+    let length = span.to.duration_since(span.from).unwrap_or_default();
     let lead = c.cpu.saturating_sub(c.cpu_in_stall);
-    if lead >= Duration::from_millis(10) {
-        parts.push(format!("{} before it", secs(lead)));
+    let mut parts = Vec::new();
+    if length.is_zero() {
+        // Just begun (an escalation's entry): only the lead-up tells.
+        let before = span.from.duration_since(span.lead_from).unwrap_or_default();
+        parts.push(format!("cpu {} in the {} before the {}", secs(lead), secs(before), span.what));
+    } else {
+        parts.push(format!("cpu {} in the {} {}", secs(c.cpu_in_stall), secs(length), span.what));
+        if lead >= Duration::from_millis(10) {
+            parts.push(format!("{} before it", secs(lead)));
+        }
     }
     if c.grew >= 1024.0 * 1024.0 {
         parts.push(format!("grew {:.0} MiB", c.grew / (1024.0 * 1024.0)));

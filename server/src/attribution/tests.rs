@@ -437,3 +437,35 @@ fn oom_kills_during_the_freeze_are_named_beside_its_cause() {
     s.evidence.oom_kills = Some(0);
     assert!(!attribute(&s, &r, &[], Duration::from_secs(1), SERVER, None).cause_detail.contains("OOM"));
 }
+
+#[test]
+fn an_escalation_blames_who_consumed_in_it_by_the_same_rule_not_the_highest_score() {
+    // A process that scores high (many threads, say) but consumed little, and a build
+    // tool that burnt a CPU and a half while others waited.
+    let r = recent(
+        (1..=8)
+            .map(|i| {
+                (
+                    f64::from(i),
+                    vec![
+                        proc(80, "scorer", 1000, 20, 0),
+                        proc(81, "cc1", 1000, 1500, 0),
+                        proc(82, "shell", 1000, 1, 300),
+                    ],
+                )
+            })
+            .collect(),
+    );
+    let ring = vec![ring_with(5.0, vec![Rogue { pid: 80, command: "scorer".into(), score: 70.0, ..Rogue::default() }])];
+    let culprits = escalation((t(4.0), t(8.0)), Duration::from_secs(2), (&r, &ring), SERVER, None);
+    let pids: Vec<u32> = culprits.iter().filter_map(|c| c.usage.as_ref()).map(|u| u.pid).collect();
+    assert_eq!(pids.first(), Some(&81), "{culprits:?}");
+    assert!(
+        culprits[0].why.starts_with("cpu 6.00 s in the 4.00 s escalation, 3.00 s before it"),
+        "{}",
+        culprits[0].why
+    );
+    // At its entry, only the lead-up tells.
+    let entry = escalation((t(8.0), t(8.0)), Duration::from_secs(2), (&r, &ring), SERVER, None);
+    assert!(entry[0].why.starts_with("cpu 3.00 s in the 2.00 s before the escalation"), "{}", entry[0].why);
+}

@@ -7,6 +7,9 @@
 //! ```
 //!
 //! Factors and system figures use the API's JSON mapping (unavailable figures absent).
+//! What attribution needs rides along where the source had it, so that a replay blames
+//! as the live server did: the parent, the scheduling, and the usage since the previous
+//! reading (times in microseconds). Recordings without them still read.
 
 use std::{
     io::Write,
@@ -14,10 +17,10 @@ use std::{
     time::{Duration, UNIX_EPOCH},
 };
 
-use pmon_proto::v1::{ProcessFactors, ProcessState, SystemFigures};
+use pmon_proto::v1::{ProcessFactors, ProcessState, SchedPolicy, SystemFigures};
 use serde::{Deserialize, Serialize};
 
-use super::{ProcessRecord, RawSample};
+use super::{ProcessRecord, RawSample, Reaped, Scheduling, Usage};
 
 /// The format version written in the header.
 const VERSION: u32 = 1;
@@ -42,6 +45,69 @@ struct Process {
     command: String,
     state: String,
     factors: ProcessFactors,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ppid: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    kernel_thread: bool,
+    /// `SCHED_*` name, real-time priority, nice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scheduling: Option<(String, u32, Option<i32>)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    usage: Option<Use>,
+}
+
+/// [`Usage`] with its times in microseconds.
+#[derive(Serialize, Deserialize)]
+struct Use {
+    span_us: u64,
+    cpu_us: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_delay_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    io_delay_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pageins: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mem_growth: Option<i64>,
+    #[serde(default)]
+    lag_us: u64,
+    /// Reaped children's CPU time and the one child it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reaped: Option<(u64, Option<u32>)>,
+}
+
+fn us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl From<Usage> for Use {
+    fn from(u: Usage) -> Self {
+        Self {
+            span_us: us(u.span),
+            cpu_us: us(u.cpu),
+            run_delay_us: u.run_delay.map(us),
+            io_delay_us: u.io_delay.map(us),
+            pageins: u.pageins,
+            mem_growth: u.mem_growth,
+            lag_us: us(u.lag),
+            reaped: u.reaped.map(|r| (us(r.cpu), r.child)),
+        }
+    }
+}
+
+impl From<Use> for Usage {
+    fn from(u: Use) -> Self {
+        Self {
+            span: Duration::from_micros(u.span_us),
+            cpu: Duration::from_micros(u.cpu_us),
+            run_delay: u.run_delay_us.map(Duration::from_micros),
+            io_delay: u.io_delay_us.map(Duration::from_micros),
+            pageins: u.pageins,
+            mem_growth: u.mem_growth,
+            lag: Duration::from_micros(u.lag_us),
+            reaped: u.reaped.map(|(cpu, child)| Reaped { cpu: Duration::from_micros(cpu), child }),
+        }
+    }
 }
 
 /// Whether these bytes begin like a recording.
@@ -84,7 +150,14 @@ fn sample(l: Line) -> RawSample {
                 command: p.command,
                 state: ProcessState::from_str_name(&p.state).unwrap_or(ProcessState::Unspecified),
                 factors: p.factors,
-                ..ProcessRecord::default()
+                ppid: p.ppid,
+                kernel_thread: p.kernel_thread,
+                scheduling: p.scheduling.map(|(policy, rt_priority, nice)| Scheduling {
+                    policy: SchedPolicy::from_str_name(&policy).unwrap_or(SchedPolicy::Unspecified),
+                    rt_priority,
+                    nice,
+                }),
+                usage: p.usage.map(Usage::from),
             })
             .collect(),
         system: l.system,
@@ -131,6 +204,10 @@ pub fn encode(s: &RawSample) -> String {
                 command: p.command.clone(),
                 state: p.state.as_str_name().to_string(),
                 factors: p.factors,
+                ppid: p.ppid,
+                kernel_thread: p.kernel_thread,
+                scheduling: p.scheduling.map(|s| (s.policy.as_str_name().to_string(), s.rt_priority, s.nice)),
+                usage: p.usage.map(Use::from),
             })
             .collect(),
         system: s.system,
@@ -157,7 +234,19 @@ mod tests {
                     mem_bytes: Some(1 << 32),
                     ..ProcessFactors::default()
                 },
-                ..ProcessRecord::default()
+                ppid: Some(1),
+                kernel_thread: false,
+                scheduling: Some(Scheduling { policy: SchedPolicy::Fifo, rt_priority: 50, nice: Some(0) }),
+                usage: Some(Usage {
+                    span: Duration::from_millis(1000),
+                    cpu: Duration::from_micros(995_000),
+                    run_delay: Some(Duration::from_micros(1_250)),
+                    io_delay: None,
+                    pageins: Some(3),
+                    mem_growth: Some(-4096),
+                    lag: Duration::from_micros(40),
+                    reaped: Some(Reaped { cpu: Duration::from_millis(20), child: Some(667) }),
+                }),
             }],
             system: SystemFigures { load_1m: Some(2.5), ..SystemFigures::default() },
         };
@@ -172,6 +261,10 @@ mod tests {
         assert_eq!(header(lines[0]), Ok(()));
         assert_eq!(line(lines[1]), Some(sample));
         assert_eq!(line("not json"), None);
+        // Written before usage rode along: still read, the usage unknown.
+        let older = r#"{"time_ms":0,"elapsed_ms":null,"processes":[{"pid":1,"command":"a","state":"PROCESS_STATE_RUNNING","factors":{}}],"system":{}}"#;
+        let older = line(older).expect("an older line reads");
+        assert_eq!((older.processes[0].usage, older.processes[0].ppid), (None, None));
         assert!(!text.contains("cmprs"), "unavailable figures are absent: {text}");
     }
 

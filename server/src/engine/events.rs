@@ -8,16 +8,14 @@
 //! ```
 
 use std::{
-    collections::HashMap,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use pmon_proto::{
     config::Config,
-    format,
     time::timestamp,
-    v1::{Culprit, EventKind, Rogue, Sample, Tier, TierAction},
+    v1::{Culprit, EventKind, Sample, Tier, TierAction},
 };
 
 use crate::{
@@ -25,59 +23,18 @@ use crate::{
     store::{Attribution, NewEvent, Op, ms},
 };
 
-/// Culprits kept with an event.
-const CULPRITS: usize = 5;
-
-/// Tallies an escalation's rogues over its samples: each process's highest-scoring
-/// appearance and how often it appeared. pmon-server itself is never one of them.
-#[derive(Debug)]
-pub struct CulpritTally {
-    seen: HashMap<(u32, String), (Rogue, u32)>,
-    server: u32,
-}
-
-impl CulpritTally {
-    /// A tally that leaves out the server's own pid.
-    pub fn new(server: u32) -> Self {
-        Self { seen: HashMap::new(), server }
-    }
-
-    /// Counts a sample's rogues.
-    pub fn add(&mut self, sample: &Sample) {
-        for r in sample.rogues.iter().filter(|r| r.pid != self.server) {
-            let entry = self.seen.entry((r.pid, r.command.clone())).or_insert_with(|| (r.clone(), 0));
-            if r.score > entry.0.score {
-                entry.0 = r.clone();
-            }
-            entry.1 += 1;
-        }
-    }
-
-    /// The `n` most likely culprits: highest peak score first, then most often seen.
-    pub fn top(&self, n: usize) -> Vec<Culprit> {
-        let mut all: Vec<&(Rogue, u32)> = self.seen.values().collect();
-        all.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(b.1.cmp(&a.1)).then(a.0.pid.cmp(&b.0.pid)));
-        all.into_iter()
-            .take(n)
-            .map(|(rogue, seen)| Culprit {
-                why: {
-                    let why = format::main_factor(rogue).unwrap_or_else(|| format!("score {:.1}", rogue.score));
-                    if rogue.suspect { format!("known suspect; {why}") } else { why }
-                },
-                rogue: Some(rogue.clone()),
-                samples_seen: *seen,
-                usage: None,
-                waited_on: None,
-            })
-            .collect()
-    }
-}
+/// Who is to blame for an escalation that began at the given time and is under way
+/// now: the engine's attribution ([`crate::attribution::escalation`]).
+pub type Blame<'a> = &'a mut dyn FnMut(SystemTime) -> Vec<Culprit>;
 
 #[derive(Debug)]
 struct Open {
     id: u64,
     peak_kept_at: Instant,
-    tally: CulpritTally,
+    /// When it began (its entry sample's time).
+    since: SystemTime,
+    /// Its culprits as last attributed.
+    culprits: Vec<Culprit>,
 }
 
 /// Turns samples and stalls into store ops.
@@ -116,14 +73,26 @@ impl Tracker {
         self.open.as_ref().map(|o| o.id)
     }
 
+    /// The open escalation's culprits as last attributed (at its entry, its latest peak).
+    pub fn culprits(&self) -> &[Culprit] {
+        self.open.as_ref().map_or(&[], |o| &o.culprits)
+    }
+
     fn alloc(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
-    /// The ops for one sample and the tier steps it caused, taken at `now`.
-    pub fn on_sample(&mut self, sample: &Arc<Sample>, actions: &[TierAction], now: Instant) -> Vec<Op> {
+    /// The ops for one sample and the tier steps it caused, taken at `now`; `blame`
+    /// names an escalation's culprits when it opens, peaks and closes.
+    pub fn on_sample(
+        &mut self,
+        sample: &Arc<Sample>,
+        actions: &[TierAction],
+        now: Instant,
+        blame: Blame<'_>,
+    ) -> Vec<Op> {
         let mut ops = Vec::new();
         let elevated = sample.tier >= Tier::Elevated as i32;
         if elevated || self.history_at.is_none_or(|at| now.saturating_duration_since(at) >= self.history_every) {
@@ -133,10 +102,10 @@ impl Tracker {
 
         // At most one kept sample per event per sample; the first reason wins.
         let mut kept: Option<&'static str> = None;
+        let taken = sample.time.as_ref().and_then(pmon_proto::time::system_time).unwrap_or_else(SystemTime::now);
         if actions.contains(&TierAction::ElevatedEntry) {
             let id = self.alloc();
-            let mut tally = CulpritTally::new(std::process::id());
-            tally.add(sample);
+            let culprits = blame(taken);
             ops.push(Op::OpenEvent(NewEvent {
                 id,
                 kind: EventKind::Escalation,
@@ -145,23 +114,22 @@ impl Tracker {
                 peak_score: sample.max_score,
                 peak_tier: sample.tier,
                 stall_ms: None,
-                culprits: tally.top(CULPRITS),
+                culprits: culprits.clone(),
                 artefact_dir: String::new(),
                 attribution: None,
             }));
-            self.open = Some(Open { id, peak_kept_at: now, tally });
+            self.open = Some(Open { id, peak_kept_at: now, since: taken, culprits });
             kept = Some("entry");
-        } else if let Some(open) = &mut self.open {
-            open.tally.add(sample);
         }
         let Some(open) = &mut self.open else { return ops };
         let id = open.id;
         if actions.contains(&TierAction::ElevatedPeak) || actions.contains(&TierAction::CriticalEntry) {
+            open.culprits = blame(open.since);
             ops.push(Op::Peak {
                 event_id: id,
                 peak_score: sample.max_score,
                 peak_tier: sample.tier,
-                culprits: open.tally.top(CULPRITS),
+                culprits: open.culprits.clone(),
             });
             if kept.is_none() && now.saturating_duration_since(open.peak_kept_at) >= self.peak_every {
                 open.peak_kept_at = now;
@@ -182,7 +150,7 @@ impl Tracker {
             ops.push(Op::CloseEvent {
                 event_id: id,
                 ended_at_ms: ms(sample.time.as_ref()),
-                culprits: open.tally.top(CULPRITS),
+                culprits: blame(open.since),
             });
             self.open = None;
         }

@@ -1,4 +1,4 @@
-use pmon_proto::v1::{FactorShare, ProcessFactors};
+use pmon_proto::v1::{FactorShare, ProcessFactors, ProcessUse, Rogue};
 
 use super::*;
 
@@ -30,23 +30,23 @@ fn sample(sequence: u64, tier: Tier, rogues: Vec<Rogue>) -> Arc<Sample> {
     })
 }
 
+/// The first culprit's command.
+fn first(culprits: &[Culprit]) -> &str {
+    culprits.first().and_then(|c| c.usage.as_ref()).map_or("", |u| &u.command)
+}
+
 /// Ops as short words, in order.
 fn names(ops: &[Op]) -> Vec<String> {
     ops.iter()
         .map(|op| match op {
             Op::History(s, _) => format!("history#{}", s.sequence),
+            Op::OpenEvent(e) if e.kind == EventKind::Escalation => format!("open{}:{}", e.id, first(&e.culprits)),
             Op::OpenEvent(e) => format!("open{}:{:?}", e.id, e.kind),
             Op::EventSample { event_id, reason, sample } => format!("keep{event_id}:{reason}#{}", sample.sequence),
-            Op::Peak { event_id, peak_score, culprits, .. } => format!(
-                "peak{event_id}:{peak_score}:{}",
-                culprits.first().and_then(|c| c.rogue.as_ref()).map_or("", |r| &r.command)
-            ),
-            Op::CloseEvent { event_id, culprits, .. } => {
-                format!(
-                    "close{event_id}:{}",
-                    culprits.first().and_then(|c| c.rogue.as_ref()).map_or("", |r| &r.command)
-                )
+            Op::Peak { event_id, peak_score, culprits, .. } => {
+                format!("peak{event_id}:{peak_score}:{}", first(culprits))
             }
+            Op::CloseEvent { event_id, culprits, .. } => format!("close{event_id}:{}", first(culprits)),
             other => format!("{other:?}"),
         })
         .collect()
@@ -60,9 +60,9 @@ fn an_escalation_keeps_entry_peaks_critical_and_exit_then_closes_with_culprits()
     let mut t = Tracker::new(&config, 7);
     let t0 = Instant::now();
     let at = |s: u64| t0 + Duration::from_secs(s);
-    // The server itself has the highest peak here, and is still never a culprit.
-    let server = std::process::id();
-    let hog = |score| vec![rogue(42, "hog", score), rogue(server, "pmon-server", 99.0), rogue(9, "bystander", 1.0)];
+    // The scores rise and fall; who is to blame is the attribution's answer, asked over
+    // the escalation so far (since its entry sample), whatever scored highest.
+    let hog = |score| vec![rogue(9, "bystander", score)];
     let steps: Vec<(Arc<Sample>, Vec<TierAction>, u64)> = vec![
         (sample(1, Tier::Sentinel, vec![]), vec![], 0),
         (sample(2, Tier::Sentinel, vec![]), vec![], 1), // no history: within 5 s
@@ -74,18 +74,28 @@ fn an_escalation_keeps_entry_peaks_critical_and_exit_then_closes_with_culprits()
         (sample(8, Tier::Sentinel, hog(10.0)), vec![ElevatedExit], 25),
         (sample(9, Tier::Sentinel, vec![]), vec![], 26),
     ];
-    let got: Vec<Vec<String>> = steps.iter().map(|(s, a, sec)| names(&t.on_sample(s, a, at(*sec)))).collect();
+    let mut asked = Vec::new();
+    let mut blame = |since: SystemTime| {
+        asked.push(since);
+        let usage = ProcessUse { pid: 42, command: format!("hog{}", asked.len()), ..ProcessUse::default() };
+        vec![Culprit { usage: Some(usage), ..Culprit::default() }]
+    };
+    let got: Vec<Vec<String>> =
+        steps.iter().map(|(s, a, sec)| names(&t.on_sample(s, a, at(*sec), &mut blame))).collect();
     let want: Vec<Vec<&str>> = vec![
         vec!["history#1"],
         vec![],
-        vec!["history#3", "open7:Escalation", "keep7:entry#3"],
-        vec!["history#4", "peak7:60:hog"],
-        vec!["history#5", "peak7:80:hog", "keep7:peak#5"],
+        vec!["history#3", "open7:hog1", "keep7:entry#3"],
+        vec!["history#4", "peak7:60:hog2"],
+        vec!["history#5", "peak7:80:hog3", "keep7:peak#5"],
         vec!["history#6", "keep7:critical#6"],
         vec!["history#7"],
-        vec!["history#8", "keep7:exit#8", "close7:hog"],
+        vec!["history#8", "keep7:exit#8", "close7:hog4"],
         vec![],
     ];
+    let entry = steps[2].0.time.as_ref().and_then(pmon_proto::time::system_time).expect("time");
+    assert_eq!(asked, vec![entry; 4], "each time over the escalation since its entry");
+    assert_eq!(t.culprits().len(), 0, "closed");
     assert_eq!(got, want);
 }
 

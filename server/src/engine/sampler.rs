@@ -257,7 +257,15 @@ impl Sampler {
         let (sample, actions) = self.evaluate(self.counts.sequence, raw, at);
         let sample = Arc::new(sample);
         self.hub.publish(at, Arc::clone(&sample));
-        for op in self.tracker.on_sample(&sample, &actions, at) {
+        let taken = sample.time.as_ref().and_then(pmon_proto::time::system_time).unwrap_or_else(SystemTime::now);
+        let lead_up = Duration::from_secs_f64(self.config.pause.lead_up_seconds);
+        let server = std::process::id();
+        let (recent, hub, cgroups) = (&self.recent, &self.hub, &mut self.cgroups);
+        let mut blame = |since: SystemTime| {
+            let own_cgroup = cgroups.of(server);
+            attribution::escalation((since, taken), lead_up, (recent, &hub.frozen()), server, own_cgroup.as_deref())
+        };
+        for op in self.tracker.on_sample(&sample, &actions, at, &mut blame) {
             self.store.submit(op);
         }
         self.announce(&sample, &actions, at);
@@ -313,7 +321,7 @@ impl Sampler {
     fn announce(&mut self, sample: &Sample, actions: &[TierAction], now: Instant) {
         let event = self.tracker.open_event();
         if actions.contains(&TierAction::ElevatedEntry) {
-            self.notifier.elevated(event, sample);
+            self.notifier.elevated(event, sample, self.tracker.culprits());
         }
         if sample.tier != Tier::Critical as i32 {
             self.critical_since = None;
@@ -323,7 +331,7 @@ impl Sampler {
         let lasted = now.saturating_duration_since(*since);
         if !*announced && lasted.as_secs_f64() >= self.config.alerts.critical_duration_seconds {
             *announced = true;
-            self.notifier.critical(event, sample, lasted);
+            self.notifier.critical(event, sample, lasted, self.tracker.culprits());
         }
     }
 

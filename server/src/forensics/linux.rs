@@ -23,6 +23,9 @@ const KMSG_LEAD: Duration = Duration::from_secs(10);
 /// Lines of kernel log kept in the finding (all of the window goes to the artefact).
 const KMSG_DETAIL_LINES: usize = 50;
 
+/// The step whose stack report says who waited on whom: no stack report: the announcement goes out at once.
+pub(super) const WAITS_STEP: Option<&str> = None;
+
 /// The steps, in the order they run: the fast, telling ones first.
 pub(super) fn steps(pause: &Pause) -> Vec<Step> {
     // The last sample before the freeze began: the ring also holds those after it.

@@ -20,6 +20,9 @@ const MAX_REPORT_BYTES: u64 = 2 << 20;
 /// Log entries shown in the finding.
 const SHOWN: usize = 8;
 
+/// The step whose stack report says who waited on whom: spindump reads the trace into who waited on whom; the announcement waits for it, so that it names the chain's root.
+pub(super) const WAITS_STEP: Option<&str> = Some("spindump");
+
 /// The steps, in order: tailspin first, since spindump reads what it saved.
 pub(super) fn steps(pause: &Pause) -> Vec<Step> {
     let trace = pause.dir.join("pause.tailspin");

@@ -1,9 +1,11 @@
 //! Forensics (SPEC §3.7): what a pause leaves behind, captured right after it.
 //!
 //! ```text
-//! pause ──► Forensics::start ──► thread: notify ─► each platform step (own thread, timeout)
-//!                                          │            └─► Finding ─► store
-//!                                          └─► artefacts ─► events/<UTC time>-<id>/ ─► store
+//! pause ──► Forensics::start ──► thread: each platform step (own thread, timeout)
+//!                                    │        ├─► Finding ─► store
+//!                                    │        └─► stack report: its root leads the culprits ─► store
+//!                                    ├─► notify (at once; on macOS after spindump, naming the root)
+//!                                    └─► artefacts ─► events/<UTC time>-<id>/ ─► store
 //! ```
 //!
 //! A step that fails, panics or runs out of time is recorded as such and the others go
@@ -136,19 +138,48 @@ impl Forensics {
     }
 
     fn run(&self, id: u64, pause: &Pause) {
-        self.notifier.pause(id, pause.stalled, &pause.verdict);
+        self.run_steps(id, pause, platform::steps(pause), platform::WAITS_STEP);
+    }
+
+    /// Runs `steps`, announcing the pause at once, or, when one of them (`waits_step`)
+    /// reads who waited on whom, right after it with the chain's root leading.
+    fn run_steps(&self, id: u64, pause: &Pause, steps: Vec<Step>, waits_step: Option<&str>) {
+        let mut announced = false;
+        if waits_step.is_none() {
+            self.announce(id, pause, None, &mut announced);
+        }
         let Some(_capture) = Capture::start(&self.busy) else {
+            self.announce(id, pause, None, &mut announced);
             self.failed(id, "skipped: the capture of an earlier pause was still running".into());
             return;
         };
         // Each step's work is caught on its own thread; this catches the bookkeeping
         // around them, so even a bug there is recorded and leaves later pauses alone.
-        let captured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.capture(id, pause)));
+        let captured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.capture(id, pause, (steps, waits_step), &mut announced)
+        }));
+        // Whatever became of the step that reads waits, the pause is announced.
+        self.announce(id, pause, None, &mut announced);
         if let Err(payload) = captured {
             let why = crate::panics::message(payload.as_ref());
             tracing::error!(event = id, "forensics panicked: {why}");
             self.panics.fetch_add(1, Ordering::Relaxed);
             self.failed(id, format!("failed: the capture panicked ({why})"));
+        }
+    }
+
+    /// Announces the pause once: with `culprits` where a stack report's root joined
+    /// the attribution's answer, else with the answer as it is.
+    fn announce(&self, id: u64, pause: &Pause, culprits: Option<Vec<pmon_proto::v1::Culprit>>, announced: &mut bool) {
+        if std::mem::replace(announced, true) {
+            return;
+        }
+        match culprits {
+            Some(culprits) => {
+                let verdict = Verdict { culprits, ..pause.verdict.clone() };
+                self.notifier.pause(id, pause.stalled, &verdict);
+            }
+            None => self.notifier.pause(id, pause.stalled, &pause.verdict),
         }
     }
 
@@ -164,13 +195,13 @@ impl Forensics {
         self.store.submit(Op::Finding { event_id: id, finding });
     }
 
-    fn capture(&self, id: u64, pause: &Pause) {
+    fn capture(&self, id: u64, pause: &Pause, (steps, waits_step): (Vec<Step>, Option<&str>), announced: &mut bool) {
         let dir = &pause.dir;
         if let Err(e) = std::fs::create_dir_all(dir) {
             tracing::warn!(event = id, "cannot create {}: {e}", dir.display());
         }
         let (mut failed_steps, mut interrupted) = (0, false);
-        for (step, work) in platform::steps(pause) {
+        for (step, work) in steps {
             let started = Instant::now();
             let (outcome, output, stopped) = self.step(id, step, work);
             interrupted |= stopped;
@@ -182,10 +213,15 @@ impl Forensics {
                     tracing::warn!(event = id, file, "cannot write artefact: {e}");
                 }
             }
+            let mut led = None;
             if let Some(analysis) = output.waits {
                 let culprits = waits::lead(&pause.verdict.culprits, &analysis, &pause.ring);
                 let (chains, hangs) = (analysis.chains, analysis.hangs);
+                led = Some(culprits.clone());
                 self.store.submit(Op::Waits { event_id: id, chains, hangs, culprits });
+            }
+            if waits_step == Some(step) {
+                self.announce(id, pause, led, announced);
             }
             let finding = Finding {
                 step: step.to_string(),
@@ -310,6 +346,10 @@ fn run_with_timeout<T: Send + 'static>(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "announce_tests.rs"]
+mod announce_tests;
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use pmon_proto::{config::Alerts, format};
+use pmon_proto::{config::Alerts, format, v1::Culprit};
 
 use crate::{
     attribution::Verdict,
@@ -71,24 +71,30 @@ impl Notifier {
         }
     }
 
-    /// Announces entering ELEVATED (off by default).
-    pub fn elevated(&self, event_id: Option<u64>, sample: &pmon_proto::v1::Sample) {
+    /// Announces entering ELEVATED (off by default), naming the escalation's culprits.
+    pub fn elevated(&self, event_id: Option<u64>, sample: &pmon_proto::v1::Sample, culprits: &[Culprit]) {
         if self.cfg().0.elevated_entered {
             self.send(
                 "elevated",
                 event_id,
                 &format!("pmon: stress rising (score {:.0})", sample.max_score),
-                &suspect(sample),
+                &suspect(culprits),
             );
         }
     }
 
-    /// Announces CRITICAL stress that has lasted `lasted`.
-    pub fn critical(&self, event_id: Option<u64>, sample: &pmon_proto::v1::Sample, lasted: Duration) {
+    /// Announces CRITICAL stress that has lasted `lasted`, naming the escalation's culprits.
+    pub fn critical(
+        &self,
+        event_id: Option<u64>,
+        sample: &pmon_proto::v1::Sample,
+        lasted: Duration,
+        culprits: &[Culprit],
+    ) {
         if self.cfg().0.critical_stress {
             let title =
                 format!("pmon: critical stress for {:.0} s (score {:.0})", lasted.as_secs_f64(), sample.max_score);
-            self.send("critical", event_id, &title, &suspect(sample));
+            self.send("critical", event_id, &title, &suspect(culprits));
         }
     }
 
@@ -151,15 +157,10 @@ fn pause_message(id: u64, stalled: Duration, verdict: &Verdict) -> (String, Stri
     (format!("pmon: the machine stalled {:.1} s", stalled.as_secs_f64()), format!("{suspect} (pmon events show {id})"))
 }
 
-/// "top suspect name[pid] 22.5: cpu 99.8% (100% of it)": the first rogue that is not
-/// pmon-server itself.
-fn suspect(sample: &pmon_proto::v1::Sample) -> String {
-    let server = std::process::id();
-    sample
-        .rogues
-        .iter()
-        .find(|r| r.pid != server)
-        .map_or_else(|| "no suspect".into(), |r| format!("top suspect {}", format::rogue(r)))
+/// "top suspect name[pid]: cpu 2.10 s in the 3.00 s escalation, …": the first of an
+/// escalation's culprits (the attribution's answer, never pmon-server).
+fn suspect(culprits: &[Culprit]) -> String {
+    culprits.first().map_or_else(|| "no suspect".into(), |c| format!("top suspect {}", format::culprit(c)))
 }
 
 /// Runs the platform's notification command, bounded.
@@ -170,7 +171,7 @@ fn deliver(title: &str, body: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use pmon_proto::v1::{Culprit, Rogue, StallCause, StallWindow};
+    use pmon_proto::v1::{Rogue, StallCause, StallWindow};
 
     use super::*;
 
