@@ -82,16 +82,27 @@ pub fn rate(per_sec: f64) -> String {
 /// An event's culprit as every client and notification names it: `hog[42]: cpu 3.90 s
 /// in the 4.00 s stall, SCHED_FIFO 50`.
 pub fn culprit(c: &Culprit) -> String {
-    let (command, pid) = match (&c.rogue, &c.usage, &c.waited_on) {
-        (Some(r), _, _) => (r.command.as_str(), Some(r.pid)),
-        (None, Some(u), _) => (u.command.as_str(), Some(u.pid)),
-        (None, None, Some(t)) => (t.process.as_str(), t.pid),
-        (None, None, None) => ("?", None),
-    };
+    let (command, pid) = who(c).unwrap_or(("?", None));
     match pid {
         Some(pid) => format!("{command}[{pid}]: {}", c.why),
         None => format!("{command}: {}", c.why),
     }
+}
+
+/// A culprit's command and pid: its rogue's, its usage's, or the stack report thread's
+/// it was found as; `None` for a culprit that names nothing.
+fn who(c: &Culprit) -> Option<(&str, Option<u32>)> {
+    match (&c.rogue, &c.usage, &c.waited_on) {
+        (Some(r), _, _) => Some((r.command.as_str(), Some(r.pid))),
+        (None, Some(u), _) => Some((u.command.as_str(), Some(u.pid))),
+        (None, None, Some(t)) => Some((t.process.as_str(), t.pid)),
+        (None, None, None) => None,
+    }
+}
+
+/// A culprit's command, wherever it was found (see [`culprit`]).
+pub fn culprit_command(c: &Culprit) -> Option<String> {
+    who(c).map(|(command, _)| command.to_string())
 }
 
 /// A thread of a stack report: `WindowServer [153] main thread 0x3e2`, `mds [371] thread

@@ -360,10 +360,20 @@ impl Sampler {
         }
         let last = LastPause {
             event_id: id,
-            culprit: verdict.culprits.first().and_then(|c| c.usage.as_ref()).map(|u| u.command.clone()),
+            culprit: verdict.culprits.first().and_then(pmon_proto::format::culprit_command),
             cause: verdict.cause,
         };
-        self.forensics.start(id, stall, verdict, ring);
+        // A stack report's root, once it leads the culprits, is the pause's first culprit
+        // in the status (and `/metrics`) too.
+        let status = self.status_tx.clone();
+        let led: crate::forensics::Led = Box::new(move |culprits| {
+            status.send_modify(|s| {
+                if let Some(last) = s.last_pause.as_mut().filter(|p| p.event_id == id) {
+                    last.culprit = culprits.first().and_then(pmon_proto::format::culprit_command);
+                }
+            });
+        });
+        self.forensics.start(id, stall, (verdict, ring), led);
         self.status_tx.send_modify(|s| {
             s.pauses = self.pauses;
             // The durations are the machine's freezes; the server's own are counted apart.

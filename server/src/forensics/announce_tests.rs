@@ -78,7 +78,13 @@ fn the_root_of_a_stack_reports_chain_is_named_in_the_announcement() {
         Ok(Output { summary, detail, waits, ..Output::default() })
     });
     let steps: Vec<Step> = vec![("tailspin", ok("saved")), ("spindump", spindump), ("system-log", ok("read"))];
-    forensics.run_steps(1, &pause, steps, Some("spindump"));
+    let first = Arc::new(std::sync::Mutex::new(None));
+    let told = Arc::clone(&first);
+    let led: Led = Box::new(move |culprits| {
+        *told.lock().expect("lock") = culprits.first().and_then(pmon_proto::format::culprit_command);
+    });
+    forensics.run_steps(1, &pause, (steps, Some("spindump")), &led);
+    assert_eq!(first.lock().expect("lock").as_deref(), Some("WindowServer"), "the status is told the root too");
     let bodies = announced(&store);
     assert_eq!(bodies.len(), 1, "announced once: {bodies:?}");
     assert!(bodies[0].starts_with("top suspect WindowServer[153]"), "the chain's root, not the hog: {}", bodies[0]);
@@ -90,7 +96,11 @@ fn without_a_stack_report_the_attributions_answer_is_announced() {
     let (forensics, store, pause) = setup(dir.path());
     // The step that reads waits failed: the answer stands as it was.
     let failed: StepWork = Box::new(|| Err("tailspin needs root".into()));
-    forensics.run_steps(1, &pause, vec![("spindump", failed), ("system-log", ok("read"))], Some("spindump"));
+    let called = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&called);
+    let led: Led = Box::new(move |_| flag.store(true, Ordering::Relaxed));
+    forensics.run_steps(1, &pause, (vec![("spindump", failed), ("system-log", ok("read"))], Some("spindump")), &led);
+    assert!(!called.load(Ordering::Relaxed), "no report: nothing led");
     let bodies = announced(&store);
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(bodies[0].starts_with("top suspect hog[4242]"), "{}", bodies[0]);

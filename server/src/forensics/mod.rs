@@ -63,6 +63,10 @@ pub type StepWork = Box<dyn FnOnce() -> Result<Output, String> + Send>;
 /// A forensic step: a name and the work.
 pub type Step = (&'static str, StepWork);
 
+/// Told the culprits once a stack report's root has joined them (the engine's status,
+/// and so `/metrics`, name the same first culprit as the event).
+pub type Led = Box<dyn Fn(&[pmon_proto::v1::Culprit]) + Send>;
+
 /// What the steps know about the pause.
 #[derive(Debug, Clone)]
 pub struct Pause {
@@ -124,26 +128,27 @@ impl Forensics {
     }
 
     /// Runs every step for event `id` in the background.
-    pub fn start(&self, id: u64, stall: &Stall, verdict: Verdict, ring: Vec<Arc<Sample>>) {
+    pub fn start(&self, id: u64, stall: &Stall, (verdict, ring): (Verdict, Vec<Arc<Sample>>), led: Led) {
         let this = self.clone();
         let ended_at = stall.to;
         let dir = self.data_dir.join("events").join(dir_name(ended_at, id));
         let span = stall.to.duration_since(stall.from).unwrap_or(stall.stalled);
         let pause =
             Pause { ended_at, stall: span, stalled: stall.stalled, verdict, ring, dir, limit: self.step_timeout };
-        let spawned = std::thread::Builder::new().name("pmon-forensics".into()).spawn(move || this.run(id, &pause));
+        let spawned =
+            std::thread::Builder::new().name("pmon-forensics".into()).spawn(move || this.run(id, &pause, &led));
         if let Err(e) = spawned {
             tracing::error!(event = id, "cannot start forensics: {e}");
         }
     }
 
-    fn run(&self, id: u64, pause: &Pause) {
-        self.run_steps(id, pause, platform::steps(pause), platform::WAITS_STEP);
+    fn run(&self, id: u64, pause: &Pause, led: &Led) {
+        self.run_steps(id, pause, (platform::steps(pause), platform::WAITS_STEP), led);
     }
 
     /// Runs `steps`, announcing the pause at once, or, when one of them (`waits_step`)
     /// reads who waited on whom, right after it with the chain's root leading.
-    fn run_steps(&self, id: u64, pause: &Pause, steps: Vec<Step>, waits_step: Option<&str>) {
+    fn run_steps(&self, id: u64, pause: &Pause, (steps, waits_step): (Vec<Step>, Option<&str>), led: &Led) {
         let mut announced = false;
         if waits_step.is_none() {
             self.announce(id, pause, None, &mut announced);
@@ -156,7 +161,7 @@ impl Forensics {
         // Each step's work is caught on its own thread; this catches the bookkeeping
         // around them, so even a bug there is recorded and leaves later pauses alone.
         let captured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.capture(id, pause, (steps, waits_step), &mut announced)
+            self.capture(id, pause, (steps, waits_step), (led, &mut announced))
         }));
         // Whatever became of the step that reads waits, the pause is announced.
         self.announce(id, pause, None, &mut announced);
@@ -195,7 +200,13 @@ impl Forensics {
         self.store.submit(Op::Finding { event_id: id, finding });
     }
 
-    fn capture(&self, id: u64, pause: &Pause, (steps, waits_step): (Vec<Step>, Option<&str>), announced: &mut bool) {
+    fn capture(
+        &self,
+        id: u64,
+        pause: &Pause,
+        (steps, waits_step): (Vec<Step>, Option<&str>),
+        (led_to, announced): (&Led, &mut bool),
+    ) {
         let dir = &pause.dir;
         if let Err(e) = std::fs::create_dir_all(dir) {
             tracing::warn!(event = id, "cannot create {}: {e}", dir.display());
@@ -217,6 +228,7 @@ impl Forensics {
             if let Some(analysis) = output.waits {
                 let culprits = waits::lead(&pause.verdict.culprits, &analysis, &pause.ring);
                 let (chains, hangs) = (analysis.chains, analysis.hangs);
+                led_to(&culprits);
                 led = Some(culprits.clone());
                 self.store.submit(Op::Waits { event_id: id, chains, hangs, culprits });
             }

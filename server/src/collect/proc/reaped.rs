@@ -27,6 +27,10 @@ const WAIT_SAMPLES: u8 = 3;
 #[derive(Debug, Default)]
 pub(super) struct Reaping {
     pending: HashMap<u32, Pending>,
+    /// Gone since the last settling, with their parents: a gone parent's own pending
+    /// readings (children it reaped after its last reading) pass to its parent, whose
+    /// reaped time will hold them too.
+    gone: HashMap<u32, u32>,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +51,7 @@ impl Reaping {
         if ppid == 0 {
             return;
         }
+        self.gone.insert(pid, ppid);
         let p = self.pending.entry(ppid).or_default();
         p.ticks = p.ticks.saturating_add(last.stat.cpu_ticks.saturating_add(last.stat.children_ticks));
         p.children.push(pid);
@@ -62,6 +67,15 @@ impl Reaping {
     /// what its gone children's readings account for, and names the child when only one
     /// is gone; then ages what is still pending.
     pub(super) fn settle(&mut self, processes: &mut [ProcessRecord], ticks_per_sec: f64) {
+        let gone = std::mem::take(&mut self.gone);
+        // Up the tree: each pass moves one gone process's pending to its parent.
+        for _ in 0..gone.len() {
+            let Some((pid, ppid)) = gone.iter().find(|(pid, _)| self.pending.contains_key(*pid)) else { break };
+            let Some(moved) = self.pending.remove(pid) else { break };
+            let p = self.pending.entry(*ppid).or_default();
+            p.ticks = p.ticks.saturating_add(moved.ticks);
+            p.age = 0;
+        }
         for record in processes.iter_mut() {
             let Some(reaped) = record.usage.as_mut().and_then(|u| u.reaped.as_mut()) else { continue };
             if reaped.cpu.is_zero() {
@@ -99,7 +113,6 @@ mod tests {
         Counters {
             stat,
             sched: None,
-            threads: None,
             ctxt_switches: None,
             swap_bytes: None,
             syscalls: None,
@@ -144,6 +157,18 @@ mod tests {
             Reaped { cpu: Duration::from_millis(500), child: None },
             "two gone: the parent's"
         );
+    }
+
+    #[test]
+    fn grandchildren_reaped_by_a_gone_parent_are_not_counted_again() {
+        let mut r = Reaping::default();
+        // A shell read last at 0.1 s, whose child (read at 1 s) it reaped afterwards;
+        // then the shell exited too and its own parent reaped it: 1.15 s grew there.
+        r.gone(11, &gone(10, 100));
+        r.gone(10, &gone(1, 10));
+        let mut procs = [parent(1, 1_150)];
+        r.settle(&mut procs, 100.0);
+        assert_eq!(reaped(&procs[0]), Reaped { cpu: Duration::from_millis(50), child: Some(10) }, "only the unseen");
     }
 
     #[test]

@@ -441,4 +441,4 @@ fn a_sample_held_up_past_its_limit_is_cut_short_and_the_next_reads_the_rest_firs
 
 mod listing;
 #[cfg(target_os = "linux")]
-mod threads;
+mod reaping;
