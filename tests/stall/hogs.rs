@@ -49,14 +49,19 @@ kept = [b"x" * (1 << 20) for _ in range(int(sys.argv[1]))]
 
 /// A bash parent that, until SECONDS are over, spawns two real-time BURN children of
 /// CHILD_SECONDS (one per CPU) every EVERY seconds and writes their pids to PIDS:
-/// `bash -c FORK_TREE bash SECONDS CHILD_SECONDS EVERY PYTHON BURN PIDS`. The children
+/// `bash -c FORK_TREE bash SECONDS CHILD_MICROSECONDS EVERY PIDS`. The children
 /// overlap, so each CPU always has one to run (a gap between two would let the sentinel
 /// run); the parent runs at a real-time priority above theirs, so it spawns on time.
+/// Each child is one thread pinned before it starts (`taskset`): a child that pinned a
+/// thread of its own while the parent reaped its siblings twice left that parent spinning
+/// in the kernel's `shrink_dcache_parent` on this 6.18 kernel, the child's thread waiting
+/// behind it on the same CPU for good.
 const FORK_TREE: &str = r#"
 end=$(( ${EPOCHREALTIME/./} + $1 * 1000000 ))
+child='end=$(( ${EPOCHREALTIME/./} + $1 )); while (( ${EPOCHREALTIME/./} < end )); do :; done'
 while (( ${EPOCHREALTIME/./} < end )); do
-  chrt -f 50 "$4" -c "$5" "$2" 0 0 & echo $! >> "$6"
-  chrt -f 50 "$4" -c "$5" "$2" 1 0 & echo $! >> "$6"
+  taskset -c 0 chrt -f 50 bash -c "$child" bash "$2" & echo $! >> "$4"
+  taskset -c 1 chrt -f 50 bash -c "$child" bash "$2" & echo $! >> "$4"
   sleep "$3"
 done
 wait
@@ -162,10 +167,8 @@ impl Hog {
             Command::new("chrt")
                 .args(["-f", RT_PARENT_PRIORITY, "bash", "-c", FORK_TREE, "bash"])
                 .arg(seconds.to_string())
-                .arg(child_seconds.to_string())
+                .arg(((child_seconds * 1e6).round() as u64).to_string())
                 .arg(every.to_string())
-                .arg(python())
-                .arg(BURN)
                 .arg(pids),
         )
     }
