@@ -61,7 +61,8 @@ pub struct Usage {
     pub span: Duration,
     /// CPU time it consumed, all threads.
     pub cpu: Duration,
-    /// Time its main thread was runnable but waited for a CPU, where the source tells.
+    /// Time it was runnable but waited for a CPU, where the source tells: every
+    /// thread's where they were read, else its main thread's.
     pub run_delay: Option<Duration>,
     /// Time it waited for block I/O, where the source tells (Linux delay accounting).
     pub io_delay: Option<Duration>,

@@ -13,6 +13,9 @@ use crate::collect::Scheduling;
 pub(super) struct Counters {
     pub(super) stat: parse::Stat,
     pub(super) sched: Option<parse::Sched>,
+    /// Every thread's `schedstat` summed, for a process with several threads (its main
+    /// thread's alone undercounts the others' waits); carried over while none ran.
+    pub(super) threads: Option<parse::Sched>,
     pub(super) ctxt_switches: Option<Switches>,
     pub(super) swap_bytes: Option<u64>,
     pub(super) syscalls: Option<u64>,

@@ -203,6 +203,26 @@ impl ProcFiles {
         Ok((&self.buf[..len], false))
     }
 
+    /// `<root>/<pid>/task/<tid>/<name>` of every thread of a process, each passed to
+    /// `each`: opened and closed every time (threads come and go, and only processes
+    /// with several threads that ran are read this way). A thread that exits meanwhile
+    /// is skipped; an error means the process is gone.
+    pub(super) fn each_thread(&mut self, pid: u32, name: &str, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+        self.path.clear();
+        self.path.push_str(&self.root);
+        self.path.push('/');
+        self.path.push_str(&pid.to_string());
+        self.path.push_str("/task");
+        for entry in std::fs::read_dir(&self.path)? {
+            let Ok(entry) = entry else { continue };
+            let Ok(f) = File::open(entry.path().join(name)) else { continue };
+            if let Ok(len) = read_all_at(&f, &mut self.buf) {
+                each(&self.buf[..len]);
+            }
+        }
+        Ok(())
+    }
+
     /// `<root>/<name>`, a machine-wide file: kept open once opened (a handful, read
     /// every sample). One that does not exist is looked for again each time.
     pub(super) fn file(&mut self, name: &'static str) -> io::Result<&[u8]> {

@@ -285,13 +285,12 @@ impl ProcCollector {
         };
 
         let before = before.as_ref();
+        let threads = self.threads(pid, before, &stat, sched);
         let span = before.map(|b| read_at.saturating_duration_since(b.read_at));
         let secs = span.and_then(rate_span);
-        let usage = match before {
-            Some(b) => secs.map(|secs| self.usage(b, &stat, sched, secs)),
-            None => self.newborn(&stat, sched, born),
-        }
-        .map(|u| Usage { lag: read_at.saturating_duration_since(started), ..u });
+        let usage = self
+            .usage_since((before, secs), (&stat, sched, threads), born)
+            .map(|u| Usage { lag: read_at.saturating_duration_since(started), ..u });
         let factors = self.factors(&stat, before, usage, secs, (ctxt_switches, swap_bytes, syscalls));
         let record = ProcessRecord {
             pid,
@@ -303,7 +302,7 @@ impl ProcCollector {
             kernel_thread: stat.kernel_thread,
             usage,
         };
-        self.next.insert(pid, Counters { stat, sched, ctxt_switches, swap_bytes, syscalls, read_at });
+        self.next.insert(pid, Counters { stat, sched, threads, ctxt_switches, swap_bytes, syscalls, read_at });
         Ok(Some(record))
     }
 

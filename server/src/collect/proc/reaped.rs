@@ -113,6 +113,7 @@ mod tests {
         Counters {
             stat,
             sched: None,
+            threads: None,
             ctxt_switches: None,
             swap_bytes: None,
             syscalls: None,

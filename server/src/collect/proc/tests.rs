@@ -442,3 +442,5 @@ fn a_sample_held_up_past_its_limit_is_cut_short_and_the_next_reads_the_rest_firs
 mod listing;
 #[cfg(target_os = "linux")]
 mod reaping;
+#[cfg(target_os = "linux")]
+mod threads;

@@ -9,7 +9,7 @@ use crate::collect::{Reaped, Usage, rates::rate_span};
 
 impl ProcCollector {
     /// What a process consumed and waited between its previous reading and this one,
-    /// `secs` apart. A single-threaded process's CPU time is its main thread's
+    /// `secs` apart (its run delay is its main thread's: see [`Self::threads_waited`]). A single-threaded process's CPU time is its main thread's
     /// nanosecond run time (schedstat); otherwise `stat`'s clock ticks, all threads.
     pub(super) fn usage(&self, before: &Counters, stat: &parse::Stat, sched: Option<parse::Sched>, secs: f64) -> Usage {
         let pair = before.sched.zip(sched).filter(|(b, n)| n.run_ns >= b.run_ns && n.wait_ns >= b.wait_ns);
@@ -77,5 +77,70 @@ impl ProcCollector {
                 child: None,
             }),
         })
+    }
+}
+
+impl ProcCollector {
+    /// What a process did since its previous reading `before`, `secs` ago (`None` when
+    /// too close to tell), or, first seen, since its birth if that was after the previous
+    /// sample; the run delay of all its threads where they were summed.
+    pub(super) fn usage_since(
+        &self,
+        (before, secs): (Option<&Counters>, Option<f64>),
+        (stat, sched, threads): (&parse::Stat, Option<parse::Sched>, Option<parse::Sched>),
+        born: Option<(f64, f64)>,
+    ) -> Option<Usage> {
+        match before {
+            Some(b) => secs.map(|secs| {
+                let u = self.usage(b, stat, sched, secs);
+                Usage { run_delay: Self::threads_waited(b.threads, threads).or(u.run_delay), ..u }
+            }),
+            None => self
+                .newborn(stat, sched, born)
+                .map(|u| Usage { run_delay: threads.map(|t| Duration::from_nanos(t.wait_ns)).or(u.run_delay), ..u }),
+        }
+    }
+
+    /// Every thread's `schedstat` of a multi-threaded process, summed, as of now: read
+    /// when it ran since `before` (its CPU time or its main thread moved), else carried
+    /// over (a thread's wait is credited when it next runs). `None` for a process with
+    /// one thread, whose main thread's is all.
+    pub(super) fn threads(
+        &mut self,
+        pid: u32,
+        before: Option<&Counters>,
+        stat: &parse::Stat,
+        sched: Option<parse::Sched>,
+    ) -> Option<parse::Sched> {
+        if stat.num_threads <= 1 || stat.kernel_thread {
+            return None;
+        }
+        if let Some(b) =
+            before.filter(|b| b.threads.is_some() && b.stat.cpu_ticks == stat.cpu_ticks && b.sched == sched)
+        {
+            return b.threads;
+        }
+        let mut sum: Option<parse::Sched> = None;
+        self.files
+            .each_thread(pid, "schedstat", |bytes| {
+                if let Some(t) = parse::schedstat(bytes) {
+                    let s = sum.get_or_insert(parse::Sched { run_ns: 0, wait_ns: 0, timeslices: 0 });
+                    s.run_ns += t.run_ns;
+                    s.wait_ns += t.wait_ns;
+                    s.timeslices += t.timeslices;
+                }
+            })
+            .ok()?;
+        sum
+    }
+
+    /// The run delay of all the threads between two sums of theirs; `None` when either
+    /// is missing or the sum shrank (a thread that exited took its waits with it: the
+    /// main thread's then stands).
+    pub(super) fn threads_waited(before: Option<parse::Sched>, now: Option<parse::Sched>) -> Option<Duration> {
+        before
+            .zip(now)
+            .filter(|(b, n)| n.wait_ns >= b.wait_ns)
+            .map(|(b, n)| Duration::from_nanos(n.wait_ns - b.wait_ns))
     }
 }
