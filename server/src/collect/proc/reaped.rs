@@ -38,7 +38,8 @@ struct Pending {
     /// Their CPU time at their last readings (with their own reaped children's), ticks.
     ticks: u64,
     children: Vec<u32>,
-    /// Those running at their last readings.
+    /// Those running at their last readings, or that had reaped children of their own
+    /// since: what grew unseen can be theirs.
     running: Vec<u32>,
     /// Samples waited.
     age: u8,
@@ -75,6 +76,11 @@ impl Reaping {
             let p = self.pending.entry(*ppid).or_default();
             p.ticks = p.ticks.saturating_add(moved.ticks);
             p.age = 0;
+            // It reaped children after its last reading: what its parent finds unseen is
+            // its tree's doing, even if it slept itself (a shell waiting on workers).
+            if !p.running.contains(pid) {
+                p.running.push(*pid);
+            }
         }
         for record in processes.iter_mut() {
             let Some(reaped) = record.usage.as_mut().and_then(|u| u.reaped.as_mut()) else { continue };
@@ -170,6 +176,20 @@ mod tests {
         let mut procs = [parent(1, 1_150)];
         r.settle(&mut procs, 100.0);
         assert_eq!(reaped(&procs[0]), Reaped { cpu: Duration::from_millis(50), child: Some(10) }, "only the unseen");
+    }
+
+    #[test]
+    fn a_sleeping_shell_whose_workers_ran_unseen_is_charged_with_them() {
+        let mut r = Reaping::default();
+        // The shell slept (waiting on its workers) when last read; one worker was read,
+        // others never were; then the shell exited and its parent reaped it all.
+        let mut shell = gone(1, 2);
+        shell.stat.state = ProcessState::Sleeping;
+        r.gone(21, &gone(20, 20));
+        r.gone(20, &shell);
+        let mut procs = [parent(1, 800)];
+        r.settle(&mut procs, 100.0);
+        assert_eq!(reaped(&procs[0]), Reaped { cpu: Duration::from_millis(580), child: Some(20) }, "the shell's tree");
     }
 
     #[test]
