@@ -9,8 +9,10 @@ use crate::collect::{Reaped, Usage, rates::rate_span};
 
 impl ProcCollector {
     /// What a process consumed and waited between its previous reading and this one,
-    /// `secs` apart (its run delay is its main thread's: see [`Self::threads_waited`]). A single-threaded process's CPU time is its main thread's
+    /// `secs` apart. A single-threaded process's CPU time is its main thread's
     /// nanosecond run time (schedstat); otherwise `stat`'s clock ticks, all threads.
+    /// Its run delay here is its main thread's: [`Self::usage_since`] puts every
+    /// thread's in its place where they were summed.
     pub(super) fn usage(&self, before: &Counters, stat: &parse::Stat, sched: Option<parse::Sched>, secs: f64) -> Usage {
         let pair = before.sched.zip(sched).filter(|(b, n)| n.run_ns >= b.run_ns && n.wait_ns >= b.wait_ns);
         let single = before.stat.num_threads == 1 && stat.num_threads == 1;
