@@ -133,17 +133,25 @@ mod tests {
         ProcessRecord { pid, usage: Some(usage), ..ProcessRecord::default() }
     }
 
-    fn reaped(r: &ProcessRecord) -> Reaped {
-        r.usage.and_then(|u| u.reaped).expect("reaped")
+    /// What `settle` leaves of `reaped_ms` grown in the reaped time of parent `pid`.
+    fn settled(r: &mut Reaping, pid: u32, reaped_ms: u64) -> Reaped {
+        let mut procs = [parent(pid, reaped_ms)];
+        r.settle(&mut procs, 100.0);
+        procs[0].usage.and_then(|u| u.reaped).expect("reaped")
+    }
+
+    /// A child of `ppid` that slept when last read.
+    fn sleeping(ppid: u32, cpu_ticks: u64) -> Counters {
+        let mut c = gone(ppid, cpu_ticks);
+        c.stat.state = ProcessState::Sleeping;
+        c
     }
 
     #[test]
     fn a_read_child_keeps_what_it_did_after_its_last_reading() {
         let mut r = Reaping::default();
         r.gone(77, &gone(70, 150));
-        let mut procs = [parent(70, 4_000)];
-        r.settle(&mut procs, 100.0);
-        assert_eq!(reaped(&procs[0]), Reaped { cpu: Duration::from_millis(2_500), child: Some(77) });
+        assert_eq!(settled(&mut r, 70, 4_000), Reaped { cpu: Duration::from_millis(2_500), child: Some(77) });
         assert!(r.pending.is_empty(), "all of it was found");
     }
 
@@ -153,54 +161,35 @@ mod tests {
         r.gone(81, &gone(80, 100));
         r.gone(82, &gone(80, 100));
         // Read before its children were reaped: nothing grew yet.
-        let mut procs = [parent(80, 0)];
-        r.settle(&mut procs, 100.0);
-        assert_eq!(reaped(&procs[0]).cpu, Duration::ZERO);
+        assert_eq!(settled(&mut r, 80, 0).cpu, Duration::ZERO);
         // Next sample: both children's 1 s each, and 0.5 s more nobody read.
-        let mut procs = [parent(80, 2_500)];
-        r.settle(&mut procs, 100.0);
         assert_eq!(
-            reaped(&procs[0]),
+            settled(&mut r, 80, 2_500),
             Reaped { cpu: Duration::from_millis(500), child: None },
             "two gone: the parent's"
         );
     }
 
     #[test]
-    fn grandchildren_reaped_by_a_gone_parent_are_not_counted_again() {
-        let mut r = Reaping::default();
-        // A shell read last at 0.1 s, whose child (read at 1 s) it reaped afterwards;
-        // then the shell exited too and its own parent reaped it: 1.15 s grew there.
-        r.gone(11, &gone(10, 100));
-        r.gone(10, &gone(1, 10));
-        let mut procs = [parent(1, 1_150)];
-        r.settle(&mut procs, 100.0);
-        assert_eq!(reaped(&procs[0]), Reaped { cpu: Duration::from_millis(50), child: Some(10) }, "only the unseen");
-    }
-
-    #[test]
-    fn a_sleeping_shell_whose_workers_ran_unseen_is_charged_with_them() {
-        let mut r = Reaping::default();
-        // The shell slept (waiting on its workers) when last read; one worker was read,
-        // others never were; then the shell exited and its parent reaped it all.
-        let mut shell = gone(1, 2);
-        shell.stat.state = ProcessState::Sleeping;
-        r.gone(21, &gone(20, 20));
-        r.gone(20, &shell);
-        let mut procs = [parent(1, 800)];
-        r.settle(&mut procs, 100.0);
-        assert_eq!(reaped(&procs[0]), Reaped { cpu: Duration::from_millis(580), child: Some(20) }, "the shell's tree");
+    fn a_gone_shell_takes_its_trees_unseen_time_once() {
+        // A shell whose worker (read, then gone) it reaped after its own last reading,
+        // itself reaped since: its parent's reaped time holds the worker's reading again
+        // (not counted twice) and what nobody read, the shell's tree's, running (0.1 s
+        // read, the worker 1 s) or sleeping on its workers (0.02 s, 0.2 s).
+        for (shell, worker, grown, unseen) in [(gone(1, 10), 100, 1_150, 50), (sleeping(1, 2), 20, 800, 580)] {
+            let mut r = Reaping::default();
+            r.gone(11, &gone(10, worker));
+            r.gone(10, &shell);
+            let want = Reaped { cpu: Duration::from_millis(unseen), child: Some(10) };
+            assert_eq!(settled(&mut r, 1, grown), want, "the shell {:?}", shell.stat.state);
+        }
     }
 
     #[test]
     fn a_child_that_slept_when_last_read_is_not_charged_with_what_grew() {
         let mut r = Reaping::default();
-        let mut sleeper = gone(95, 0);
-        sleeper.stat.state = ProcessState::Sleeping;
-        r.gone(96, &sleeper);
-        let mut procs = [parent(95, 400)];
-        r.settle(&mut procs, 100.0);
-        assert_eq!(reaped(&procs[0]), Reaped { cpu: Duration::from_millis(400), child: None });
+        r.gone(96, &sleeping(95, 0));
+        assert_eq!(settled(&mut r, 95, 400), Reaped { cpu: Duration::from_millis(400), child: None });
     }
 
     #[test]
@@ -211,8 +200,6 @@ mod tests {
             r.settle(&mut [], 100.0);
         }
         assert!(r.pending.is_empty());
-        let mut procs = [parent(90, 1_000)];
-        r.settle(&mut procs, 100.0);
-        assert_eq!(reaped(&procs[0]), Reaped { cpu: Duration::from_secs(1), child: None });
+        assert_eq!(settled(&mut r, 90, 1_000), Reaped { cpu: Duration::from_secs(1), child: None });
     }
 }

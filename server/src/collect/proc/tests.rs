@@ -41,6 +41,14 @@ fn sync_tree(src: &Path, dst: &Path) {
     }
 }
 
+/// A collector over `dir/proc`, a copy of `before`, and that root.
+fn over_before(dir: &Path) -> (ProcCollector, PathBuf) {
+    let root = dir.join("proc");
+    let c = ProcCollector::with_units(&root, 100.0, 4096);
+    sync_tree(&fixture("before"), &root);
+    (c, root)
+}
+
 /// Collects `before`, then `after` two seconds later, with one collector.
 fn collect_both(c: &mut ProcCollector, root: &Path) -> (RawSample, RawSample) {
     sync_tree(&fixture("before"), root);
@@ -184,9 +192,7 @@ fn processes_gone_half_way_and_machine_files_cut_short_leave_a_sound_sample() {
 #[test]
 fn descriptors_are_kept_for_listed_processes_and_closed_for_gone_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("proc");
-    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
-    sync_tree(&fixture("before"), &root);
+    let (mut c, root) = over_before(dir.path());
     let t0 = Instant::now();
     let first = c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("before");
     // stat + status + io per process, but no io for the kernel thread (2) nor where it
@@ -387,19 +393,39 @@ fn the_real_proc_agrees_with_reading_everything_for_a_sleeping_process() {
     assert_eq!(sel.factors.csw_per_sec, Some(0.0), "sleep does not run");
 }
 
+/// `sh -c SCRIPT`, killed and reaped when dropped.
+#[cfg(target_os = "linux")]
+struct Shell(std::process::Child);
+
+#[cfg(target_os = "linux")]
+impl Shell {
+    fn start(script: &str) -> Shell {
+        Shell(std::process::Command::new("sh").args(["-c", script]).spawn().expect("spawn sh"))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Shell {
+    fn drop(&mut self) {
+        // Failing means it exited already; the wait reaps it either way.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn the_real_schedstat_counts_the_switches_status_counts() {
     // A child that switched a few dozen times, then sleeps: both counters hold still.
-    let mut child = std::process::Command::new("sh")
-        .args(["-c", "for i in 1 2 3 4 5 6 7 8; do sleep 0.005; done; exec sleep 60"])
-        .spawn()
-        .expect("spawn sh");
+    let child = Shell::start("for i in 1 2 3 4 5 6 7 8; do sleep 0.005; done; exec sleep 60");
     std::thread::sleep(Duration::from_millis(400));
-    let read = |name: &str| std::fs::read(format!("/proc/{}/{name}", child.id())).expect(name);
+    let read = |name: &str| std::fs::read(format!("/proc/{}/{name}", child.pid())).expect(name);
     let (sched, status) = (parse::schedstat(&read("schedstat")), parse::status(&read("status")));
-    child.kill().expect("kill");
-    child.wait().expect("reap");
+    drop(child);
     let sched = sched.expect("this kernel keeps scheduler statistics");
     assert!(sched.timeslices > 1, "{sched:?}");
     assert_eq!(Some(sched.timeslices), status.ctxt_switches);
@@ -408,9 +434,7 @@ fn the_real_schedstat_counts_the_switches_status_counts() {
 #[test]
 fn a_sample_held_up_past_its_limit_is_cut_short_and_the_next_reads_the_rest_first() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("proc");
-    let mut c = ProcCollector::with_units(&root, 100.0, 4096);
-    sync_tree(&fixture("before"), &root);
+    let (mut c, _root) = over_before(dir.path());
     let t0 = Instant::now();
     let all = c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("first").processes.len();
     // Each look at the clock finds 0.7 s gone: a frozen machine, the limit soon past.
