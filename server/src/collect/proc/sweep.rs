@@ -37,30 +37,24 @@ impl ProcCollector {
         let mut processes = Vec::with_capacity(total);
         let mut kept = Vec::with_capacity(pids.len());
         let mut unread = Vec::new();
-        let over = || clock().saturating_duration_since(started) >= SWEEP_LIMIT;
-        for pid in pids {
-            if !unread.is_empty() || over() {
-                unread.push(pid);
+        let mut cut = false;
+        let listed = pids.into_iter().map(|pid| (pid, false));
+        for (pid, tried) in listed.chain(tried.into_iter().map(|pid| (pid, true))) {
+            cut = cut || clock().saturating_duration_since(started) >= SWEEP_LIMIT;
+            if cut {
+                // Newcomers not tried are found by listing next time.
+                if !tried {
+                    unread.push(pid);
+                }
                 continue;
             }
-            // A process that exited is dropped from the list.
-            if let Ok(record) = self.process(pid, times, false) {
+            // A process that exited (or a pid tried that is a thread's) is dropped.
+            if let Ok(record) = self.process(pid, times, tried) {
                 processes.extend(record);
                 kept.push(pid);
             }
         }
-        let mut newcomers_left = false;
-        for pid in tried {
-            if !unread.is_empty() || over() {
-                newcomers_left = true;
-                continue;
-            }
-            if let Ok(record) = self.process(pid, times, true) {
-                processes.extend(record);
-                kept.push(pid);
-            }
-        }
-        if unread.is_empty() && !newcomers_left {
+        if !cut {
             self.pids = kept;
             return processes;
         }
@@ -79,7 +73,7 @@ impl ProcCollector {
         tracing::warn!("{why}");
         self.problem = Some((SystemTime::now(), why));
         self.resume = unread.first().copied();
-        // Newcomers not tried yet are found by listing next time.
+        // A listing next time finds the newcomers not tried.
         self.last_pid = None;
         kept.extend(unread);
         self.pids = kept;
