@@ -42,7 +42,7 @@ impl ProcCollector {
         for (pid, tried) in listed.chain(tried.into_iter().map(|pid| (pid, true))) {
             cut = cut || clock().saturating_duration_since(started) >= SWEEP_LIMIT;
             if cut {
-                // Newcomers not tried are found by listing next time.
+                // Not reached: a listed pid keeps its last reading (below).
                 if !tried {
                     unread.push(pid);
                 }
