@@ -75,7 +75,8 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
         Format::Json => println!("{}", serde_json::to_string(&answer).context("cannot render as JSON")?),
         Format::Csv => {
             println!(
-                "time,tier,max_score,process_count,top_pid,top_command,top_score,top_factor,load_1m,mem_available_bytes"
+                "time,tier,max_score,process_count,top_pid,top_command,top_score,top_factor,load_1m,mem_available_bytes,\
+                 stress,machine_score,machine_reason"
             );
             for r in &answer.rows {
                 println!("{}", csv(r));
@@ -87,11 +88,12 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
             }
             for r in &answer.rows {
                 let top = r.top_rogues.first().map_or_else(|| "-".into(), format::rogue);
+                let machine = r.machine.as_ref().map_or_else(String::new, |m| format!("  {}", format::machine(m)));
                 println!(
-                    "{}  {:<8} score {:5.1}  {:>4} procs  top {top}",
+                    "{}  {:<8} stress {:5.1}  {:>4} procs  top {top}{machine}",
                     format::date_time(r.time.as_ref()),
                     format::tier(r.tier),
-                    r.max_score,
+                    stress(r),
                     r.process_count
                 );
             }
@@ -103,23 +105,33 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A CSV row; the command is quoted, since names may hold commas or quotes.
+/// What the tier followed; rows stored before the machine's figure was measured had
+/// only the top rogue's score.
+fn stress(r: &HistoryRow) -> f64 {
+    if r.machine.is_some() { r.stress } else { r.max_score }
+}
+
+/// A CSV row; the command and the reason are quoted, since they may hold commas or quotes.
 fn csv(r: &HistoryRow) -> String {
     let top = r.top_rogues.first();
     let time = r.time.as_ref().and_then(pmon_proto::time::system_time).map_or(String::new(), |t| {
         chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     });
     let sys = r.system.unwrap_or_default();
+    let quoted = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
     format!(
-        "{time},{},{:.3},{},{},{},{},{},{},{}",
+        "{time},{},{:.3},{},{},{},{},{},{},{},{:.3},{},{}",
         format::tier(r.tier),
         r.max_score,
         r.process_count,
         top.map_or(String::new(), |t| t.pid.to_string()),
-        top.map_or(String::new(), |t| format!("\"{}\"", t.command.replace('"', "\"\""))),
+        top.map_or(String::new(), |t| quoted(&t.command)),
         top.map_or(String::new(), |t| format!("{:.3}", t.score)),
         top.and_then(|t| t.explanation.first()).map_or("", |f| format::factor_name(f.factor)),
         sys.load_1m.map_or(String::new(), |l| l.to_string()),
         sys.mem_available_bytes.map_or(String::new(), |m| m.to_string()),
+        stress(r),
+        r.machine.as_ref().map_or(String::new(), |m| format!("{:.3}", m.score)),
+        r.machine.as_ref().map_or(String::new(), |m| quoted(&m.reason)),
     )
 }

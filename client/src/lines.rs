@@ -1,20 +1,25 @@
 //! Lines for people: one per sample.
 
 use pmon_proto::{
-    format::{clock, rogue, tier},
+    format::{clock, machine, rogue, tier},
     v1::{Sample, TierAction},
 };
 
-/// One line per sample.
+/// One line per sample: the stress the tier follows, the machine's figure and its
+/// reason, and the top rogue.
 pub fn sample(s: &Sample) -> String {
     let mut line = format!(
-        "{} #{} {:<8} score {:5.1}  {} procs",
+        "{} #{} {:<8} stress {:5.1}  {} procs",
         clock(s.time.as_ref()),
         s.sequence,
         tier(s.tier),
-        s.max_score,
+        s.stress,
         s.process_count
     );
+    if let Some(m) = &s.machine {
+        line.push_str("  ");
+        line.push_str(&machine(m));
+    }
     if let Some(top) = s.rogues.first() {
         line.push_str("  top ");
         line.push_str(&rogue(top));

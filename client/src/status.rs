@@ -26,9 +26,12 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
     let mut parts = vec![
         format!("pmon-server {} ({})", status.version, status.source),
         format::tier(status.tier).to_string(),
-        status.max_score.map_or_else(|| "no sample yet".into(), |s| format!("score {s:.1}")),
+        status.stress.map_or_else(|| "no sample yet".into(), |s| format!("stress {s:.1}")),
         format!("{} samples", status.sample_count),
     ];
+    if let Some(m) = &status.machine {
+        parts.push(format::machine(m));
+    }
     if let Some(n) = status.process_count {
         parts.push(format!("{n} procs"));
     }

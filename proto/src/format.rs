@@ -4,8 +4,8 @@
 use chrono::{DateTime, Local};
 
 use crate::v1::{
-    AppHang, Culprit, Event, EventKind, EventStatus, Factor, ProcessFactors, ProcessGroup, ProcessState, ProcessUse,
-    Rogue, SchedPolicy, StackThread, StallCause, StallWindow, Tier, WaitChain,
+    AppHang, Culprit, Event, EventKind, EventStatus, Factor, MachineStress, ProcessFactors, ProcessGroup, ProcessState,
+    ProcessUse, Rogue, SchedPolicy, StackThread, StallCause, StallWindow, StressFactor, Tier, WaitChain,
 };
 
 /// `SENTINEL`, `ELEVATED`, `CRITICAL`.
@@ -320,10 +320,42 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
+/// `name[pid]`, or for a group its name, `make[4120] and 48 children`.
+pub fn rogue_name(r: &Rogue) -> String {
+    match &r.group {
+        Some(g) => g.name.clone(),
+        None => format!("{}[{}]", r.command, r.pid),
+    }
+}
+
+/// A machine stress factor's short name.
+pub fn stress_factor(f: StressFactor) -> &'static str {
+    match f {
+        StressFactor::CpuWait => "cpu",
+        StressFactor::Realtime => "real-time",
+        StressFactor::MemorySome | StressFactor::MemoryFull | StressFactor::MemoryAvailable => "memory",
+        StressFactor::IoSome => "io",
+        StressFactor::Pageins => "page-ins",
+        StressFactor::Swap => "swap",
+        StressFactor::Thermal => "thermal",
+        StressFactor::Unspecified => "?",
+    }
+}
+
+/// `machine 60.0: cpu: 23.1 tasks waited for each CPU …`, or `machine 2.1` when no
+/// factor gives points worth a reason.
+pub fn machine(m: &MachineStress) -> String {
+    if m.reason.is_empty() {
+        format!("machine {:.1}", m.score)
+    } else {
+        format!("machine {:.1}: {}", m.score, m.reason)
+    }
+}
+
 /// `name[pid] 22.5: cpu 99.8% (100% of it)`: a rogue, its score and its main factor.
 pub fn rogue(r: &Rogue) -> String {
     let suspect = if r.suspect { " [known suspect]" } else { "" };
-    let head = format!("{}[{}]{suspect} {:.1}", r.command, r.pid, r.score);
+    let head = format!("{}{suspect} {:.1}", rogue_name(r), r.score);
     match main_factor(r) {
         Some(why) => format!("{head}: {why}"),
         None => head,

@@ -24,7 +24,8 @@ use std::{
 use anyhow::{Context, Result};
 use diesel::{QueryableByName, RunQueryDsl, sql_types::Binary};
 use pmon_proto::v1::{
-    Culprit, EventKind, Factor, FactorShare, Pressure, ProcessFactors, ProcessState, Rogue, Sample, SystemFigures, Tier,
+    Culprit, EventKind, Factor, FactorShare, MachineStress, Pressure, ProcessFactors, ProcessState, Rogue, Sample,
+    StressFactor, StressShare, SystemFigures, Tier,
 };
 use pmon_server::store::{
     EventFilter, HistoryQuery, NewEvent, Op, Store,
@@ -63,6 +64,7 @@ fn rogue(i: u32) -> Rogue {
         }),
         explanation: vec![share(Factor::Cpu, 9.5), share(Factor::Mem, 0.9), share(Factor::Csw, 0.1)],
         suspect: false,
+        group: None,
     }
 }
 
@@ -80,6 +82,25 @@ fn sample(sequence: u64, at_ms: i64) -> Arc<Sample> {
         tier: Tier::Sentinel as i32,
         tier_actions: vec![],
         max_score: 20.0,
+        stress: 20.0,
+        // As a quiet Linux machine's: every factor measured, none near its ramp.
+        machine: Some(MachineStress {
+            score: 3.1,
+            factors: [
+                (StressFactor::CpuWait, 0.12),
+                (StressFactor::IoSome, 2.5),
+                (StressFactor::MemoryAvailable, 56.0),
+            ]
+            .into_iter()
+            .map(|(factor, value)| StressShare {
+                factor: factor as i32,
+                value,
+                points: value,
+                detail: format!("{value:.1} of something over the last 3.0 s"),
+            })
+            .collect(),
+            reason: "io: some task waited on I/O 3% of the last 3.0 s (PSI)".into(),
+        }),
         process_count: 300,
         system: Some(SystemFigures {
             load_1m: Some(1.2),

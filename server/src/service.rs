@@ -207,6 +207,8 @@ impl PauseMonitor for Service {
             last_sample_time: latest.and_then(|l| l.time),
             process_count: latest.map(|l| l.process_count),
             top_rogue: latest.and_then(|l| l.rogues.first().cloned()),
+            machine: latest.and_then(|l| l.machine.clone()),
+            stress: latest.map(|l| l.stress),
             interval_seconds: s.interval.as_secs_f64(),
             watchers: u32::try_from(self.hub.watchers()).unwrap_or(u32::MAX),
             failed_samples: s.failed_samples,

@@ -118,8 +118,8 @@ async fn ask(client: &mut pmon_proto::endpoint::Client) -> Result<Row, String> {
     Ok(Row {
         reach: Reach::Live,
         tier: Some(status.tier),
-        score: status.max_score,
-        top: status.top_rogue.as_ref().map(|r| format!("{}[{}]", r.command, r.pid)),
+        score: status.stress.or(status.max_score),
+        top: status.top_rogue.as_ref().map(format::rogue_name),
         last_pause,
     })
 }
@@ -147,7 +147,7 @@ pub fn draw(frame: &mut Frame, names: &[String], rows: &[Row], selected: usize) 
         ])),
         title,
     );
-    let header = TableRow::new(["machine", "state", "tier", "score", "top process", "last pause"])
+    let header = TableRow::new(["machine", "state", "tier", "stress", "top process", "last pause"])
         .style(Style::default().add_modifier(Modifier::BOLD));
     let body = names.iter().zip(rows).enumerate().map(|(i, (name, row))| {
         let (state, colour) = match &row.reach {

@@ -11,7 +11,7 @@ use pmon_proto::v1::{
     watch_samples_response::Item,
 };
 
-/// How many recent max scores the chart keeps (at 1 Hz, five minutes; under stress less).
+/// How many recent stress figures the chart keeps (at 1 Hz, five minutes; under stress less).
 pub const CHART_POINTS: usize = 300;
 
 /// The connection as the user should see it.
@@ -81,7 +81,7 @@ pub enum Msg {
 pub struct Point {
     /// Sequence number of the sample.
     pub sequence: u64,
-    /// Its max score.
+    /// Its stress (what the tier follows).
     pub score: f64,
 }
 
@@ -92,7 +92,7 @@ pub struct Data {
     pub link: Option<Link>,
     /// The newest sample.
     pub latest: Option<Sample>,
-    /// Recent max scores, oldest first.
+    /// Recent stress figures, oldest first.
     pub scores: VecDeque<Point>,
     /// The server run the sequence numbers belong to.
     pub instance: Option<u64>,
@@ -168,7 +168,7 @@ impl Data {
         self.last_sequence = Some(item.sequence);
         match item.item {
             Some(Item::Sample(sample)) => {
-                self.scores.push_back(Point { sequence: sample.sequence, score: sample.max_score });
+                self.scores.push_back(Point { sequence: sample.sequence, score: sample.stress });
                 while self.scores.len() > CHART_POINTS {
                     self.scores.pop_front();
                 }
@@ -215,7 +215,7 @@ mod tests {
         Msg::Stream(Box::new(WatchSamplesResponse {
             sequence: seq,
             server_instance: instance,
-            item: Some(Item::Sample(Sample { sequence: seq, max_score: score, ..Default::default() })),
+            item: Some(Item::Sample(Sample { sequence: seq, max_score: score, stress: score, ..Default::default() })),
         }))
     }
 

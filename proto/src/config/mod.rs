@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 mod rogues;
 mod scoring;
 mod sections;
+mod stress;
 mod validate;
 pub use rogues::{Category, Rogues, StateName, StateSelection};
 pub use scoring::{Divisors, Scoring, StateMultipliers, StateScores, Weights};
 pub use sections::{
     Alerts, Events, History, Limits, Pause, Retention, Sampling, SourceKind, Suspects, Tiers, Watchers,
 };
+pub use stress::{Ramp, Stress};
 pub use validate::Invalid;
 
 /// The configuration file `pmon config reset` writes: every key at its default, each
@@ -34,6 +36,8 @@ pub struct Config {
     pub tiers: Tiers,
     /// How a process's factors become a score.
     pub scoring: Scoring,
+    /// How the machine's accounting of waiting becomes its stress figure.
+    pub stress: Stress,
     /// Which processes are selected as rogues.
     pub rogues: Rogues,
     /// Limits for `WatchSamples` clients.

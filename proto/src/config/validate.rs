@@ -1,7 +1,7 @@
 //! Range and relation checks, and finding where a key is written in a file so errors
 //! can name its line.
 
-use super::{Alerts, Config, Divisors, Limits, Retention, Rogues, Sampling, Scoring, Suspects, Tiers, Weights};
+use super::{Alerts, Config, Divisors, Limits, Retention, Rogues, Sampling, Scoring, Stress, Suspects, Tiers, Weights};
 
 /// A value out of range. `keys` names the setting at fault first, then any other
 /// setting the rule relates it to.
@@ -24,6 +24,7 @@ impl Config {
         check_weights(&self.scoring.weights)?;
         check_divisors(&self.scoring.divisors)?;
         check_state_tables(&self.scoring)?;
+        check_stress(&self.stress)?;
 
         check_rogues(&self.rogues)?;
         range("watchers.queue_samples", f64::from(self.watchers.queue_samples), 1.0, 65_536.0)?;
@@ -117,6 +118,30 @@ fn check_divisors(d: &Divisors) -> Result<(), Invalid> {
             return Err(Invalid {
                 keys: vec![format!("scoring.divisors.{name}")],
                 message: format!("{value} must be a number above 0"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `[stress]`: the window, and each factor's weight and two distinct ends.
+fn check_stress(s: &Stress) -> Result<(), Invalid> {
+    range("stress.window_seconds", s.window_seconds, 0.1, 600.0)?;
+    range("stress.others_share", s.others_share, 0.0, 1.0)?;
+    for (name, ramp) in s.ramps() {
+        range(&format!("stress.{name}.weight"), ramp.weight, 0.0, 100.0)?;
+        for (end, value) in [("from", ramp.from), ("to", ramp.to)] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(Invalid {
+                    keys: vec![format!("stress.{name}.{end}")],
+                    message: format!("{value} must be a number of 0 or more"),
+                });
+            }
+        }
+        if ramp.from == ramp.to {
+            return Err(Invalid {
+                keys: vec![format!("stress.{name}.to"), format!("stress.{name}.from")],
+                message: format!("to ({}) must differ from from: the factor rises between them", ramp.to),
             });
         }
     }

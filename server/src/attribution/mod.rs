@@ -22,7 +22,7 @@
 
 pub mod cause;
 pub mod recent;
-mod trees;
+pub(crate) mod trees;
 
 use std::{
     collections::HashMap,
@@ -137,10 +137,20 @@ pub fn escalation(
     (recent, ring): (&Recent, &[Arc<Sample>]),
     server: u32,
     server_cgroup: Option<&str>,
-) -> Vec<Culprit> {
+) -> Blamed {
     let span = Span::new(from, to, lead_up, "escalation");
     let (uses, _) = tally(recent, span.lead_from, span.from, span.to);
-    rank(&uses, &span, (recent, ring), server, server_cgroup).culprits
+    let blame = rank(&uses, &span, (recent, ring), server, server_cgroup);
+    Blamed { culprits: blame.culprits, groups: blame.groups }
+}
+
+/// An escalation's culprits and the groups blamed together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Blamed {
+    /// Who consumed while others waited, most to blame first.
+    pub culprits: Vec<Culprit>,
+    /// The process tree and control group that hold most of it, if any.
+    pub groups: Vec<ProcessGroup>,
 }
 
 /// Where blame is looked for: `[from, to]` (a stall, an escalation) after a lead-up

@@ -457,7 +457,7 @@ fn an_escalation_blames_who_consumed_in_it_by_the_same_rule_not_the_highest_scor
             .collect(),
     );
     let ring = vec![ring_with(5.0, vec![Rogue { pid: 80, command: "scorer".into(), score: 70.0, ..Rogue::default() }])];
-    let culprits = escalation((t(4.0), t(8.0)), Duration::from_secs(2), (&r, &ring), SERVER, None);
+    let culprits = escalation((t(4.0), t(8.0)), Duration::from_secs(2), (&r, &ring), SERVER, None).culprits;
     let pids: Vec<u32> = culprits.iter().filter_map(|c| c.usage.as_ref()).map(|u| u.pid).collect();
     assert_eq!(pids.first(), Some(&81), "{culprits:?}");
     assert!(
@@ -466,6 +466,6 @@ fn an_escalation_blames_who_consumed_in_it_by_the_same_rule_not_the_highest_scor
         culprits[0].why
     );
     // At its entry, only the lead-up tells.
-    let entry = escalation((t(8.0), t(8.0)), Duration::from_secs(2), (&r, &ring), SERVER, None);
+    let entry = escalation((t(8.0), t(8.0)), Duration::from_secs(2), (&r, &ring), SERVER, None).culprits;
     assert!(entry[0].why.starts_with("cpu 3.00 s in the 2.00 s before the escalation"), "{}", entry[0].why);
 }

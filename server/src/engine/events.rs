@@ -19,13 +19,13 @@ use pmon_proto::{
 };
 
 use crate::{
-    attribution::{Stall, Verdict},
+    attribution::{Blamed, Stall, Verdict},
     store::{Attribution, NewEvent, Op, ms},
 };
 
 /// Who is to blame for an escalation that began at the given time and is under way
 /// now: the engine's attribution ([`crate::attribution::escalation`]).
-pub type Blame<'a> = &'a mut dyn FnMut(SystemTime) -> Vec<Culprit>;
+pub type Blame<'a> = &'a mut dyn FnMut(SystemTime) -> Blamed;
 
 #[derive(Debug)]
 struct Open {
@@ -33,8 +33,8 @@ struct Open {
     peak_kept_at: Instant,
     /// When it began (its entry sample's time).
     since: SystemTime,
-    /// Its culprits as last attributed.
-    culprits: Vec<Culprit>,
+    /// Its culprits and groups as last attributed.
+    blamed: Blamed,
 }
 
 /// Turns samples and stalls into store ops.
@@ -75,7 +75,7 @@ impl Tracker {
 
     /// The open escalation's culprits as last attributed (at its entry, its latest peak).
     pub fn culprits(&self) -> &[Culprit] {
-        self.open.as_ref().map_or(&[], |o| &o.culprits)
+        self.open.as_ref().map_or(&[], |o| &o.blamed.culprits)
     }
 
     fn alloc(&mut self) -> u64 {
@@ -105,31 +105,32 @@ impl Tracker {
         let taken = sample.time.as_ref().and_then(pmon_proto::time::system_time).unwrap_or_else(SystemTime::now);
         if actions.contains(&TierAction::ElevatedEntry) {
             let id = self.alloc();
-            let culprits = blame(taken);
+            let blamed = blame(taken);
             ops.push(Op::OpenEvent(NewEvent {
                 id,
                 kind: EventKind::Escalation,
                 started_at_ms: ms(sample.time.as_ref()),
                 ended_at_ms: None,
-                peak_score: sample.max_score,
+                peak_score: sample.stress,
                 peak_tier: sample.tier,
                 stall_ms: None,
-                culprits: culprits.clone(),
+                culprits: blamed.culprits.clone(),
                 artefact_dir: String::new(),
-                attribution: None,
+                attribution: Attribution::of_groups(&blamed.groups).map(Box::new),
             }));
-            self.open = Some(Open { id, peak_kept_at: now, since: taken, culprits });
+            self.open = Some(Open { id, peak_kept_at: now, since: taken, blamed });
             kept = Some("entry");
         }
         let Some(open) = &mut self.open else { return ops };
         let id = open.id;
         if actions.contains(&TierAction::ElevatedPeak) || actions.contains(&TierAction::CriticalEntry) {
-            open.culprits = blame(open.since);
+            open.blamed = blame(open.since);
             ops.push(Op::Peak {
                 event_id: id,
-                peak_score: sample.max_score,
+                peak_score: sample.stress,
                 peak_tier: sample.tier,
-                culprits: open.culprits.clone(),
+                culprits: open.blamed.culprits.clone(),
+                groups: open.blamed.groups.clone(),
             });
             if kept.is_none() && now.saturating_duration_since(open.peak_kept_at) >= self.peak_every {
                 open.peak_kept_at = now;
@@ -147,10 +148,12 @@ impl Tracker {
             ops.push(Op::EventSample { event_id: id, reason, sample: Arc::clone(sample) });
         }
         if exit {
+            let blamed = blame(open.since);
             ops.push(Op::CloseEvent {
                 event_id: id,
                 ended_at_ms: ms(sample.time.as_ref()),
-                culprits: blame(open.since),
+                culprits: blamed.culprits,
+                groups: blamed.groups,
             });
             self.open = None;
         }

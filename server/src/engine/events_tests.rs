@@ -25,6 +25,7 @@ fn sample(sequence: u64, tier: Tier, rogues: Vec<Rogue>) -> Arc<Sample> {
         time: Some(crate::store::timestamp_ms(1_000_000 + sequence as i64 * 1000)),
         tier: tier as i32,
         max_score,
+        stress: max_score,
         rogues,
         ..Default::default()
     })
@@ -78,7 +79,7 @@ fn an_escalation_keeps_entry_peaks_critical_and_exit_then_closes_with_culprits()
     let mut blame = |since: SystemTime| {
         asked.push(since);
         let usage = ProcessUse { pid: 42, command: format!("hog{}", asked.len()), ..ProcessUse::default() };
-        vec![Culprit { usage: Some(usage), ..Culprit::default() }]
+        Blamed { culprits: vec![Culprit { usage: Some(usage), ..Culprit::default() }], groups: vec![] }
     };
     let got: Vec<Vec<String>> =
         steps.iter().map(|(s, a, sec)| names(&t.on_sample(s, a, at(*sec), &mut blame))).collect();

@@ -14,6 +14,7 @@
 
 mod cgroups;
 pub mod events;
+mod groups;
 #[cfg_attr(target_os = "linux", path = "priority_linux.rs")]
 #[cfg_attr(target_os = "macos", path = "priority_macos.rs")]
 #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), path = "priority_other.rs")]
@@ -21,6 +22,7 @@ mod priority;
 mod sampler;
 pub mod score;
 pub mod stalls;
+mod stress;
 pub mod tier;
 mod zombies;
 
@@ -174,6 +176,7 @@ impl Engine {
             tracker: events::Tracker::new(&config, parts.next_event_id),
             recent: Recent::default(),
             pending: Vec::new(),
+            contention: stress::Contention::new(),
             cgroups: cgroups::Cgroups::new(collector.name() == "proc"),
             zombies: zombies::Zombies::default(),
             cpus: rates::online_cpus(),

@@ -28,7 +28,7 @@ use pmon_proto::{
 };
 use tokio::sync::watch;
 
-use super::{EngineStatus, LastPause, Msg, cgroups, events, priority, score, tier, zombies};
+use super::{EngineStatus, LastPause, Msg, cgroups, events, groups, priority, score, stress, tier, zombies};
 use crate::{
     attribution::{self, Recent, Stall},
     collect::{CollectError, Collector, RawSample, rates, recording::Recorder},
@@ -60,6 +60,8 @@ pub(super) struct Sampler {
     pub cgroups: cgroups::Cgroups,
     /// When each zombie was first seen, so fresh ones do not score for their state.
     pub zombies: zombies::Zombies,
+    /// The machine's waiting totals over the last window, for its stress figure.
+    pub contention: stress::Contention,
     /// CPUs online: no sample's CPU total may exceed them.
     pub cpus: u32,
     pub notifier: Notifier,
@@ -395,10 +397,19 @@ impl Sampler {
         cgroups.retain(|pid| recent.alive(pid));
         let grace = Duration::from_secs_f64(self.config.rogues.states.zombie_grace_seconds);
         let young = self.zombies.young(&raw.processes, now, grace);
-        let scored = score::evaluate(&raw.processes, &self.config, &young);
-        let actions = self.tiers.update(scored.max_score, now);
+        let mut scored = score::evaluate(&raw.processes, &self.config, &young);
+        let elapsed = raw.elapsed.map(|e| e.as_secs_f64());
+        if let Some(group) = groups::rogue(&raw.processes, elapsed, &self.config, std::process::id()) {
+            scored.add(group);
+        }
+        let window = Duration::from_secs_f64(self.config.stress.window_seconds);
+        let measured = self.contention.measure(raw.time, &raw.processes, &raw.system, self.cpus, window);
+        let machine = stress::assess(measured, &self.config.stress);
+        let stress = scored.max_score.max(machine.score);
+        let actions = self.tiers.update(stress, now);
         for action in &actions {
-            tracing::info!(score = scored.max_score, top = ?scored.rogues.first().map(|r| &r.command), "{}", action.as_str_name());
+            let top = scored.rogues.first().map(pmon_proto::format::rogue_name);
+            tracing::info!(stress, score = scored.max_score, machine = %machine.reason, ?top, "{}", action.as_str_name());
         }
         let sample = Sample {
             sequence,
@@ -410,6 +421,8 @@ impl Sampler {
             process_count: u32::try_from(raw.processes.len()).unwrap_or(u32::MAX),
             system: Some(raw.system),
             rogues: scored.rogues,
+            machine: Some(machine),
+            stress,
         };
         (sample, actions)
     }

@@ -26,6 +26,16 @@ pub struct Scored {
     pub rogues: Vec<Rogue>,
 }
 
+impl Scored {
+    /// Adds a rogue (a group) in its place by score.
+    pub fn add(&mut self, rogue: Rogue) {
+        let at =
+            self.rogues.partition_point(|r| r.score > rogue.score || (r.score == rogue.score && r.pid < rogue.pid));
+        self.max_score = self.max_score.max(rogue.score);
+        self.rogues.insert(at, rogue);
+    }
+}
+
 /// A process's score and the explanation of it.
 pub fn score(record: &ProcessRecord, scoring: &Scoring) -> (f64, Vec<FactorShare>) {
     score_in(record, true, scoring)
@@ -145,6 +155,7 @@ pub fn evaluate(processes: &[ProcessRecord], config: &Config, young_zombies: &Ha
                 factors: Some(p.factors),
                 explanation,
                 suspect: config.suspects.matches(&p.command),
+                group: None,
             }
         })
         .collect();

@@ -30,7 +30,7 @@ use std::{
 
 use diesel::{Connection, SqliteConnection, connection::SimpleConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use pmon_proto::v1::{Culprit, EventKind, EventStatus, Finding, Sample};
+use pmon_proto::v1::{Culprit, EventKind, EventStatus, Finding, ProcessGroup, Sample};
 use prost::Message;
 
 pub use prune::{PrunePolicy, PruneReport};
@@ -104,7 +104,7 @@ pub struct NewEvent {
     pub attribution: Option<Box<Attribution>>,
 }
 
-/// A pause's attribution as stored: the [`Event`](pmon_proto::v1::Event) fields that
+/// A pause's attribution, or an escalation's groups, as stored: the [`Event`](pmon_proto::v1::Event) fields that
 /// hold it, kept as an `Event` with only those set, so the contract defines the format.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Attribution {
@@ -117,7 +117,7 @@ pub struct Attribution {
     /// Who waited.
     pub victims: Vec<pmon_proto::v1::ProcessUse>,
     /// Groups blamed together.
-    pub groups: Vec<pmon_proto::v1::ProcessGroup>,
+    pub groups: Vec<ProcessGroup>,
     /// Who the threads waited on (macOS stack report), added when forensics finish.
     pub wait_chains: Vec<pmon_proto::v1::WaitChain>,
     /// Apps whose main thread hung over the stack report.
@@ -137,6 +137,11 @@ impl Attribution {
             ..Default::default()
         }
         .encode_to_vec()
+    }
+
+    /// An escalation's: the groups blamed together, if any (none stores nothing).
+    pub fn of_groups(groups: &[ProcessGroup]) -> Option<Self> {
+        (!groups.is_empty()).then(|| Self { groups: groups.to_vec(), ..Self::default() })
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
@@ -175,11 +180,11 @@ pub enum Op {
     OpenEvent(NewEvent),
     /// A sample kept with an event.
     EventSample { event_id: u64, reason: &'static str, sample: Arc<Sample> },
-    /// A higher peak, and the culprits so far: an escalation still open shows who drove
-    /// it up, not only who was there when it began.
-    Peak { event_id: u64, peak_score: f64, peak_tier: i32, culprits: Vec<Culprit> },
-    /// An escalation ended.
-    CloseEvent { event_id: u64, ended_at_ms: i64, culprits: Vec<Culprit> },
+    /// A higher peak, and the culprits and groups so far: an escalation still open shows
+    /// who drove it up, not only who was there when it began.
+    Peak { event_id: u64, peak_score: f64, peak_tier: i32, culprits: Vec<Culprit>, groups: Vec<ProcessGroup> },
+    /// An escalation ended, with its culprits and groups.
+    CloseEvent { event_id: u64, ended_at_ms: i64, culprits: Vec<Culprit>, groups: Vec<ProcessGroup> },
     /// A forensic step's result.
     Finding { event_id: u64, finding: Finding },
     /// A pause's stack report was read: who waited on whom, and the culprits with the

@@ -57,8 +57,22 @@ fn events_samples_and_history_round_trip() {
         let culprits = |command: &str| {
             vec![Culprit { rogue: Some(Rogue { command: command.into(), ..Rogue::default() }), ..Culprit::default() }]
         };
-        s.submit(Op::Peak { event_id: 1, peak_score: 90.0, peak_tier: Tier::Critical as i32, culprits: culprits("a") });
-        s.submit(Op::Peak { event_id: 1, peak_score: 50.0, peak_tier: Tier::Elevated as i32, culprits: culprits("b") });
+        let (critical, elevated) = (Tier::Critical as i32, Tier::Elevated as i32);
+        s.submit(Op::Peak {
+            event_id: 1,
+            peak_score: 90.0,
+            peak_tier: critical,
+            culprits: culprits("a"),
+            groups: vec![],
+        });
+        let storm = ProcessGroup { kind: "tree".into(), name: "make[5] and 48 children".into(), ..Default::default() };
+        s.submit(Op::Peak {
+            event_id: 1,
+            peak_score: 50.0,
+            peak_tier: elevated,
+            culprits: culprits("b"),
+            groups: vec![storm],
+        });
         s.submit(Op::History(sample(10, NOW), 3));
         s.submit(Op::History(sample(11, NOW + 5000), 3));
     });
@@ -68,6 +82,8 @@ fn events_samples_and_history_round_trip() {
     assert_eq!((e.peak_score, e.peak_tier), (90.0, Tier::Critical as i32), "a lower peak never lowers it");
     let named = e.culprits.first().and_then(|c| c.rogue.as_ref()).map(|r| r.command.as_str());
     assert_eq!(named, Some("b"), "the culprits of the latest peak");
+    let groups: Vec<&str> = e.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(groups, ["make[5] and 48 children"], "and its groups");
     assert_eq!(got.samples.len(), 1);
     assert_eq!(got.samples[0].sample.as_ref().map(|s| s.sequence), Some(10));
 

@@ -178,22 +178,29 @@ fn apply(c: &mut SqliteConnection, op: Op) -> Result<(), StoreError> {
                 .execute(c)?;
             Ok(())
         }
-        Op::Peak { event_id, peak_score, peak_tier, culprits } => {
+        Op::Peak { event_id, peak_score, peak_tier, culprits, groups } => {
             // Never lower a peak, whatever order ops arrive in.
             diesel::sql_query(
-                "UPDATE events SET peak_score = MAX(peak_score, ?), peak_tier = MAX(peak_tier, ?), culprits = ? \
-                 WHERE id = ?",
+                "UPDATE events SET peak_score = MAX(peak_score, ?), peak_tier = MAX(peak_tier, ?), culprits = ?, \
+                 attribution = ? WHERE id = ?",
             )
             .bind::<Double, _>(peak_score)
             .bind::<Integer, _>(peak_tier)
             .bind::<diesel::sql_types::Binary, _>(super::encode_culprits(&culprits))
+            .bind::<diesel::sql_types::Nullable<diesel::sql_types::Binary>, _>(
+                super::Attribution::of_groups(&groups).map(|a| a.encode()),
+            )
             .bind::<BigInt, _>(id(event_id))
             .execute(c)?;
             Ok(())
         }
-        Op::CloseEvent { event_id, ended_at_ms, culprits } => {
+        Op::CloseEvent { event_id, ended_at_ms, culprits, groups } => {
             diesel::update(events::table.find(id(event_id)))
-                .set((events::ended_at_ms.eq(ended_at_ms), events::culprits.eq(super::encode_culprits(&culprits))))
+                .set((
+                    events::ended_at_ms.eq(ended_at_ms),
+                    events::culprits.eq(super::encode_culprits(&culprits)),
+                    events::attribution.eq(super::Attribution::of_groups(&groups).map(|a| a.encode())),
+                ))
                 .execute(c)?;
             Ok(())
         }
@@ -269,6 +276,8 @@ fn insert_history(c: &mut SqliteConnection, sample: &Sample, top: u32) -> Result
         top_rogues: sample.rogues.iter().take(top as usize).cloned().collect(),
         system: sample.system,
         elapsed_ms: sample.elapsed_ms,
+        machine: sample.machine.clone(),
+        stress: sample.stress,
     };
     // Two samples in the same millisecond cannot happen at the sampling rates allowed;
     // replacing keeps a clock step from failing the write.

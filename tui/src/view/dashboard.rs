@@ -48,7 +48,7 @@ pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
         || " why ".to_string(),
         |r| {
             let suspect = if r.suspect { "· known suspect (a [suspects] pattern) " } else { "" };
-            format!(" why {}[{}] scores {:.1} {suspect}", r.command, r.pid, r.score)
+            format!(" why {} scores {:.1} {suspect}", format::rogue_name(r), r.score)
         },
     );
     frame.render_widget(Paragraph::new(explanation).block(Block::bordered().title(title)), why);
@@ -56,12 +56,20 @@ pub fn draw(frame: &mut Frame, area: Rect, data: &Data, view: &View) {
 }
 
 fn draw_gauge(frame: &mut Frame, area: Rect, sample: Option<&Sample>) {
-    let [label, bar] = Layout::horizontal([Constraint::Length(7), Constraint::Fill(1)]).areas(area);
-    frame.render_widget(Paragraph::new(Span::styled(" score ", Style::new().add_modifier(Modifier::BOLD))), label);
+    let [label, bar] = Layout::horizontal([Constraint::Length(8), Constraint::Fill(1)]).areas(area);
+    frame.render_widget(Paragraph::new(Span::styled(" stress ", Style::new().add_modifier(Modifier::BOLD))), label);
     let gauge = match sample {
+        // The stress the tier follows, the machine's figure and why, and the top score.
         Some(s) => Gauge::default()
-            .ratio(gauge_ratio(s.max_score))
-            .label(format!("{:.1} {} · {} procs", s.max_score, format::tier(s.tier), s.process_count))
+            .ratio(gauge_ratio(s.stress))
+            .label(format!(
+                "{:.1} {} · {} procs · top score {:.1} · {}",
+                s.stress,
+                format::tier(s.tier),
+                s.process_count,
+                s.max_score,
+                s.machine.as_ref().map_or_else(|| "machine n/a".into(), format::machine),
+            ))
             .gauge_style(Style::new().fg(tier_color(s.tier)).bg(Color::DarkGray)),
         None => Gauge::default().ratio(0.0).label("waiting for the first sample"),
     };
@@ -89,7 +97,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, data: &Data) {
         .collect();
     let shown = data.scores.len() - skip;
     let right = (shown.max(2) - 1) as f64;
-    let mut title = format!(" max score, last {shown} samples ");
+    let mut title = format!(" stress, last {shown} samples ");
     let mut lines = Vec::new();
     if let Some((elevated, critical)) = data.thresholds {
         title.push_str(&format!("· elevated {elevated:.0} · critical {critical:.0} "));

@@ -4,8 +4,8 @@
 use pbjson_types::Timestamp;
 use pmon_proto::v1::{
     Culprit, Event, EventKind, EventStatus, FactorShare, Finding, FindingOutcome, GetEventResponse, GetStatusResponse,
-    ProcessFactors, ProcessGroup, ProcessState, ProcessUse, Rogue, Sample, SchedPolicy, ServerCost, StallCause,
-    StallWindow, Tier, WatchSamplesResponse, watch_samples_response::Item,
+    MachineStress, ProcessFactors, ProcessGroup, ProcessState, ProcessUse, Rogue, Sample, SchedPolicy, ServerCost,
+    StallCause, StallWindow, Tier, WatchSamplesResponse, watch_samples_response::Item,
 };
 use ratatui::{Terminal, backend::TestBackend};
 
@@ -119,10 +119,17 @@ pub(super) fn data() -> Data {
     d.apply(Msg::Thresholds { elevated: 50.0, critical: 75.0 });
     for seq in 1..=40u64 {
         let score = if seq == 40 { 62.5 } else { (seq as f64 * 7.0) % 60.0 };
+        let machine = MachineStress {
+            score: 70.0,
+            factors: vec![],
+            reason: "io: some task waited on I/O 71% of the last 3.0 s (PSI)".into(),
+        };
         let sample = Sample {
             sequence: seq,
             tier: Tier::Elevated as i32,
             max_score: score,
+            stress: score.max(machine.score),
+            machine: Some(machine),
             process_count: 312,
             rogues: vec![quiet(), hog()],
             ..Default::default()
@@ -205,7 +212,7 @@ fn dashboard_shows_tier_gauge_rate_cost_rogues_explanation_and_events() {
                 "ELEVATED",
                 "4.0 Hz",
                 "server 0.31% cpu 6.0 MiB",
-                "62.5 ELEVATED · 312 procs",
+                "70.0 ELEVATED · 312 procs · top score 62.5 · machine 70.0",
                 "elevated 50 · critical 75",
                 "!hogger",
                 "4242",
