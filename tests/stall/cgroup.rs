@@ -40,6 +40,14 @@ impl Cgroup {
         cgroup
     }
 
+    /// A memory group limited to `limit_mb`, its OOM killer on, as a systemd unit's
+    /// `MemoryMax` makes one: at the limit the kernel reclaims the group's pages.
+    pub fn memory_limited(limit_mb: u64) -> Cgroup {
+        let cgroup = Cgroup::new("memory", "memory.limit_in_bytes");
+        cgroup.write("memory.limit_in_bytes", &(limit_mb << 20).to_string());
+        cgroup
+    }
+
     /// A freezer group, thawed.
     pub fn freezer() -> Cgroup {
         Cgroup::new("freezer", "tasks")

@@ -92,7 +92,9 @@ pub struct Hog {
 }
 
 impl Hog {
-    fn spawn(command: &mut Command) -> Hog {
+    /// Any command as a hog (its own process group, killed on drop); it must end by
+    /// itself in bounded time.
+    pub fn spawn(command: &mut Command) -> Hog {
         let child = command.process_group(0).stdin(Stdio::null()).spawn().expect("start a hog");
         Hog { child }
     }
@@ -203,7 +205,7 @@ fn burn_args(cpus: &str, seconds: f64, grow_mb: u32) -> [String; 5] {
 
 /// The real python3 executable, not a version manager's shim script: a shim's start-up
 /// is slow and would run at real-time priority inside the stall.
-fn python() -> &'static str {
+pub fn python() -> &'static str {
     static PYTHON: OnceLock<String> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let out = Command::new("python3")

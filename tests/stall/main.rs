@@ -22,8 +22,10 @@ mod cgroup;
 mod fleet;
 mod hogs;
 mod lab;
+mod loads;
 mod scenarios;
 mod server;
+mod stress;
 
 /// One ignored test per scenario and setup, named like them: `in_lab::rt_starvation` is
 /// rt-starvation in the lab's setup (root, 0.2 s), `at_defaults::rt_starvation` at the
@@ -58,4 +60,30 @@ scenarios! {
     fork_tree => "fork-tree",
     memory_cgroup => "memory-cgroup",
     memory_burst => "memory-burst",
+}
+
+/// One ignored test per load of the stress lab, at the defaults as an ordinary user:
+/// `stress_lab::build_storm` is build-storm.
+macro_rules! loads {
+    ($($test:ident => $name:literal,)*) => {
+        mod stress_lab {$(
+            #[test]
+            #[ignore = "loads the machine for 8-12 s (busy loops, I/O floods, swap, real-time hogs): needs root (setpriv, cgroups, swapon, chrt); run one at a time by scripts/test and scripts/stress-lab"]
+            fn $test() {
+                crate::stress::run($name, crate::loads::$test);
+            }
+        )*}
+    };
+}
+
+loads! {
+    idle => "idle",
+    light => "light",
+    one_hog => "one-hog",
+    build_storm => "build-storm",
+    hog_fleet => "hog-fleet",
+    io_flood => "io-flood",
+    memory_squeeze => "memory-squeeze",
+    thrash => "thrash",
+    rt_starvation => "rt-starvation",
 }
