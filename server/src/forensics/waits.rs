@@ -20,11 +20,13 @@ pub fn report(text: &str) -> (String, String, Option<Analysis>) {
         Ok(a) => a,
         Err(e) => return (format!("spindump's report could not be read: {e}"), String::new(), None),
     };
-    let summary = match (analysis.culprit(), analysis.why()) {
-        (Some(c), Some(why)) => format!("{}: {why}", format::stack_thread(c)),
-        _ => format!(
-            "no thread waited on another and no app's main thread hung ({} threads of {} processes read)",
-            analysis.threads, analysis.processes
+    let summary = match (analysis.culprit(), analysis.why(), analysis.none_named()) {
+        (Some(c), Some(why), _) => format!("{}: {why}", format::stack_thread(c)),
+        (_, _, reason) => format!(
+            "{} ({} threads of {} processes read)",
+            reason.unwrap_or_default(),
+            analysis.threads,
+            analysis.processes
         ),
     };
     let mut lines: Vec<String> = analysis.chains.iter().take(SHOWN).flat_map(format::wait_chain).collect();
