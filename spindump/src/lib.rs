@@ -85,4 +85,6 @@ pub fn explain(text: &str) -> Result<Analysis, NotAReport> {
 }
 
 #[cfg(test)]
+mod hang_tests;
+#[cfg(test)]
 mod tests;

@@ -11,7 +11,17 @@ const LEGACY: &str = include_str!("../../fixtures/macos/spindump/legacy_wide_pad
 const NO_LABELS: &str = include_str!("../../fixtures/macos/spindump/no_queue_labels_base64.txt");
 const TAILSPIN: &str = include_str!("../../fixtures/macos/spindump/tailspin_decoded_stall.txt");
 const SAMPLE: &str = include_str!("../../fixtures/macos/sample/activity_monitor_mail.txt");
-const ALL: [&str; 5] = [WATCHDOG, LEGACY, NO_LABELS, TAILSPIN, SAMPLE];
+const ALL: [&str; 9] = [
+    WATCHDOG,
+    LEGACY,
+    NO_LABELS,
+    TAILSPIN,
+    SAMPLE,
+    crate::hang_tests::SHUTDOWN,
+    crate::hang_tests::BUSY,
+    crate::hang_tests::LOCK,
+    crate::hang_tests::NO_CHAIN,
+];
 
 fn culprit(a: &Analysis) -> String {
     a.culprit().map(pmon_proto::format::stack_thread).unwrap_or_default()
@@ -323,7 +333,7 @@ proptest! {
     }
 
     #[test]
-    fn truncated_reports_never_panic_and_blame_only_what_they_hold(which in 0usize..5, cut in 0usize..40_000) {
+    fn truncated_reports_never_panic_and_blame_only_what_they_hold(which in 0..ALL.len(), cut in 0usize..40_000) {
         let text = ALL[which];
         let head = &text[..boundary(text, cut)];
         if let Some(c) = explain(head).ok().as_ref().and_then(Analysis::culprit) {
@@ -332,7 +342,7 @@ proptest! {
     }
 
     #[test]
-    fn damaged_reports_never_panic(which in 0usize..5, edits in proptest::collection::vec((any::<usize>(), any::<char>()), 0..30)) {
+    fn damaged_reports_never_panic(which in 0..ALL.len(), edits in proptest::collection::vec((any::<usize>(), any::<char>()), 0..30)) {
         let mut chars: Vec<char> = ALL[which].chars().collect();
         for (at, c) in edits {
             let at = at % chars.len();
