@@ -64,15 +64,16 @@ fn format_name(f: Format) -> &'static str {
     }
 }
 
-/// The report for a person: the culprit first, then each chain and each hung app.
+/// The report for a person: the culprit first (or why there is none), then each chain
+/// and each hung app.
 fn text(a: &Analysis) -> String {
     let mut out = String::new();
     let read = format!("{} report, {} processes, {} threads read", format_name(a.format), a.processes, a.threads);
-    match (a.culprit(), a.why()) {
-        (Some(c), Some(why)) => {
+    match (a.culprit(), a.why(), a.none_named()) {
+        (Some(c), Some(why), _) => {
             out += &format!("culprit: {}\n  why: {why}\n  ({read})\n", format::stack_thread(c));
         }
-        _ => out += &format!("culprit: none: no thread waited on another and no app's main thread hung ({read})\n"),
+        (_, _, reason) => out += &format!("culprit: none: {} ({read})\n", reason.unwrap_or_default()),
     }
     if !a.chains.is_empty() {
         out += "\nchains of waits, most waited on first:\n";

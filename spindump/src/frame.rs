@@ -125,10 +125,47 @@ pub(crate) fn sample(line: &str) -> Option<Line> {
     Some(Line { indent: at, samples, kernel: false, frame, state: None })
 }
 
-/// Symbols only a thread waiting for work has on its stack.
-const IDLE: [&str; 4] = ["__CFRunLoopServiceMachPort", "__workq_kernreturn", "_dispatch_mgr_invoke", "kevent_qos"];
-/// Where threads begin: a path with no other user frame is a worker parked in the kernel.
-const THREAD_STARTS: [&str; 3] = ["start_wqthread", "_pthread_wqthread", "thread_start"];
+/// Calls only a thread waiting for work makes: a run loop waiting for its next message,
+/// a plain receive, `dispatch_main` parking the main thread for good, dispatch's manager,
+/// a workqueue thread parked in the kernel, an event loop in kqueue (`kevent_id` is left
+/// out: dispatch uses it to wait for another thread's workloop, a real wait).
+const IDLE: [&str; 8] = [
+    "__CFRunLoopServiceMachPort",
+    "mach_msg_receive",
+    "_dispatch_sig_thread",
+    "_dispatch_mgr_invoke",
+    "__workq_kernreturn",
+    "kevent",
+    "kevent64",
+    "kevent_qos",
+];
+/// The traps a message receive enters: a server loop's or a run loop's wait for its next
+/// message ends in one, with the kernel's `ipc_mqueue_receive_continue` below it.
+const MESSAGE_TRAPS: [&str; 3] = ["mach_msg_trap", "mach_msg2_trap", "mach_msg_overwrite_trap"];
+/// A request waiting for its reply: a receive under one of these waits for a server, not
+/// for work (spindump usually names that server; `sample` never does).
+const REPLY_WAITS: [&str; 3] = [
+    "xpc_connection_send_message_with_reply_sync",
+    "dispatch_mach_send_with_result_and_wait_for_reply",
+    "_dispatch_mach_send_and_wait_for_reply",
+];
+/// Where threads begin, and a thread pool's own wait for its next task (libdispatch's
+/// pthread pool sleeps on a semaphore between tasks): a path with no other user frame is
+/// a worker parked, waiting for work.
+const THREAD_MACHINERY: [&str; 12] = [
+    "start_wqthread",
+    "_pthread_wqthread",
+    "thread_start",
+    "_pthread_start",
+    "_pthread_body",
+    "_dispatch_worker_thread",
+    "dispatch_semaphore_wait",
+    "_dispatch_semaphore_wait_slow",
+    "_dispatch_sema4_wait",
+    "_dispatch_sema4_timedwait",
+    "semaphore_wait_trap",
+    "semaphore_timedwait_trap",
+];
 
 /// The leaves of one thread's tree, heaviest first. A line is a leaf when the next one
 /// is not deeper.
@@ -157,10 +194,17 @@ fn leaf(lines: &[Line], path: &[usize]) -> Leaf {
     let target = state.as_deref().and_then(note::target);
     let waits = state.as_deref().is_some_and(|s| s.starts_with("blocked") || s.starts_with("running"));
     let symbol = |i: &usize| lines[*i].frame.symbol.as_str();
-    // Only thread-start frames above core-kernel ones: a worker parked, waiting for work
+    // Only thread machinery above core-kernel frames: a worker parked, waiting for work
     // (a driver's frame in the path is a wait on the hardware, not parking).
-    let parked = path.iter().all(|i| THREAD_STARTS.contains(&symbol(i)) || core(&lines[*i]));
-    let idle = !waits && (parked || path.iter().any(|i| IDLE.contains(&symbol(i))));
+    let parked = path.iter().all(|i| THREAD_MACHINERY.contains(&symbol(i)) || core(&lines[*i]));
+    // A message trap with only the core kernel below it, no send among them and no
+    // request above it waiting for a reply: a receive on the thread's own ports, the
+    // wait of a daemon or a run loop for its next message. spindump names whom a
+    // synchronous request waits for, and such a leaf is not counted idle (`waits`).
+    let receive = MESSAGE_TRAPS.contains(&symbol(&path[doing_at]))
+        && !path[doing_at..].iter().any(|i| symbol(i).contains("_send"))
+        && !path.iter().any(|i| REPLY_WAITS.contains(&symbol(i)));
+    let idle = !waits && (parked || receive || path.iter().any(|i| IDLE.contains(&symbol(i))));
     let via = path[..doing_at]
         .iter()
         .rev()
@@ -247,5 +291,69 @@ mod tests {
         assert_eq!((leaves[0].samples, leaves[0].doing.short()), (12, "waitForStamp (AMDRadeonX5000)".into()));
         assert_eq!(leaves[0].via, vec!["mach_msg2_trap", "start"]);
         assert!(!leaves[0].idle && leaves[1].idle);
+    }
+
+    /// Whether the one leaf of `frames` (spindump lines, two columns deeper each) is idle.
+    fn idle(frames: &[&str]) -> bool {
+        let lines: Vec<Line> = frames
+            .iter()
+            .enumerate()
+            .filter_map(|(depth, f)| spindump(&format!("{}{f}", "  ".repeat(depth + 1))))
+            .collect();
+        let leaves = leaves(&lines);
+        assert_eq!(leaves.len(), 1, "{frames:?}");
+        leaves[0].idle
+    }
+
+    #[test]
+    fn waiting_for_work_is_idle_and_waiting_on_someone_is_not() {
+        let receive = "*9  ipc_mqueue_receive_continue + 0 (kernel.release.t6031 + 1) [0xfffffe0008a2cc50]";
+        let trap = "9  mach_msg2_trap + 8 (libsystem_kernel.dylib + 2) [0x2]";
+        let start = "9  start + 1 (dyld + 1) [0x1]";
+        // A daemon's main thread in its server loop, waiting for its next message.
+        assert!(idle(&[
+            start,
+            "9  ??? (securityd + 9) [0x3]",
+            "9  mach_msg_overwrite + 1 (libsystem_kernel.dylib + 3) [0x4]",
+            trap,
+            receive
+        ]));
+        // Without the kernel's frames (`sample`, or a truncated backtrace).
+        assert!(idle(&["9  <truncated backtrace>", trap]));
+        // The same trap when spindump names the server it waits for, or under a request
+        // waiting for its reply, or a send blocked on a full queue.
+        let named = format!("{receive} (blocked by turnstile waiting for launchd [1] thread 0x5)");
+        assert!(!idle(&[start, trap, &named]));
+        let sync = "9  xpc_connection_send_message_with_reply_sync + 1 (libxpc.dylib + 1) [0x5]";
+        assert!(!idle(&[start, sync, trap, receive]));
+        assert!(!idle(&[start, trap, "*9  ipc_mqueue_send_locked + 1 (kernel + 1) [0xffffff8000000002]"]));
+        // dispatch_main parks the main thread for good; an event loop waits in kqueue.
+        assert!(idle(&[
+            "9  _dispatch_sig_thread + 53 (libdispatch.dylib + 1) [0x6]",
+            "9  __sigsuspend_nocancel + 10 (libsystem_kernel.dylib + 1) [0x7]"
+        ]));
+        assert!(idle(&[start, "9  uv_run + 1 (node + 1) [0x8]", "9  kevent + 8 (libsystem_kernel.dylib + 1) [0x9]"]));
+        // A pool's worker between tasks is parked; a main thread on a semaphore is hung,
+        // and so is a pool's worker waiting on one inside a task.
+        let sema = [
+            "9  _dispatch_sema4_timedwait + 1 (libdispatch.dylib + 1) [0xa]",
+            "9  semaphore_timedwait_trap + 10 (libsystem_kernel.dylib + 1) [0xb]",
+            "*9  semaphore_wait_continue + 0 (kernel + 1) [0xffffff8000000003]",
+        ];
+        let pool = [
+            "9  thread_start + 8 (libsystem_pthread.dylib + 1) [0xc]",
+            "9  _pthread_start + 1 (libsystem_pthread.dylib + 1) [0xd]",
+            "9  _dispatch_worker_thread + 1 (libdispatch.dylib + 1) [0xe]",
+        ];
+        assert!(idle(&[&pool[..], &sema[..]].concat()));
+        assert!(!idle(&[&[start][..], &sema[..]].concat()));
+        let task = ["9  _dispatch_client_callout + 8 (libdispatch.dylib + 1) [0xf]", "9  ??? (App + 1) [0x10]"];
+        assert!(!idle(&[&pool[..], &task[..], &sema[..]].concat()));
+        // A run loop handling a source is busy, not waiting.
+        assert!(!idle(&[
+            start,
+            "9  __CFRunLoopRun + 1 (CoreFoundation + 1) [0x11]",
+            "9  __CFRunLoopDoSources0 + 1 (CoreFoundation + 1) [0x12] (running)"
+        ]));
     }
 }

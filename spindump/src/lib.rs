@@ -33,54 +33,38 @@ pub struct Analysis {
     /// Threads read (a `<multiple>` group counts once).
     pub threads: usize,
     /// Chains of waits; those holding up an app's main thread first, then the most
-    /// threads.
+    /// threads. The first one's root is the culprit.
     pub chains: Vec<WaitChain>,
-    /// Apps whose main thread was blocked or busy for at least 90 % of the report.
+    /// Apps whose main thread was blocked or busy for at least 90 % of the report (a main
+    /// thread waiting for work, in its run loop or its message receive, is not).
     pub hangs: Vec<AppHang>,
 }
 
 impl Analysis {
-    /// Who to blame first: the root of the chain that held up an app's main thread;
-    /// else an app whose main thread hung on its own (busy, or blocked waiting on
-    /// nobody named); else the root of the first chain, else any hung app. `None` when
-    /// nothing waited and no app hung.
+    /// Who to blame: the root of the first chain, the one holding up an app's main
+    /// thread or else the most threads. A report with no chain names nobody: a main
+    /// thread that hung on its own (busy, or blocked without a note naming whom it
+    /// waited on) stays in `hangs`, but is no one else's reason to wait.
     pub fn culprit(&self) -> Option<&StackThread> {
-        match self.lead() {
-            Lead::Chain(c) => c.root.as_ref(),
-            Lead::Hang(h) => h.thread.as_ref(),
-            Lead::Nobody => None,
-        }
+        self.chains.first().and_then(|c| c.root.as_ref())
     }
 
     /// Why that one, in one line.
     pub fn why(&self) -> Option<String> {
-        match self.lead() {
-            Lead::Chain(c) => Some(c.why.clone()),
-            Lead::Hang(h) => Some(format!("its main thread hung: {}", pmon_proto::format::app_hang(h))),
-            Lead::Nobody => None,
-        }
+        self.chains.first().map(|c| c.why.clone())
     }
 
-    fn lead(&self) -> Lead<'_> {
-        let holds_main = |c: &&WaitChain| c.waiters.iter().any(|g| g.main);
-        let on_its_own = |h: &&AppHang| h.waiting_for.is_empty();
-        if let Some(c) = self.chains.iter().find(holds_main) {
-            Lead::Chain(c)
-        } else if let Some(h) = self.hangs.iter().find(on_its_own) {
-            Lead::Hang(h)
-        } else if let Some(c) = self.chains.first() {
-            Lead::Chain(c)
-        } else {
-            self.hangs.first().map_or(Lead::Nobody, Lead::Hang)
+    /// Why no culprit is named: the report holds no chain of waits (every chain has a
+    /// root). `None` when [`Analysis::culprit`] names one.
+    pub fn none_named(&self) -> Option<&'static str> {
+        if !self.chains.is_empty() {
+            return None;
         }
+        Some(match self.format {
+            model::Format::Spindump => "no process in this report is blocked by another",
+            model::Format::Sample => "a sample report does not say which thread waits on which",
+        })
     }
-}
-
-/// What [`Analysis::culprit`] rests on.
-enum Lead<'a> {
-    Chain(&'a WaitChain),
-    Hang(&'a AppHang),
-    Nobody,
 }
 
 /// Reads a report and follows its waits.
@@ -100,5 +84,7 @@ pub fn explain(text: &str) -> Result<Analysis, NotAReport> {
     read(text).map(|r| analyse(&r))
 }
 
+#[cfg(test)]
+mod hang_tests;
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,17 @@ const LEGACY: &str = include_str!("../../fixtures/macos/spindump/legacy_wide_pad
 const NO_LABELS: &str = include_str!("../../fixtures/macos/spindump/no_queue_labels_base64.txt");
 const TAILSPIN: &str = include_str!("../../fixtures/macos/spindump/tailspin_decoded_stall.txt");
 const SAMPLE: &str = include_str!("../../fixtures/macos/sample/activity_monitor_mail.txt");
-const ALL: [&str; 5] = [WATCHDOG, LEGACY, NO_LABELS, TAILSPIN, SAMPLE];
+const ALL: [&str; 9] = [
+    WATCHDOG,
+    LEGACY,
+    NO_LABELS,
+    TAILSPIN,
+    SAMPLE,
+    crate::hang_tests::SHUTDOWN,
+    crate::hang_tests::BUSY,
+    crate::hang_tests::LOCK,
+    crate::hang_tests::NO_CHAIN,
+];
 
 fn culprit(a: &Analysis) -> String {
     a.culprit().map(pmon_proto::format::stack_thread).unwrap_or_default()
@@ -122,7 +132,7 @@ fn a_report_without_queue_labels_still_knows_main_threads_and_names() {
 }
 
 #[test]
-fn activity_monitors_sample_is_read_and_its_hung_main_thread_blamed() {
+fn activity_monitors_sample_lists_its_hung_main_thread_and_blames_nobody() {
     let r = read(SAMPLE).expect("sample report");
     assert_eq!((r.format, r.processes.len()), (Format::Sample, 1));
     let mail = &r.processes[0];
@@ -134,13 +144,15 @@ fn activity_monitors_sample_is_read_and_its_hung_main_thread_blamed() {
     assert_eq!(idle, vec![false, false, true, true], "the event thread and the parked worker are idle");
     let a = analyse(&r);
     assert!(a.chains.is_empty(), "sample has no blocked-by notes");
-    assert_eq!(culprit(&a), "Mail [812] main thread 12789423");
+    assert_eq!((a.culprit(), a.why()), (None, None));
+    assert_eq!(a.none_named(), Some("a sample report does not say which thread waits on which"));
+    let hung: Vec<String> = a.hangs.iter().map(pmon_proto::format::app_hang).collect();
     assert_eq!(
-        a.why().as_deref(),
-        Some(
-            "its main thread hung: Mail [812] main thread 12789423: hung 2453/2453 samples, mostly blocked in \
-             __psynch_mutexwait (libsystem_kernel.dylib) under -[MFLibraryStore messagesMatchingCriterion:]"
-        )
+        hung,
+        vec![
+            "Mail [812] main thread 12789423: hung 2453/2453 samples, mostly blocked in __psynch_mutexwait \
+             (libsystem_kernel.dylib) under -[MFLibraryStore messagesMatchingCriterion:]"
+        ]
     );
 }
 
@@ -208,7 +220,7 @@ fn waiting_on_its_own_process_by_name_is_no_deadlock() {
 }
 
 #[test]
-fn an_app_spinning_on_its_own_outranks_workers_waiting_on_a_disk() {
+fn a_chain_of_workers_waiting_on_a_disk_leads_an_app_spinning_on_its_own() {
     let app = report(
         "Spinner [10]",
         &[
@@ -230,8 +242,14 @@ fn an_app_spinning_on_its_own_outranks_workers_waiting_on_a_disk() {
     );
     let a = explain(&(app + &disk)).expect("report");
     assert_eq!(a.chains.len(), 1);
-    assert_eq!(culprit(&a), "Spinner [10] main thread 0x1");
-    assert!(a.hangs[0].busy && a.why().is_some_and(|w| w.contains("busy in spin (Spinner)")), "{:?}", a.why());
+    // A thread that others wait on is the reason they wait; the spinning app stays hung.
+    assert_eq!(culprit(&a), "D [20] thread 0x5");
+    assert_eq!(a.hangs.len(), 1);
+    let hang = pmon_proto::format::app_hang(&a.hangs[0]);
+    assert!(
+        a.hangs[0].busy && hang.starts_with("Spinner [10] main thread 0x1") && hang.contains("busy in spin"),
+        "{hang}"
+    );
 }
 
 #[test]
@@ -280,11 +298,14 @@ fn counts_as_large_as_a_report_may_print_add_up_without_overflowing() {
 }
 
 #[test]
-fn every_fixture_names_a_culprit_that_is_in_it() {
+fn every_fixture_names_a_culprit_that_is_in_it_exactly_when_it_holds_a_chain() {
     for text in ALL {
         let a = explain(text).expect("report");
-        let c = a.culprit().expect("culprit");
-        assert!(text.contains(&format!("{} [{}]", c.process, c.pid.unwrap_or(0))), "{c:?}");
+        match a.culprit() {
+            Some(c) => assert!(text.contains(&format!("{} [{}]", c.process, c.pid.unwrap_or(0))), "{c:?}"),
+            None => assert!(a.chains.is_empty() && a.none_named().is_some(), "{:#?}", a.chains),
+        }
+        assert_eq!(a.culprit().is_some(), !a.chains.is_empty());
     }
 }
 
@@ -312,7 +333,7 @@ proptest! {
     }
 
     #[test]
-    fn truncated_reports_never_panic_and_blame_only_what_they_hold(which in 0usize..5, cut in 0usize..40_000) {
+    fn truncated_reports_never_panic_and_blame_only_what_they_hold(which in 0..ALL.len(), cut in 0usize..40_000) {
         let text = ALL[which];
         let head = &text[..boundary(text, cut)];
         if let Some(c) = explain(head).ok().as_ref().and_then(Analysis::culprit) {
@@ -321,7 +342,7 @@ proptest! {
     }
 
     #[test]
-    fn damaged_reports_never_panic(which in 0usize..5, edits in proptest::collection::vec((any::<usize>(), any::<char>()), 0..30)) {
+    fn damaged_reports_never_panic(which in 0..ALL.len(), edits in proptest::collection::vec((any::<usize>(), any::<char>()), 0..30)) {
         let mut chars: Vec<char> = ALL[which].chars().collect();
         for (at, c) in edits {
             let at = at % chars.len();

@@ -30,7 +30,8 @@ fn each_report_names_the_root_threads_process_first_and_marks_main_threads() {
         ("spindump/legacy_wide_padded.txt", "culprit: mds [371] thread 0x1b02"),
         ("spindump/no_queue_labels_base64.txt", "culprit: smd [245] thread 0x3001"),
         ("spindump/tailspin_decoded_stall.txt", "culprit: mds_stores [412] thread 0x9b2"),
-        ("sample/activity_monitor_mail.txt", "culprit: Mail [812] main thread 12789423"),
+        ("spindump/shutdown_stall_idle_daemon.txt", "culprit: SyncHelper [902] main thread 0x3f20"),
+        ("spindump/unfair_lock_chain.txt", "culprit: Photos [3310] thread 0x5e02"),
     ];
     for (file, first) in cases {
         let (ok, out, err) = explain(&[&fixture(file)]);
@@ -75,7 +76,45 @@ fn a_report_on_stdin_is_read_like_a_file() {
     child.stdin.take().expect("stdin").write_all(&text).expect("write");
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("culprit: Mail [812] main thread"));
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.starts_with("culprit: none: a sample report does not say which thread waits on which"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("  Mail [812] main thread 12789423: hung 2453/2453 samples")), "{out}");
+}
+
+#[test]
+fn an_idle_daemon_is_neither_culprit_nor_hung() {
+    let (ok, out, err) = explain(&[&fixture("spindump/shutdown_stall_idle_daemon.txt")]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("securityd"), "securityd waits for its next message:\n{out}");
+    let (ok, out, err) = explain(&["--json", &fixture("spindump/shutdown_stall_idle_daemon.txt")]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("one JSON document");
+    assert_eq!(v["culprit"]["process"], "SyncHelper");
+    assert_eq!(v["waitChains"][0]["waiters"][0]["process"], "launchd");
+}
+
+#[test]
+fn a_report_with_no_chain_says_so_names_no_culprit_and_keeps_busy_hangs() {
+    for (file, hung) in [("spindump/busy_main_thread.txt", 1), ("spindump/no_chain_idle.txt", 0)] {
+        let (ok, out, err) = explain(&[&fixture(file)]);
+        assert!(ok, "{file}: {err}");
+        let first = out.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("culprit: none: no process in this report is blocked by another ("),
+            "{file}:\n{out}"
+        );
+        let (ok, out, err) = explain(&["--json", &fixture(file)]);
+        assert!(ok, "{file}: {err}");
+        let v: Value = serde_json::from_str(&out).expect("one JSON document");
+        assert!(v["culprit"].is_null() && v["why"].is_null(), "{file}: {v}");
+        assert_eq!(v["waitChains"].as_array().map(Vec::len), Some(0), "{file}: {v}");
+        assert_eq!(v["appHangs"].as_array().map(Vec::len), Some(hung), "{file}: {v}");
+    }
+    let (_, out, _) = explain(&[&fixture("spindump/busy_main_thread.txt")]);
+    assert!(
+        out.lines().any(|l| l.starts_with("  Numbers [4127] main thread 0x1b0e2: hung 50/50 samples, mostly busy in")),
+        "{out}"
+    );
 }
 
 #[test]

@@ -20,11 +20,13 @@ pub fn report(text: &str) -> (String, String, Option<Analysis>) {
         Ok(a) => a,
         Err(e) => return (format!("spindump's report could not be read: {e}"), String::new(), None),
     };
-    let summary = match (analysis.culprit(), analysis.why()) {
-        (Some(c), Some(why)) => format!("{}: {why}", format::stack_thread(c)),
-        _ => format!(
-            "no thread waited on another and no app's main thread hung ({} threads of {} processes read)",
-            analysis.threads, analysis.processes
+    let summary = match (analysis.culprit(), analysis.why(), analysis.none_named()) {
+        (Some(c), Some(why), _) => format!("{}: {why}", format::stack_thread(c)),
+        (_, _, reason) => format!(
+            "{} ({} threads of {} processes read)",
+            reason.unwrap_or_default(),
+            analysis.threads,
+            analysis.processes
         ),
     };
     let mut lines: Vec<String> = analysis.chains.iter().take(SHOWN).flat_map(format::wait_chain).collect();
@@ -66,6 +68,7 @@ mod tests {
     use super::*;
 
     const WATCHDOG: &str = include_str!("../../../fixtures/macos/spindump/watchdog_windowserver_v40.txt");
+    const BUSY: &str = include_str!("../../../fixtures/macos/spindump/busy_main_thread.txt");
 
     fn rogue(pid: u32, command: &str) -> Rogue {
         Rogue { pid, command: command.into(), score: 40.0, ..Rogue::default() }
@@ -83,6 +86,14 @@ mod tests {
         assert!(detail.contains("hung: "), "{detail}");
         let (summary, _, analysis) = report("spindump: cannot read trace\n");
         assert!(analysis.is_none() && summary.contains("could not be read"), "{summary}");
+    }
+
+    #[test]
+    fn a_report_with_no_chain_says_so_and_still_lists_its_hung_apps() {
+        let (summary, detail, analysis) = report(BUSY);
+        assert!(analysis.is_some_and(|a| a.culprit().is_none()));
+        assert!(summary.starts_with("no process in this report is blocked by another ("), "{summary}");
+        assert!(detail.lines().any(|l| l.starts_with("hung: Numbers [4127] main thread")), "{detail}");
     }
 
     #[test]
