@@ -7,20 +7,27 @@
 //! `ProcSource` that answers as xnu does: `sysctl KERN_PROC_ALL` lists every process,
 //! and `proc_pidinfo` / `proc_pid_rusage` answer EPERM for another user's process
 //! (`proc_security_policy(…, CHECK_SAME_USER)`). Everything else is the product's own:
-//! the conversion, the supervised child, top's parser and the merge.
+//! the conversion, the supervised child, top's parser, the merge and the scoring that
+//! names rogues from the merged sample.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     time::{Duration, Instant},
 };
 
-use pmon_proto::v1::ProcessState;
-use pmon_server::collect::{
-    Collector, ProcessRecord, RawSample,
-    libproc::{
-        BsdInfo, Details, KinfoProc, LibprocCollector, ProcSource, RawSystem, Refusal, RusageInfo, TaskInfo, Timebase,
-        others::TopStream,
+use pmon_proto::{
+    config::Config,
+    v1::{Factor, ProcessState},
+};
+use pmon_server::{
+    collect::{
+        Collector, ProcessRecord, RawSample,
+        libproc::{
+            BsdInfo, Details, KinfoProc, LibprocCollector, ProcSource, RawSystem, Refusal, RusageInfo, TaskInfo,
+            Timebase, others::TopStream,
+        },
     },
+    engine::score,
 };
 
 /// The user the server runs as in this play.
@@ -134,4 +141,13 @@ fn other_users_processes_get_cpu_and_memory_from_the_top_stream() {
     assert_eq!((own.factors.mem_bytes, own.factors.threads), (Some(64 << 20), Some(8)), "{own:?}");
     assert_eq!(own.factors.cmprs_bytes, None, "libproc has no compressor figure: {own:?}");
     assert_eq!(collector.health().restarts, 0);
+
+    // What the engine makes of it: WindowServer, refused to libproc, is the top rogue
+    // by its CPU; kernel_task is a rogue too.
+    let scored = score::evaluate(&sample.processes, &Config::default(), &HashSet::new());
+    let first = &scored.rogues[0];
+    assert_eq!((first.pid, first.command.as_str()), (160, "WindowServer"), "{:?}", scored.rogues);
+    assert!(first.selected_by.contains(&(Factor::Cpu as i32)), "{first:?}");
+    assert_eq!(first.factors.as_ref().and_then(|f| f.cpu_percent), ws.factors.cpu_percent);
+    assert!(scored.rogues.iter().any(|r| r.pid == 0 && r.command == "kernel_task"), "{:?}", scored.rogues);
 }
