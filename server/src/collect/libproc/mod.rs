@@ -229,13 +229,12 @@ impl<S: ProcSource> LibprocCollector<S> {
         }
         let system = self.source.system();
         let mut sample = self.converter.convert(&self.procs, &system, now, time);
-        let refused = |p: &RawProc| p.details.rusage.is_err();
-        if self.procs.iter().any(|(p, _)| refused(p)) {
-            let latest = self.others.as_mut().and_then(|o| o.latest());
-            for (record, (p, _)) in sample.processes.iter_mut().zip(&self.procs) {
-                if refused(p) {
-                    others::fill(record, latest.and_then(|l| l.get(&record.pid)));
-                }
+        // Taken in every collection, so the other way's output never piles up.
+        let latest = self.others.as_mut().and_then(|o| o.latest());
+        for (record, (p, _)) in sample.processes.iter_mut().zip(&self.procs) {
+            // Where the kernel answered, its figures stand.
+            if p.details.rusage.is_err() {
+                others::fill(record, latest.and_then(|l| l.get(&record.pid)));
             }
         }
         Ok(sample)

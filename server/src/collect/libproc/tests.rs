@@ -216,10 +216,13 @@ fn refused_processes_get_the_other_ways_figures() {
     assert_eq!(asked.load(Ordering::SeqCst), 1);
 }
 
+/// As root the kernel answers for everyone: libproc's figures stand even where another
+/// way has read the process too.
 #[test]
-fn as_root_every_call_is_answered_and_no_other_way_is_asked() {
+fn as_root_every_figure_is_libprocs() {
     let asked = Arc::new(AtomicUsize::new(0));
-    let others = Others { latest: Some(HashMap::new()), asked: Arc::clone(&asked) };
+    let latest = Some(HashMap::from([(160, seen_by_top(160, "WindowServer", 99.0))]));
+    let others = Others { latest, asked: Arc::clone(&asked) };
     let mut c = LibprocCollector::new(kernel([proc(160, 88, "WindowServer", 0, 10)], true), Some(Box::new(others)));
     let t0 = Instant::now();
     c.collect_at(t0, SystemTime::UNIX_EPOCH).expect("sample");
@@ -227,8 +230,8 @@ fn as_root_every_call_is_answered_and_no_other_way_is_asked() {
     let s = c.collect_at(t0 + Duration::from_secs(1), SystemTime::UNIX_EPOCH).expect("sample");
     let ws = record(&s, 160);
     assert!((ws.factors.cpu_percent.expect("cpu") - 50.0).abs() < 1e-9, "{ws:?}");
-    assert_eq!(ws.factors.threads, Some(4));
-    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    assert_eq!((ws.factors.threads, ws.state), (Some(4), ProcessState::Running), "{ws:?}");
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "its output is taken in each time all the same");
 }
 
 #[test]
