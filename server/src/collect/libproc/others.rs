@@ -18,14 +18,16 @@
 //!   `ps/tasks.c`): ~11 000 kernel calls, about 10–20 ms of CPU a sample at ~1–2 µs each.
 //! - `top -l 0` pays no start-up per sample; libtop makes ~15 calls per process and two
 //!   per thread (`top/libtop.c`, `libtop_p_task_update`): ~12 000 calls, the same
-//!   10–20 ms a sample, plus formatting ~500 rows that pmon parses in well under 1 ms.
+//!   10–20 ms a sample, plus ~500 text rows that pmon parses in one pass (not
+//!   measured on a Mac).
 //! - `ps` leaves out pid 0 (`ps.c` skips it), so kernel_task, a usual suspect, would
 //!   have no CPU at all; `top` shows it, with states (stuck), threads, context
 //!   switches, system calls and page-ins besides CPU and memory.
 //!
 //! Either costs 1–2 % of one core at 1 Hz, above the 0.5 % pmon aims at, which is
-//! why it runs only when some process was refused (not as root) and is a replaceable
-//! part: another way (coalition usage, a privileged helper) implements [`OtherUsers`].
+//! why it runs only without root (as root the kernel answers for everyone) and is a
+//! replaceable part: another way (coalition usage, a privileged helper) implements
+//! [`OtherUsers`].
 
 use std::{
     collections::HashMap,
