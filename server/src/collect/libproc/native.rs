@@ -44,14 +44,15 @@ impl ProcSource for Native {
         let Ok(id) = libc::c_int::try_from(pid) else {
             return Details::refused(Refusal::Gone);
         };
-        let bsd = pidinfo::<libc::proc_bsdinfo>(id, libc::PROC_PIDTBSDINFO).map(|b| BsdInfo {
+        // arg 1: xnu then answers for a zombie too, which has BSD info but no task.
+        let bsd = pidinfo::<libc::proc_bsdinfo>(id, libc::PROC_PIDTBSDINFO, 1).map(|b| BsdInfo {
             pbi_name: c_chars(&b.pbi_name)
                 .filter(|n| !n.is_empty())
                 .or_else(|| c_chars(&b.pbi_comm))
                 .unwrap_or_default(),
             pbi_status: b.pbi_status,
         });
-        let task = pidinfo::<libc::proc_taskinfo>(id, libc::PROC_PIDTASKINFO).map(|t| TaskInfo {
+        let task = pidinfo::<libc::proc_taskinfo>(id, libc::PROC_PIDTASKINFO, 0).map(|t| TaskInfo {
             pti_threadnum: t.pti_threadnum,
             pti_csw: t.pti_csw,
             pti_syscalls_unix: t.pti_syscalls_unix,
@@ -110,11 +111,11 @@ fn refusal() -> Refusal {
 }
 
 /// `proc_pidinfo` of one flavor into its struct.
-fn pidinfo<T: Copy>(pid: libc::c_int, flavor: libc::c_int) -> Answer<T> {
+fn pidinfo<T: Copy>(pid: libc::c_int, flavor: libc::c_int, arg: u64) -> Answer<T> {
     let mut value = std::mem::MaybeUninit::<T>::zeroed();
     let size = libc::c_int::try_from(size_of::<T>()).map_err(|_| Refusal::Failed(libc::EINVAL))?;
     // SAFETY: the buffer is `size` bytes of T, which are plain C structs of integers.
-    let n = unsafe { libc::proc_pidinfo(pid, flavor, 0, value.as_mut_ptr().cast(), size) };
+    let n = unsafe { libc::proc_pidinfo(pid, flavor, arg, value.as_mut_ptr().cast(), size) };
     match n {
         // SAFETY: the call wrote the whole struct; zeroed memory is a valid T anyway.
         n if n == size => Ok(unsafe { value.assume_init() }),

@@ -7,8 +7,8 @@
 //! | call | own processes | another user's, without root |
 //! |---|---|---|
 //! | `sysctl KERN_PROC_ALL` → [`KinfoProc`] | yes | yes: every process is listed |
-//! | `proc_pidinfo(PROC_PIDTBSDINFO)` → [`BsdInfo`] | yes | EPERM |
-//! | `proc_pidinfo(PROC_PIDTASKINFO)` → [`TaskInfo`] | yes | EPERM |
+//! | `proc_pidinfo(PROC_PIDTBSDINFO)` → [`BsdInfo`] | yes (zombies too, asked with arg 1) | EPERM |
+//! | `proc_pidinfo(PROC_PIDTASKINFO)` → [`TaskInfo`] | yes (ESRCH for a zombie) | EPERM |
 //! | `proc_pid_rusage(RUSAGE_INFO_V4)` → [`RusageInfo`] | yes | EPERM |
 //!
 //! `proc_pidinfo` and `proc_pid_rusage` pass through `proc_security_policy(…,
@@ -111,9 +111,12 @@ impl Details {
         Details { bsd: Err(why), task: Err(why), rusage: Err(why) }
     }
 
-    /// Whether the process exited between the listing and the calls.
+    /// Whether the process exited and was reaped between the listing and the calls:
+    /// `proc_pid_rusage` answers for zombies too (xnu looks them up with
+    /// `proc_find_zombref`), so its ESRCH means the pid is no more. Task info of a
+    /// zombie is ESRCH though it is still there: it has no task left.
     pub fn gone(&self) -> bool {
-        [self.bsd.as_ref().err(), self.task.as_ref().err(), self.rusage.as_ref().err()].contains(&Some(&Refusal::Gone))
+        self.rusage == Err(Refusal::Gone)
     }
 }
 

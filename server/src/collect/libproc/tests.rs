@@ -38,6 +38,10 @@ impl ProcSource for Kernel {
             None => Details::refused(Refusal::Gone),
             // proc_security_policy(…, CHECK_SAME_USER): EPERM for every call.
             Some((k, ..)) if k.cr_uid != ME && !self.root => Details::refused(Refusal::Denied),
+            // A zombie has BSD info and resource usage, but no task.
+            Some((k, bsd, _, rusage)) if k.p_stat == SZOMB => {
+                Details { bsd: Ok(bsd.clone()), task: Err(Refusal::Gone), rusage: Ok(*rusage) }
+            }
             Some((_, bsd, task, rusage)) => Details { bsd: Ok(bsd.clone()), task: Ok(*task), rusage: Ok(*rusage) },
         }
     }
@@ -242,6 +246,19 @@ fn a_stale_or_missing_reading_leaves_refused_figures_unavailable() {
     let s = c.collect_at(Instant::now(), SystemTime::UNIX_EPOCH).expect("sample");
     assert_eq!(record(&s, 160).factors, ProcessFactors::default());
     assert_eq!(asked.load(Ordering::SeqCst), 1);
+}
+
+/// Its own zombie is kept: task info fails for it (no task left), the rest answers.
+#[test]
+fn an_own_zombie_stays_with_what_it_still_has() {
+    let mut zombie = proc(42, ME, "defunct", 1000, 10);
+    zombie.0.p_stat = SZOMB;
+    zombie.1.pbi_status = SZOMB;
+    let mut c = LibprocCollector::new(kernel([zombie], false), None);
+    let s = c.collect_at(Instant::now(), SystemTime::UNIX_EPOCH).expect("sample");
+    let z = record(&s, 42);
+    assert_eq!(z.state, ProcessState::Zombie);
+    assert_eq!((z.factors.mem_bytes, z.factors.threads), (Some(300 << 20), None), "{z:?}");
 }
 
 #[test]
