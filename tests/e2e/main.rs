@@ -22,6 +22,7 @@ mod limits;
 mod metrics;
 #[cfg(target_os = "linux")]
 mod namespace;
+mod other_users;
 mod pinned;
 mod prometheus;
 mod remote;

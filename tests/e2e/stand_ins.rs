@@ -15,10 +15,10 @@ use serde_json::Value;
 use crate::support::{Server, Watch, json_u64};
 
 /// Writes `<dir>/bin/top`: it checks it was asked for what pmon asks `top` for, records
-/// its pid in `<dir>/top.pids`, prints the capture one sample per `-s` seconds, then
-/// waits as a live `top -l 0` would.
-fn stand_in(dir: &Path) -> PathBuf {
-    let capture = crate::support::repo().join("fixtures/macos/top/stream_pmon_stats.log");
+/// its pid in `<dir>/top.pids`, prints `capture` (under fixtures/macos/top/) one sample
+/// per `-s` seconds, then waits as a live `top -l 0` would.
+pub(crate) fn top_stand_in(dir: &Path, capture: &str) -> PathBuf {
+    let capture = crate::support::repo().join("fixtures/macos/top").join(capture);
     let script = format!(
         r#"#!/bin/sh
 if [ "$1 $2 $3 $5 $6" != "-l 0 -s -stats pid,command,cpu,state,mem,cmprs,threads,csw,sysbsd,pageins" ]; then
@@ -114,7 +114,7 @@ fn alive(pid: i32) -> bool {
 #[test]
 fn top_source_streams_the_capture_and_survives_top_being_killed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bin = stand_in(dir.path());
+    let bin = top_stand_in(dir.path(), "stream_pmon_stats.log");
     let mut server = start(dir, &bin, "[sampling]\nsource = \"top\"\ninterval_seconds = 1\n");
     let dir = server.dir.path().to_path_buf();
 

@@ -223,7 +223,14 @@ pub fn open(kind: SourceKind, interval: Duration) -> Result<Box<dyn Collector>, 
         SourceKind::Auto | SourceKind::Proc => Ok(Box::new(proc::ProcCollector::new("/proc"))),
         #[cfg(target_os = "macos")]
         SourceKind::Auto | SourceKind::Libproc => {
-            Ok(Box::new(libproc::LibprocCollector::new(libproc::native::Native::default())))
+            // As root the kernel answers for every process; otherwise other users'
+            // processes get their figures from a `top` stream (see libproc::others).
+            let others: Option<Box<dyn libproc::others::OtherUsers>> = if running_as_root() {
+                None
+            } else {
+                Some(Box::new(libproc::others::TopStream::start("top", interval)?))
+            };
+            Ok(Box::new(libproc::LibprocCollector::new(libproc::native::Native::default(), others)))
         }
         SourceKind::Top => Ok(Box::new(top::TopCollector::start("top", interval)?)),
         SourceKind::Powermetrics => {
@@ -245,7 +252,14 @@ pub(crate) mod no_panic_tests;
 /// How to run powermetrics: directly as root (and on PATH elsewhere, where only
 /// stand-ins exist), through `sudo -n` with its full path on macOS otherwise.
 fn powermetrics_command() -> (&'static str, &'static [&'static str]) {
+    if cfg!(target_os = "macos") && !running_as_root() {
+        ("sudo", &["-n", "/usr/bin/powermetrics"])
+    } else {
+        ("powermetrics", &[])
+    }
+}
+
+fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if cfg!(target_os = "macos") && !root { ("sudo", &["-n", "/usr/bin/powermetrics"]) } else { ("powermetrics", &[]) }
+    unsafe { libc::geteuid() == 0 }
 }

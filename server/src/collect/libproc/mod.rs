@@ -1,24 +1,35 @@
-//! The macOS `libproc` source (the default there, no root): native calls, no
-//! subprocess — `proc_listallpids`, `proc_pid_rusage` and `proc_pidinfo` (task and BSD
-//! info), as Activity Monitor and htop use them.
+//! The macOS `libproc` source (the default there): `sysctl KERN_PROC_ALL` lists every
+//! process, `proc_pid_rusage` and `proc_pidinfo` (task and BSD info) read each one, as
+//! Activity Monitor and htop do.
 //!
 //! ```text
 //! OS calls (native.rs, macOS only) ──RawProc──► LibprocConverter (rates, units, states) ──► RawSample
+//!                                                     refused pids ◄── OtherUsers (others.rs)
 //! ```
 //!
+//! Without root the kernel answers the per-process calls for the server's own user's
+//! processes only ([`raw`] has the rules); the listing has every process. A refused
+//! process is kept with what the listing says (name, parent, state) and gets its
+//! figures from [`others::OtherUsers`], or none. As root every call is answered and
+//! no other way runs.
+//!
 //! The OS layer only fills [`RawProc`] with what the calls returned; everything else —
-//! which counters become rates, units, states, what is unavailable — is plain code here,
-//! tested on any OS with synthetic values. A pid is the same process while its start
-//! time is the same.
+//! which counters become rates, units, states, what is unavailable, the merge — is
+//! plain code here, tested on any OS with synthetic values. A pid is the same process
+//! while its start time is the same.
 
 #[cfg(target_os = "macos")]
 pub mod native;
+pub mod others;
+pub mod raw;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use pmon_proto::v1::{ProcessFactors, ProcessState, SystemFigures};
+pub use raw::{Answer, BsdInfo, Details, KinfoProc, RawProc, Refusal, RusageInfo, TaskInfo};
 
-use super::{CollectError, Collector, ProcessRecord, RawSample, Usage, rates::CounterMemory};
+use super::{CollectError, Collector, ProcessRecord, RawSample, SourceHealth, Usage, rates::CounterMemory};
+use others::OtherUsers;
 
 /// BSD process states (`p_stat`, sys/proc.h).
 const SIDL: u32 = 1;
@@ -26,34 +37,6 @@ const SRUN: u32 = 2;
 const SSLEEP: u32 = 3;
 const SSTOP: u32 = 4;
 const SZOMB: u32 = 5;
-
-/// What the OS calls returned for one process; a call that failed (typically task
-/// info of another user's process without root) leaves its fields `None`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RawProc {
-    /// Process id.
-    pub pid: u32,
-    /// Command name (`pbi_name`, or `pbi_comm` when that is empty).
-    pub name: String,
-    /// Start time, microseconds since the epoch (`pbi_start_tvsec`/`usec`).
-    pub start_us: u64,
-    /// BSD status (`pbi_status`).
-    pub bsd_status: Option<u32>,
-    /// User + system CPU time (`ri_user_time + ri_system_time`), in mach time units.
-    pub cpu_time_mach: Option<u64>,
-    /// Page-ins since start (`ri_pageins`).
-    pub pageins: Option<u64>,
-    /// Physical footprint (`ri_phys_footprint`), bytes.
-    pub footprint_bytes: Option<u64>,
-    /// Context switches since start (`pti_csw`).
-    pub csw: Option<u64>,
-    /// Unix system calls since start (`pti_syscalls_unix`).
-    pub syscalls_unix: Option<u64>,
-    /// Threads (`pti_threadnum`).
-    pub threads: Option<u32>,
-    /// Parent process id (`pbi_ppid`).
-    pub ppid: Option<u32>,
-}
 
 /// Machine-wide readings.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -80,10 +63,10 @@ pub struct Timebase {
 
 /// What the OS layer provides; the macOS one makes the calls, tests provide values.
 pub trait ProcSource: Send {
-    /// Every pid now.
-    fn pids(&mut self, out: &mut Vec<u32>) -> std::io::Result<()>;
-    /// One process; `None` if it is gone.
-    fn process(&mut self, pid: u32) -> Option<RawProc>;
+    /// Every process now (`sysctl KERN_PROC_ALL`).
+    fn list(&mut self, out: &mut Vec<KinfoProc>) -> std::io::Result<()>;
+    /// The per-process calls' answers for one listed pid.
+    fn details(&mut self, pid: u32) -> Details;
     /// Machine-wide readings.
     fn system(&mut self) -> RawSystem;
     /// The mach timebase.
@@ -142,8 +125,17 @@ impl LibprocConverter {
     }
 
     fn process(&mut self, p: &RawProc, at: Duration) -> ProcessRecord {
-        let ([cpu_mach, pageins, csw, syscalls], span) =
-            self.counters.rates(p.pid, p.start_us, [p.cpu_time_mach, p.pageins, p.csw, p.syscalls_unix], at);
+        let k = &p.kinfo;
+        let (bsd, task, rusage) = (p.details.bsd.as_ref().ok(), p.details.task.as_ref().ok(), p.details.rusage.ok());
+        let cpu_time = rusage.map(|r| r.ri_user_time.saturating_add(r.ri_system_time));
+        let counter = |v: i32| u64::try_from(v).ok();
+        let counters = [
+            cpu_time,
+            rusage.map(|r| r.ri_pageins),
+            task.and_then(|t| counter(t.pti_csw)),
+            task.and_then(|t| counter(t.pti_syscalls_unix)),
+        ];
+        let ([cpu_mach, pageins, csw, syscalls], span) = self.counters.rates(k.p_pid, k.p_starttime_us, counters, at);
         let Timebase { numer, denom } = self.timebase;
         // mach units per second → nanoseconds per second → percent of one core.
         let cpu_percent = cpu_mach.map(|m| m * f64::from(numer) / f64::from(denom) / 1e9 * 100.0);
@@ -158,24 +150,26 @@ impl LibprocConverter {
             lag: Duration::ZERO,
             reaped: None,
         });
+        // BSD info has the longer name; the listing's 16 bytes for everyone else.
+        let command = bsd.map(|b| b.pbi_name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| k.p_comm.clone());
         ProcessRecord {
-            pid: p.pid,
-            command: p.name.clone(),
-            state: p.bsd_status.map_or(ProcessState::Unspecified, state),
+            pid: k.p_pid,
+            command,
+            state: state(bsd.map_or(k.p_stat, |b| b.pbi_status)),
             factors: ProcessFactors {
                 cpu_percent,
                 pageins_per_sec: pageins,
-                mem_bytes: p.footprint_bytes,
+                mem_bytes: rusage.map(|r| r.ri_phys_footprint),
                 // The compressor's share of a process needs privileges libproc lacks.
                 cmprs_bytes: None,
                 csw_per_sec: csw,
                 sysbsd_per_sec: syscalls,
-                threads: p.threads,
+                threads: task.and_then(|t| u32::try_from(t.pti_threadnum).ok()),
                 // Per-process disk bytes come from powermetrics.
                 disk_read_bytes_per_sec: None,
                 disk_write_bytes_per_sec: None,
             },
-            ppid: p.ppid,
+            ppid: Some(k.e_ppid),
             usage,
             ..ProcessRecord::default()
         }
@@ -194,19 +188,22 @@ pub fn state(status: u32) -> ProcessState {
     }
 }
 
-/// The `libproc` collector over a source of raw readings.
+/// The `libproc` collector over a source of raw readings, and the other way for the
+/// processes it is refused (none as root).
 pub struct LibprocCollector<S> {
     source: S,
+    others: Option<Box<dyn OtherUsers>>,
     converter: LibprocConverter,
-    pids: Vec<u32>,
+    listed: Vec<KinfoProc>,
     procs: Vec<(RawProc, Instant)>,
 }
 
 impl<S: ProcSource> LibprocCollector<S> {
-    /// A collector reading from `source`.
-    pub fn new(source: S) -> Self {
+    /// A collector reading from `source`; `others` reads the processes the kernel
+    /// refuses to tell about (`None`: their figures stay unavailable).
+    pub fn new(source: S, others: Option<Box<dyn OtherUsers>>) -> Self {
         let converter = LibprocConverter::new(source.timebase());
-        Self { source, converter, pids: Vec::new(), procs: Vec::new() }
+        Self { source, others, converter, listed: Vec::new(), procs: Vec::new() }
     }
 
     /// Collects at an explicit instant, every process read "at" it; tests pass a fake one.
@@ -219,17 +216,28 @@ impl<S: ProcSource> LibprocCollector<S> {
     fn collect_with(&mut self, clock: &dyn Fn() -> Instant, time: SystemTime) -> Result<RawSample, CollectError> {
         let now = clock();
         self.source
-            .pids(&mut self.pids)
-            .map_err(|source| CollectError::List { path: "proc_listallpids".into(), source })?;
+            .list(&mut self.listed)
+            .map_err(|source| CollectError::List { path: "sysctl KERN_PROC_ALL".into(), source })?;
         self.procs.clear();
-        for &pid in &self.pids {
-            // Processes that exited since the listing are simply not there.
-            if let Some(p) = self.source.process(pid) {
-                self.procs.push((p, clock()));
+        for kinfo in self.listed.drain(..) {
+            let details = self.source.details(kinfo.p_pid);
+            // A process that exited since the listing is simply not there; a refused
+            // one stays, with what the listing says.
+            if !details.gone() {
+                self.procs.push((RawProc { kinfo, details }, clock()));
             }
         }
         let system = self.source.system();
-        Ok(self.converter.convert(&self.procs, &system, now, time))
+        let mut sample = self.converter.convert(&self.procs, &system, now, time);
+        // Taken in every collection, so the other way's output never piles up.
+        let latest = self.others.as_mut().and_then(|o| o.latest());
+        for (record, (p, _)) in sample.processes.iter_mut().zip(&self.procs) {
+            // Where the kernel answered, its figures stand.
+            if p.details.rusage.is_err() {
+                others::fill(record, latest.and_then(|l| l.get(&record.pid)));
+            }
+        }
+        Ok(sample)
     }
 }
 
@@ -240,6 +248,10 @@ impl<S: ProcSource> Collector for LibprocCollector<S> {
 
     fn collect(&mut self) -> Result<RawSample, CollectError> {
         self.collect_with(&Instant::now, SystemTime::now())
+    }
+
+    fn health(&self) -> SourceHealth {
+        self.others.as_ref().map(|o| o.health()).unwrap_or_default()
     }
 }
 

@@ -28,7 +28,19 @@ pub use parse::{TopParser, TopSample};
 pub const STATS: &str = "pid,command,cpu,state,mem,cmprs,threads,csw,sysbsd,pageins";
 /// How long the stream must be quiet before the sample in progress counts as complete
 /// (`top` writes a sample in one go; the next begins a whole interval later).
-const QUIET: Duration = Duration::from_millis(150);
+pub const QUIET: Duration = Duration::from_millis(150);
+
+/// Starts `program` (normally `top`, found on PATH) as a supervised
+/// `top -l 0 -s <secs> -stats …` stream, sampling every `interval` rounded up to whole
+/// seconds, at least one (`top -s` takes no fractions); returns the child and the
+/// seconds.
+pub fn spawn(program: &str, interval: Duration) -> Result<(Child, u64), CollectError> {
+    let secs = interval.as_secs_f64().ceil().max(1.0) as u64;
+    let args = ["-l", "0", "-s", &secs.to_string(), "-stats", STATS].map(str::to_string).to_vec();
+    let child = Child::spawn(program.to_string(), args)
+        .map_err(|e| CollectError::Source { source_name: "top", message: format!("cannot start {program}: {e}") })?;
+    Ok((child, secs))
+}
 
 /// Turns parsed samples into collector samples, keeping counters between them.
 #[derive(Debug, Default)]
@@ -115,12 +127,7 @@ impl TopCollector {
     /// Starts `program` (normally `top`, found on PATH) sampling every `interval`
     /// (whole seconds, at least one: `top -s` takes no fractions).
     pub fn start(program: &str, interval: Duration) -> Result<Self, CollectError> {
-        let secs = interval.as_secs_f64().ceil().max(1.0) as u64;
-        let args = ["-l", "0", "-s", &secs.to_string(), "-stats", STATS].map(str::to_string).to_vec();
-        let child = Child::spawn(program.to_string(), args).map_err(|e| CollectError::Source {
-            source_name: "top",
-            message: format!("cannot start {program}: {e}"),
-        })?;
+        let (child, secs) = spawn(program, interval)?;
         Ok(Self {
             child,
             parser: TopParser::default(),
