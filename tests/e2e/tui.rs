@@ -139,7 +139,7 @@ fn the_dashboard_shows_the_hog_marks_an_event_and_survives_a_server_restart() {
     let screen = tmux.wait("the hog in the rogue table", Duration::from_secs(20), |s| {
         s.contains("● live") && s.contains(&format!("!{HOG}")) && s.contains(&pid)
     });
-    for part in ["score", "procs", "rogues", "max score, last", "elevated 50 · critical 75", "Hz"] {
+    for part in ["stress", "top score", "procs", "rogues", "stress, last", "elevated 50 · critical 75", "Hz"] {
         assert!(screen.contains(part), "missing {part:?}:\n{screen}");
     }
     assert!(["SENTINEL", "ELEVATED", "CRITICAL"].iter().any(|t| screen.contains(t)), "no tier:\n{screen}");
@@ -167,7 +167,7 @@ fn the_dashboard_shows_the_hog_marks_an_event_and_survives_a_server_restart() {
     let screen = tmux.wait("the dashboard at 80×24", Duration::from_secs(10), |s| {
         s.lines().count() <= 24 && s.contains("rogues (") && s.contains("q quit · ? help")
     });
-    for part in ["● live", "score", "max score", "why ", "recent events", "#1    pause"] {
+    for part in ["● live", "stress", "top score", "why ", "recent events", "#1    pause"] {
         assert!(screen.contains(part), "missing {part:?} at 80×24:\n{screen}");
     }
 
