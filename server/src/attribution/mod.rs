@@ -189,7 +189,11 @@ fn rank(
     let min_cpu = whole.mul_f64(MIN_CULPRIT_SHARE);
     let mut culprits: Vec<&Tally> =
         uses.values().filter(|u| !ours(u) && (u.cpu >= min_cpu || u.grew >= MIN_GROWTH)).collect();
-    culprits.sort_by(|a, b| b.blame().total_cmp(&a.blame()).then(a.pid.cmp(&b.pid)));
+    // A kernel thread that consumed works for the processes that asked it (a kworker
+    // writing an I/O flood's blocks): it is named after them, never ahead.
+    culprits.sort_by(|a, b| {
+        a.kernel_thread.cmp(&b.kernel_thread).then(b.blame().total_cmp(&a.blame())).then(a.pid.cmp(&b.pid))
+    });
     culprits.truncate(CULPRITS);
 
     let mut victims: Vec<&Tally> = uses

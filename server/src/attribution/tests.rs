@@ -139,6 +139,17 @@ fn a_decoy_that_burnt_cpu_and_exited_before_the_window_is_never_blamed() {
 }
 
 #[test]
+fn a_kernel_thread_that_worked_for_a_process_is_named_after_it() {
+    // A direct-I/O flood: the block layer's worker burns more CPU than the writer.
+    let mut kworker = proc(4131, "kworker/1:2H+kblockd", 1000, 120, 0);
+    kworker.kernel_thread = true;
+    let sample = || vec![kworker.clone(), proc(70, "dd", 1000, 80, 0)];
+    let r = recent((0..4).map(|i| (f64::from(i), sample())).collect());
+    let v = attribute(&stall(1.0, 3.0), &r, &[], Duration::from_secs(1), SERVER, None);
+    assert_eq!(names(&v), vec![70, 4131], "the writer first, its kernel worker still named");
+}
+
+#[test]
 fn the_server_its_tools_zombies_and_waiting_kernel_threads_are_never_culprits() {
     let mut kworker = proc(3, "kworker/0:1", 1000, 0, 0);
     kworker.kernel_thread = true;
