@@ -1,8 +1,11 @@
 //! `pmon calibrate`: thresholds from this machine's own recorded history.
 //!
 //! ```text
-//! QueryHistory (6 h chunks) ──► weighted distribution of max score and sampling lateness
-//!                           ──► ELEVATED at p99, CRITICAL at p99.9, pause ratio from p99.9 lateness
+//! QueryHistory (6 h chunks) ──► weighted distributions of stress (the higher of the top
+//!                               process score and the machine figure), of each of the
+//!                               two, and of sampling lateness
+//!                           ──► ELEVATED at p99 of stress, CRITICAL at p99.9, pause ratio
+//!                               from p99.9 lateness
 //!
 //! The pause threshold counts the sentinel's own periods; the ratio proposed is the
 //! sampler's lateness (in seconds) over the sentinel's period. The sampler is an
@@ -77,8 +80,17 @@ pub struct Analysis {
     pub hours_needed: f64,
     /// Rows read.
     pub rows: usize,
-    /// Max score per sample, weighted by time.
+    /// Stress per sample (what the tier follows: the higher of the top process score and
+    /// the machine figure; the top score alone in rows stored before the figure was
+    /// measured), weighted by time.
+    pub stress: Option<Percentiles>,
+    /// The top process's (or group's) score per sample.
     pub score: Option<Percentiles>,
+    /// The machine figure per sample, over the rows that have it.
+    pub machine: Option<Percentiles>,
+    /// Share of the time the machine figure was the higher of the two (what drove the
+    /// tier), over the rows that have it.
+    pub machine_leads: Option<f64>,
     /// Sampling lateness: real interval minus planned interval, seconds.
     pub lateness: Option<Percentiles>,
     /// Proposed tiers.elevated_threshold.
@@ -119,7 +131,8 @@ pub fn analyse(rows: &[HistoryRow], config: &Config) -> Analysis {
     let history_every = config.history.interval_seconds;
     let times: Vec<f64> =
         rows.iter().map(|r| r.time.as_ref().and_then(system_time).map_or(0.0, secs_since_epoch)).collect();
-    let mut scores = Vec::with_capacity(rows.len());
+    let (mut stress, mut scores, mut machine) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut machine_time, mut machine_led) = (0.0, 0.0);
     let mut late = Vec::with_capacity(rows.len());
     let (mut hours, mut late_hours) = (0.0, 0.0);
     for (i, row) in rows.iter().enumerate() {
@@ -128,6 +141,17 @@ pub fn analyse(rows: &[HistoryRow], config: &Config) -> Analysis {
         let weight = times.get(i + 1).map_or(history_every, |next| (next - times[i]).clamp(0.0, 2.0 * history_every));
         hours += weight / 3600.0;
         scores.push((row.max_score, weight));
+        match &row.machine {
+            Some(m) => {
+                stress.push((row.stress, weight));
+                machine.push((m.score, weight));
+                machine_time += weight;
+                if m.score > row.max_score {
+                    machine_led += weight;
+                }
+            }
+            None => stress.push((row.max_score, weight)),
+        }
         // The wait before a sample was planned under the tier of the sample before it (the
         // sample that enters ELEVATED still came after a normal interval).
         let tier_before = if i > 0 { rows[i - 1].tier } else { row.tier };
@@ -141,12 +165,12 @@ pub fn analyse(rows: &[HistoryRow], config: &Config) -> Analysis {
             late_hours += weight / 3600.0;
         }
     }
-    let score = percentiles(scores);
+    let (stress, score, machine) = (percentiles(stress), percentiles(scores), percentiles(machine));
     let lateness = percentiles(late);
     // Rows recorded before sampling lateness was kept have none: that needs its own hours.
     let enough = hours >= NEEDED_HOURS && late_hours >= NEEDED_HOURS;
-    let elevated = score.filter(|_| enough).map(|s| s.p99.ceil().clamp(10.0, 90.0));
-    let critical = score.zip(elevated).map(|(s, e)| s.p999.ceil().max(e + 10.0).min(100.0));
+    let elevated = stress.filter(|_| enough).map(|s| s.p99.ceil().clamp(10.0, 90.0));
+    let critical = stress.zip(elevated).map(|(s, e)| s.p999.ceil().max(e + 10.0).min(100.0));
     let period = f64::from(config.pause.sentinel_interval_ms) / 1000.0;
     let ratio = lateness
         .filter(|_| enough)
@@ -157,7 +181,10 @@ pub fn analyse(rows: &[HistoryRow], config: &Config) -> Analysis {
         lateness_hours: late_hours,
         hours_needed: NEEDED_HOURS,
         rows: rows.len(),
+        stress,
         score,
+        machine,
+        machine_leads: (machine_time > 0.0).then(|| machine_led / machine_time),
         lateness,
         elevated_threshold: elevated,
         critical_threshold: critical,
@@ -239,13 +266,18 @@ fn report(a: &Analysis, config: &Config) -> String {
         )
     };
     let mut out = format!("{} history rows covering {:.1} h\n", a.rows, a.hours);
-    out.push_str(&row("max score", a.score));
+    out.push_str(&row("stress (the tier follows)", a.stress));
+    out.push_str(&row("  top process score", a.score));
+    out.push_str(&row("  machine figure", a.machine));
+    if let Some(share) = a.machine_leads {
+        out.push_str(&format!("  the machine figure was the higher {:.1} % of the time\n", share * 100.0));
+    }
     out.push_str(&row("sampling lateness (s)", a.lateness));
     match (a.elevated_threshold, a.critical_threshold, a.pause_threshold_ratio) {
         (Some(e), Some(c), Some(r)) => {
             out.push_str("proposal (now → proposed):\n");
             out.push_str(&format!(
-                "  tiers.elevated_threshold  {} → {e}   (p99 of the max score)\n",
+                "  tiers.elevated_threshold  {} → {e}   (p99 of stress)\n",
                 config.tiers.elevated_threshold
             ));
             out.push_str(&format!(
@@ -302,6 +334,35 @@ mod tests {
             (a.elevated_threshold, a.critical_threshold, a.pause_threshold_ratio),
             (Some(30.0), Some(40.0), Some(6.3))
         );
+    }
+
+    #[test]
+    fn thresholds_follow_stress_the_higher_of_the_top_score_and_the_machine_figure() {
+        // Scores 20 … 29.99 as above; every other row (the newer ones) also measured the
+        // machine at 45 (an oversubscribed CPU): the tier followed 45 there.
+        let rows: Vec<HistoryRow> = synthetic(10_000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| match i % 2 {
+                1 => HistoryRow {
+                    stress: r.max_score.max(45.0),
+                    machine: Some(pmon_proto::v1::MachineStress { score: 45.0, ..Default::default() }),
+                    ..r
+                },
+                _ => r,
+            })
+            .collect();
+        let a = analyse(&rows, &Config::default());
+        let (stress, score, machine) =
+            (a.stress.expect("stress"), a.score.expect("score"), a.machine.expect("machine"));
+        assert_eq!((stress.p90, stress.p99), (45.0, 45.0), "half the time at 45");
+        assert!((score.p99 - 29.89).abs() < 1e-9, "the top score alone: {score:?}");
+        assert_eq!(machine.p50, 45.0);
+        assert_eq!(a.machine_leads, Some(1.0));
+        assert_eq!((a.elevated_threshold, a.critical_threshold), (Some(45.0), Some(55.0)));
+        let text = report(&a, &Config::default());
+        assert!(text.contains("the machine figure was the higher 100.0 % of the time"), "{text}");
+        assert!(text.contains("tiers.elevated_threshold  50 → 45   (p99 of stress)"), "{text}");
     }
 
     #[test]

@@ -15,6 +15,10 @@ const MIN_MEMBERS: usize = 3;
 /// Of the trees that hold nearly as much CPU as the largest, the deepest is named:
 /// every tree sits under init, which explains nothing.
 const NEARLY: f64 = 0.9;
+/// The CPU that makes a process a member of its tree: a process that only started
+/// another and waited for it (`timeout`, `sh -c`) used a millisecond or two and is not
+/// one of the busy.
+const MEMBER_CPU: Duration = Duration::from_millis(10);
 /// Ancestors followed at most (a loop in stale parent links ends here too).
 const MAX_DEPTH: usize = 64;
 
@@ -53,7 +57,7 @@ pub(super) fn descends_from(pid: u32, server: u32, uses: &HashMap<u32, Tally>, r
 pub(super) fn groups(uses: &HashMap<u32, Tally>, recent: &Recent, server: u32, min_cpu: Duration) -> Vec<ProcessGroup> {
     let name_of =
         |pid: u32| uses.get(&pid).map(|u| u.command.clone()).or_else(|| recent.parent(pid).map(|(_, c)| c.to_string()));
-    let consumers = uses.values().filter(|u| !u.cpu.is_zero()).map(|u| (u.pid, u.cpu.as_secs_f64()));
+    let consumers = uses.values().filter(|u| u.cpu >= MEMBER_CPU).map(|u| (u.pid, u.cpu.as_secs_f64()));
     let tree = heaviest(consumers, |pid| lineage(pid, uses, recent), server, min_cpu.as_secs_f64());
     tree.map(|t| ProcessGroup {
         kind: "tree".into(),

@@ -39,6 +39,11 @@ const MAX_COMMAND_LEN: usize = 64;
 pub struct Snapshot {
     /// Highest rogue score of the latest sample; `None` before the first.
     pub max_score: Option<f64>,
+    /// What the tier follows in the latest sample: the higher of `max_score` and the
+    /// machine figure; `None` before the first.
+    pub stress: Option<f64>,
+    /// The machine's stress figure of the latest sample; `None` before the first.
+    pub machine_stress: Option<f64>,
     /// Current tier, 1 to 3.
     pub tier: i64,
     /// Samples taken.
@@ -85,6 +90,8 @@ impl Snapshot {
         let latest = status.latest.as_deref();
         Snapshot {
             max_score: latest.map(|s| s.max_score),
+            stress: latest.map(|s| s.stress),
+            machine_stress: latest.and_then(|s| s.machine.as_ref()).map(|m| m.score),
             tier: status.tier as i64,
             samples: status.sample_count,
             failed_samples: status.failed_samples,
@@ -124,6 +131,10 @@ impl Snapshot {
     /// Sampling and its consumers: score, tier, samples, watchers, writes.
     fn encode_sampling(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         gauge(encoder, "pmon_max_score", "Highest rogue score of the latest sample, 0 to 100", None, self.max_score)?;
+        let stress = "What the tier follows: the higher of pmon_max_score and pmon_machine_stress, 0 to 100";
+        gauge(encoder, "pmon_stress", stress, None, self.stress)?;
+        let machine = "The machine's stress from the kernel's accounting of waiting, 0 to 100";
+        gauge(encoder, "pmon_machine_stress", machine, None, self.machine_stress)?;
         gauge(encoder, "pmon_tier", "Stress tier: 1 SENTINEL, 2 ELEVATED, 3 CRITICAL", None, Some(self.tier))?;
         counter(encoder, "pmon_samples", "Samples taken since the server started", self.samples)?;
         counter(encoder, "pmon_failed_samples", "Collections that failed", self.failed_samples)?;

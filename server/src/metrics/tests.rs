@@ -57,10 +57,13 @@ fn status() -> EngineStatus {
     }
 }
 
+/// A sample whose top rogue scores `score` while the machine figure is 60.
 fn sample(sequence: u64, pid: u32, command: &str, score: f64) -> Arc<Sample> {
     Arc::new(Sample {
         sequence,
         max_score: score,
+        stress: score.max(60.0),
+        machine: Some(pmon_proto::v1::MachineStress { score: 60.0, ..Default::default() }),
         rogues: vec![Rogue { pid, command: command.into(), score, ..Default::default() }],
         ..Default::default()
     })
@@ -70,6 +73,7 @@ fn sample(sequence: u64, pid: u32, command: &str, score: f64) -> Arc<Sample> {
 fn before_the_first_sample_unknown_figures_are_left_out() {
     let text = render(&Snapshot::read(&status(), (0, 0), 0, None));
     assert!(!text.contains("pmon_max_score"), "{text}");
+    assert!(!text.contains("pmon_stress") && !text.contains("pmon_machine_stress"), "{text}");
     assert!(!text.contains("pmon_top_rogue_score"), "{text}");
     assert!(!text.contains("pmon_self_cpu_percent"), "{text}");
     assert!(!text.contains("pmon_self_resident"), "{text}");
@@ -104,6 +108,10 @@ fn every_listed_metric_is_written_with_its_type() {
     for line in [
         "# TYPE pmon_max_score gauge",
         "pmon_max_score 81.5",
+        "# TYPE pmon_stress gauge",
+        "pmon_stress 81.5",
+        "# TYPE pmon_machine_stress gauge",
+        "pmon_machine_stress 60.0",
         "pmon_tier 3",
         "# TYPE pmon_samples counter",
         "pmon_samples_total 42",
@@ -159,8 +167,9 @@ fn the_top_rogue_stays_one_series_through_a_churn_of_10000_pids() {
         assert!(label.len() < 120, "the command label is bounded: {label}");
         most_lines = most_lines.max(text.lines().count());
     }
-    // The whole exposition never grows beyond the start plus the max score and the one rogue series.
-    assert!(most_lines <= first.lines().count() + 6, "{most_lines} lines vs {} at start", first.lines().count());
+    // The whole exposition never grows beyond the start plus the max score, the stress,
+    // the machine figure (three lines each) and the one rogue series.
+    assert!(most_lines <= first.lines().count() + 12, "{most_lines} lines vs {} at start", first.lines().count());
 }
 
 #[test]
