@@ -65,9 +65,13 @@ pub struct Moment {
 #[derive(Debug, Default)]
 pub struct Recent {
     moments: VecDeque<Moment>,
-    /// Every process of the latest sample: its parent and name, to build process trees
-    /// (a parent that only waits for its children never shows as active).
-    parents: HashMap<u32, (Option<u32>, String)>,
+    /// Every process seen within [`KEEP`]: its parent and name, and when it was last
+    /// seen, to build process trees (a parent that only waits for its children never
+    /// shows as active, and a `timeout` between a shell and its busy child may be gone
+    /// by the time the tree is asked for).
+    parents: HashMap<u32, (Option<u32>, String, SystemTime)>,
+    /// When the latest sample was taken.
+    latest: Option<SystemTime>,
 }
 
 impl Recent {
@@ -122,8 +126,9 @@ impl Recent {
         {
             self.moments.pop_front();
         }
-        self.parents.clear();
-        self.parents.extend(processes.iter().map(|p| (p.pid, (p.ppid, p.command.clone()))));
+        self.parents.retain(|_, (_, _, seen)| at.duration_since(*seen).is_ok_and(|age| age <= KEEP));
+        self.parents.extend(processes.iter().map(|p| (p.pid, (p.ppid, p.command.clone(), at))));
+        self.latest = Some(at);
     }
 
     /// The samples kept, oldest first.
@@ -133,12 +138,12 @@ impl Recent {
 
     /// Whether `pid` was there in the latest sample.
     pub fn alive(&self, pid: u32) -> bool {
-        self.parents.contains_key(&pid)
+        self.parents.get(&pid).is_some_and(|(_, _, seen)| Some(*seen) == self.latest)
     }
 
-    /// A live process's parent and name, from the latest sample.
+    /// A process's parent and name as last seen within [`KEEP`].
     pub fn parent(&self, pid: u32) -> Option<(Option<u32>, &str)> {
-        self.parents.get(&pid).map(|(ppid, command)| (*ppid, command.as_str()))
+        self.parents.get(&pid).map(|(ppid, command, _)| (*ppid, command.as_str()))
     }
 }
 
@@ -165,5 +170,20 @@ mod tests {
         assert!(kept.contains(&999), "stuck: evidence");
         assert!(kept.contains(&400) && !kept.contains(&1), "the busiest");
         assert!(r.alive(998) && r.alive(1), "every process is still known as alive");
+    }
+
+    #[test]
+    fn a_process_gone_is_not_alive_but_its_parent_is_known_for_a_while() {
+        let child = ProcessRecord { pid: 20, ppid: Some(10), command: "timeout".into(), ..ProcessRecord::default() };
+        let mut r = Recent::default();
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        r.add(at(1), std::slice::from_ref(&child), &SystemFigures::default(), &mut |_| None);
+        r.add(at(2), &[], &SystemFigures::default(), &mut |_| None);
+        assert!(!r.alive(20));
+        assert_eq!(r.parent(20), Some((Some(10), "timeout")));
+        r.add(at(1) + KEEP, &[], &SystemFigures::default(), &mut |_| None);
+        assert_eq!(r.parent(20), Some((Some(10), "timeout")), "seen within KEEP");
+        r.add(at(2) + KEEP, &[], &SystemFigures::default(), &mut |_| None);
+        assert_eq!(r.parent(20), None, "forgotten after KEEP");
     }
 }

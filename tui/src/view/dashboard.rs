@@ -139,7 +139,9 @@ fn draw_rogues(frame: &mut Frame, area: Rect, rows: &[&Rogue], selected: Option<
     let body = rows.iter().map(|r| {
         let f = r.factors.unwrap_or_default();
         let value = |factor: Factor| format::factor_value(factor as i32, &f, r.state);
-        let command = if r.suspect { format!("!{}", r.command) } else { r.command.clone() };
+        // A group is its root's command and how many busy processes it holds.
+        let name = r.group.as_ref().map_or_else(|| r.command.clone(), |g| format!("{} +{}", r.command, g.processes));
+        let command = if r.suspect { format!("!{name}") } else { name };
         let mut cells = vec![
             r.pid.to_string(),
             command,

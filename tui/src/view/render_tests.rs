@@ -40,6 +40,25 @@ fn hog() -> Rogue {
     }
 }
 
+/// A build storm scored as one rogue: a shell and its 48 busy children.
+fn storm() -> Rogue {
+    Rogue {
+        pid: 4120,
+        command: "bash".into(),
+        state: ProcessState::Running as i32,
+        score: 22.5,
+        factors: Some(ProcessFactors { cpu_percent: Some(198.0), ..Default::default() }),
+        group: Some(ProcessGroup {
+            kind: "tree".into(),
+            name: "bash[4120] and 48 children".into(),
+            processes: 48,
+            cpu_ms: 1980.0,
+            root_pid: 4120,
+        }),
+        ..Default::default()
+    }
+}
+
 fn quiet() -> Rogue {
     Rogue {
         pid: 77,
@@ -131,7 +150,7 @@ pub(super) fn data() -> Data {
             stress: score.max(machine.score),
             machine: Some(machine),
             process_count: 312,
-            rogues: vec![quiet(), hog()],
+            rogues: vec![quiet(), hog(), storm()],
             ..Default::default()
         };
         d.apply(Msg::Stream(Box::new(WatchSamplesResponse {
@@ -220,6 +239,7 @@ fn dashboard_shows_tier_gauge_rate_cost_rogues_explanation_and_events() {
                 "3.0 GiB",
                 "48.0k/s",
                 "why hogger[4242] scores 62.5",
+                "bash +48",
                 "known suspect",
                 "cpu",
                 "22.4 pts",

@@ -49,6 +49,10 @@ pub struct RawSystem {
     pub swap_total_bytes: Option<u64>,
     /// Swap used.
     pub swap_used_bytes: Option<u64>,
+    /// Percent of memory available, as the kernel's memory status counts it
+    /// (`kern.memorystatus_level`, readable by anyone): what the machine's stress
+    /// figure reads as available memory.
+    pub memory_level: Option<u32>,
 }
 
 /// The conversion of mach time units to nanoseconds (`mach_timebase_info`): 1/1 on
@@ -117,6 +121,10 @@ impl LibprocConverter {
             load_5m: system.load.map(|l| l[1]),
             load_15m: system.load.map(|l| l[2]),
             mem_total_bytes: system.mem_total_bytes,
+            mem_available_bytes: system
+                .mem_total_bytes
+                .zip(system.memory_level)
+                .map(|(t, l)| t / 100 * u64::from(l.min(100))),
             swap_total_bytes: system.swap_total_bytes,
             swap_used_bytes: system.swap_used_bytes,
             ..SystemFigures::default()

@@ -76,6 +76,7 @@ impl ProcSource for Native {
             mem_total_bytes: sysctl::<u64>(c"hw.memsize"),
             swap_total_bytes: swap.map(|s| s.xsu_total),
             swap_used_bytes: swap.map(|s| s.xsu_used),
+            memory_level: sysctl::<u32>(c"kern.memorystatus_level"),
         }
     }
 

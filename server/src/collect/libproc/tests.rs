@@ -46,7 +46,12 @@ impl ProcSource for Kernel {
         }
     }
     fn system(&mut self) -> RawSystem {
-        RawSystem { load: Some([1.5, 1.0, 0.5]), mem_total_bytes: Some(16 << 30), ..RawSystem::default() }
+        RawSystem {
+            load: Some([1.5, 1.0, 0.5]),
+            mem_total_bytes: Some(16 << 30),
+            memory_level: Some(7),
+            ..RawSystem::default()
+        }
     }
     fn timebase(&self) -> Timebase {
         APPLE_SILICON
@@ -122,6 +127,8 @@ fn rates_units_and_states_from_raw_readings() {
     assert_eq!(p.state, ProcessState::Running);
     assert_eq!(first.system.load_1m, Some(1.5));
     assert_eq!(first.system.mem_total_bytes, Some(16 << 30));
+    // kern.memorystatus_level 7: 7 % of memory available.
+    assert_eq!(first.system.mem_available_bytes, Some((16 << 30) / 100 * 7));
 
     // Two seconds later: 24 000 000 mach units = 1 s of CPU on Apple silicon → 50 %.
     let mut later = proc(10, ME, "p10", 24_000_000, 250);
