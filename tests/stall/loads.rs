@@ -2,7 +2,7 @@
 //! and whom an escalation should name. Quiet loads must stay SENTINEL: high CPU alone
 //! is not stress, contention is.
 
-use std::{path::Path, process::Command};
+use std::{any::Any, path::Path, process::Command};
 
 use crate::{
     cgroup::Cgroup,
@@ -93,7 +93,6 @@ pub fn memory_squeeze() -> Load {
     let made =
         Command::new("dd").args(["if=/dev/zero", &out, "bs=1M", "count=800", "oflag=direct", "status=none"]).status();
     assert!(made.expect("dd").success(), "cannot write the squeeze's file");
-    let cgroup = Cgroup::memory_limited(256);
     let squeeze = r#"
 import sys, time
 end = time.monotonic() + 12
@@ -103,15 +102,7 @@ while time.monotonic() < end:
     with open(sys.argv[1], "rb") as f:
         while f.read(1 << 20) and time.monotonic() < end: pass
 "#;
-    let hog = in_cgroup(cgroup.path(), squeeze, &file);
-    let pid = hog.pid();
-    Load {
-        hogs: vec![hog],
-        seconds: 12.0,
-        expected: "ELEVATED",
-        named: Named::OneOf { pids: vec![pid], command: "python3", what: format!("the reader [{pid}]") },
-        _keep: vec![Box::new(cgroup), Box::new(dir)],
-    }
+    in_memory_group((squeeze, &file), "ELEVATED", "the reader", Box::new(dir))
 }
 
 /// Thrashing: 1 GB of swap switched on, a memory cgroup of 256 MB, and a process in it
@@ -119,7 +110,6 @@ while time.monotonic() < end:
 /// and in again. CRITICAL, the thrasher named.
 pub fn thrash() -> Load {
     let swap = Swap::on(1024);
-    let cgroup = Cgroup::memory_limited(256);
     let thrash = r#"
 import sys, time
 end = time.monotonic() + 12
@@ -127,15 +117,23 @@ touched = bytearray(400 << 20)
 while time.monotonic() < end:
     for i in range(0, len(touched), 4096): touched[i] = (touched[i] + 1) & 255
 "#;
-    let hog = in_cgroup(cgroup.path(), thrash, Path::new("-"));
+    in_memory_group((thrash, Path::new("-")), "CRITICAL", "the thrasher", Box::new(swap))
+}
+
+/// A 12-second load: python3 running `script` with `arg` in a new 256 MB memory group;
+/// it should reach `expected`, naming the process (`role`). `after` (a file, the swap)
+/// goes once the group and its process are gone.
+fn in_memory_group((script, arg): (&str, &Path), expected: &'static str, role: &str, after: Box<dyn Any>) -> Load {
+    let cgroup = Cgroup::memory_limited(256);
+    let hog = in_cgroup(cgroup.path(), script, arg);
     let pid = hog.pid();
     Load {
         hogs: vec![hog],
         seconds: 12.0,
-        expected: "CRITICAL",
-        named: Named::OneOf { pids: vec![pid], command: "python3", what: format!("the thrasher [{pid}]") },
-        // The cgroup goes before the swap (fields drop in order): its process first.
-        _keep: vec![Box::new(cgroup), Box::new(swap)],
+        expected,
+        named: Named::OneOf { pids: vec![pid], command: "python3", what: format!("{role} [{pid}]") },
+        // Dropped in order: the group (and its process) first.
+        _keep: vec![Box::new(cgroup), after],
     }
 }
 

@@ -42,21 +42,15 @@ fn hog() -> Rogue {
 
 /// A build storm scored as one rogue: a shell and its 48 busy children.
 fn storm() -> Rogue {
-    Rogue {
-        pid: 4120,
-        command: "bash".into(),
-        state: ProcessState::Running as i32,
-        score: 22.5,
-        factors: Some(ProcessFactors { cpu_percent: Some(198.0), ..Default::default() }),
-        group: Some(ProcessGroup {
-            kind: "tree".into(),
-            name: "bash[4120] and 48 children".into(),
-            processes: 48,
-            cpu_ms: 1980.0,
-            root_pid: 4120,
-        }),
-        ..Default::default()
-    }
+    let group = ProcessGroup {
+        kind: "tree".into(),
+        name: "bash[4120] and 48 children".into(),
+        processes: 48,
+        cpu_ms: 1980.0,
+        root_pid: 4120,
+    };
+    let factors = ProcessFactors { cpu_percent: Some(198.0), ..Default::default() };
+    Rogue { pid: 4120, command: "bash".into(), score: 22.5, factors: Some(factors), group: Some(group), ..quiet() }
 }
 
 fn quiet() -> Rogue {
