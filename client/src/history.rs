@@ -135,3 +135,22 @@ fn csv(r: &HistoryRow) -> String {
         r.machine.as_ref().map_or(String::new(), |m| quoted(&m.reason)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use pmon_proto::v1::MachineStress;
+
+    use super::*;
+
+    #[test]
+    fn rows_stored_before_the_machine_figure_read_as_their_top_score() {
+        let old = HistoryRow { max_score: 31.5, ..Default::default() };
+        assert_eq!(stress(&old), 31.5);
+        assert!(csv(&old).ends_with(",31.500,,"), "no machine figure: empty cells, {}", csv(&old));
+        let machine =
+            MachineStress { score: 60.0, reason: "cpu: 23.0 tasks waited, \"storm\"".into(), ..Default::default() };
+        let new = HistoryRow { max_score: 22.5, stress: 60.0, machine: Some(machine), ..Default::default() };
+        assert_eq!(stress(&new), 60.0);
+        assert!(csv(&new).ends_with(",60.000,60.000,\"cpu: 23.0 tasks waited, \"\"storm\"\"\""), "{}", csv(&new));
+    }
+}

@@ -77,8 +77,8 @@ impl Notifier {
             self.send(
                 "elevated",
                 event_id,
-                &format!("pmon: stress rising (score {:.0})", sample.max_score),
-                &suspect(culprits),
+                &format!("pmon: stress rising ({:.0})", sample.stress),
+                &stress_body(sample, culprits),
             );
         }
     }
@@ -92,9 +92,8 @@ impl Notifier {
         culprits: &[Culprit],
     ) {
         if self.cfg().0.critical_stress {
-            let title =
-                format!("pmon: critical stress for {:.0} s (score {:.0})", lasted.as_secs_f64(), sample.max_score);
-            self.send("critical", event_id, &title, &suspect(culprits));
+            let title = format!("pmon: critical stress for {:.0} s ({:.0})", lasted.as_secs_f64(), sample.stress);
+            self.send("critical", event_id, &title, &stress_body(sample, culprits));
         }
     }
 
@@ -159,6 +158,14 @@ fn pause_message(id: u64, stalled: Duration, verdict: &Verdict) -> (String, Stri
 
 /// "top suspect name[pid]: cpu 2.10 s in the 3.00 s escalation, …": the first of an
 /// escalation's culprits (the attribution's answer, never pmon-server).
+/// Why the machine is stressed, when its own figure says so, then the top suspect.
+fn stress_body(sample: &pmon_proto::v1::Sample, culprits: &[Culprit]) -> String {
+    match sample.machine.as_ref().filter(|m| !m.reason.is_empty()) {
+        Some(m) => format!("{}; {}", m.reason, suspect(culprits)),
+        None => suspect(culprits),
+    }
+}
+
 fn suspect(culprits: &[Culprit]) -> String {
     culprits.first().map_or_else(|| "no suspect".into(), |c| format!("top suspect {}", format::culprit(c)))
 }
@@ -199,5 +206,19 @@ mod tests {
         assert_eq!(body, "top suspect hog[42]: cpu 3.90 s in the 4.00 s stall, SCHED_FIFO 50 (pmon events show 7)");
         let (_, body) = pause_message(8, Duration::from_secs(1), &verdict(vec![]));
         assert_eq!(body, "no culprit found: the sentinel waited (pmon events show 8)");
+    }
+
+    #[test]
+    fn stress_is_announced_with_the_machines_reason_then_the_top_suspect() {
+        let machine = pmon_proto::v1::MachineStress {
+            score: 61.0,
+            reason: "io: some task waited on I/O 71% of the last 3.0 s (PSI)".into(),
+            ..Default::default()
+        };
+        let sample = pmon_proto::v1::Sample { stress: 61.0, machine: Some(machine), ..Default::default() };
+        let body = stress_body(&sample, &[]);
+        assert_eq!(body, "io: some task waited on I/O 71% of the last 3.0 s (PSI); no suspect");
+        let quiet = pmon_proto::v1::Sample { machine: Some(Default::default()), ..Default::default() };
+        assert_eq!(stress_body(&quiet, &[]), "no suspect", "no reason, nothing said of the machine");
     }
 }
