@@ -340,7 +340,9 @@ fn tally(recent: &Recent, lead_from: SystemTime, from: SystemTime, to: SystemTim
             u.command.clone_from(&a.command);
             u.state = a.state;
             u.scheduling = a.scheduling.or(u.scheduling);
-            u.ppid = a.ppid.or(u.ppid);
+            // Its first parent in the window: a process whose parent died is handed to
+            // init or a subreaper, which says nothing of the tree it ran in.
+            u.ppid = u.ppid.or(a.ppid);
             u.cgroup = a.cgroup.clone().or(u.cgroup.take());
             u.cpu += a.usage.cpu.mul_f64(share);
             u.cpu_in_stall += a.usage.cpu.mul_f64(in_stall);

@@ -127,7 +127,15 @@ impl Recent {
             self.moments.pop_front();
         }
         self.parents.retain(|_, (_, _, seen)| at.duration_since(*seen).is_ok_and(|age| age <= KEEP));
-        self.parents.extend(processes.iter().map(|p| (p.pid, (p.ppid, p.command.clone(), at))));
+        for p in processes {
+            let entry = self.parents.entry(p.pid).or_insert((p.ppid, String::new(), at));
+            // Handed to init when its parent died: the parent it had tells its tree.
+            if p.ppid.is_some_and(|pp| pp > 1) || entry.0.is_none() {
+                entry.0 = p.ppid;
+            }
+            entry.1.clone_from(&p.command);
+            entry.2 = at;
+        }
         self.latest = Some(at);
     }
 

@@ -24,7 +24,8 @@ fn many_children_of_one_parent_are_named_as_a_tree() {
 #[test]
 fn a_tree_holds_together_after_the_processes_between_its_root_and_its_busy_leaves_exit() {
     // bash → timeout → sh busy loop, six times; by the time the escalation is
-    // attributed, the loops and their timeouts are all gone.
+    // attributed, the loops and their timeouts are all gone, the loops last seen
+    // orphaned.
     let bash = ProcessRecord { pid: 100, command: "bash".into(), ppid: Some(1), ..ProcessRecord::default() };
     let running = |i: u32| {
         let mut all = vec![bash.clone()];
@@ -37,9 +38,12 @@ fn a_tree_holds_together_after_the_processes_between_its_root_and_its_busy_leave
         (f64::from(i), all)
     };
     let mut samples: Vec<(f64, Vec<ProcessRecord>)> = (0..4).map(running).collect();
-    samples.push((4.0, vec![bash.clone()]));
+    // Each timeout died first: its loop was read once more, handed to init.
+    let orphans = (0..6u32).map(|k| child_of(proc(300 + k, "sh", 1000, 330, 670), 1));
+    samples.push((4.0, std::iter::once(bash.clone()).chain(orphans).collect()));
+    samples.push((5.0, vec![bash.clone()]));
     let r = recent(samples);
-    let blamed = escalation((t(1.0), t(4.0)), Duration::from_secs(1), (&r, &[]), SERVER, None);
+    let blamed = escalation((t(1.0), t(5.0)), Duration::from_secs(1), (&r, &[]), SERVER, None);
     let g: Vec<(&str, u32)> = blamed.groups.iter().map(|g| (g.name.as_str(), g.root_pid)).collect();
     assert_eq!(g, [("bash[100] and 6 children", 100)], "{:?}", blamed.groups);
 }

@@ -24,6 +24,10 @@ use pmon_proto::{
 
 use crate::collect::ProcessRecord;
 
+/// Points from which a second kind of waiting is named in the reason (below, "and io:
+/// some task waited on I/O 0%" would say nothing).
+const SECOND_NAMED: f64 = 5.0;
+
 /// One factor's value and what it means in words.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
@@ -248,7 +252,9 @@ pub fn assess(measured: Vec<Measured>, config: &Stress) -> MachineStress {
     let others: f64 = leaders.iter().skip(1).map(|f| f.points).sum();
     let score = leaders.first().map_or(0.0, |f| (f.points + config.others_share * others).min(100.0));
     let named = |f: &StressShare| format!("{}: {}", pmon_proto::format::stress_factor(f.factor()), f.detail);
-    let reason = leaders.iter().take(2).map(|f| named(f)).collect::<Vec<_>>().join("; and ");
+    // The leading kind, and the second where it weighs in noticeably.
+    let second = leaders.get(1).filter(|f| f.points >= SECOND_NAMED);
+    let reason = leaders.first().into_iter().chain(second).map(|f| named(f)).collect::<Vec<_>>().join("; and ");
     MachineStress { score, factors, reason }
 }
 

@@ -188,6 +188,10 @@ fn a_kind_counts_by_its_leading_factor_and_each_other_kind_adds_half() {
     let flood = assess(measured(&[(StressFactor::IoSome, 70.0), (StressFactor::MemoryFull, 4.0)]), &config);
     assert_eq!(flood.score, 60.0);
     assert_eq!(flood.reason, "io: 70");
+    // A second kind that weighs little adds its points but is not named.
+    let storm = assess(measured(&[(StressFactor::CpuWait, 23.0), (StressFactor::IoSome, 0.4)]), &config);
+    assert!((storm.score - 60.2).abs() < 1e-9, "{}", storm.score);
+    assert_eq!(storm.reason, "cpu: 23");
     // others_share 0: the leading kind alone.
     let alone = Stress { others_share: 0.0, ..Stress::default() };
     let thrash = assess(measured(&[(StressFactor::MemoryFull, 40.0), (StressFactor::IoSome, 60.0)]), &alone);
