@@ -126,12 +126,15 @@ pub(crate) fn sample(line: &str) -> Option<Line> {
 }
 
 /// Calls only a thread waiting for work makes: a run loop waiting for its next message,
-/// a plain receive, `dispatch_main` parking the main thread for good, dispatch's manager,
-/// a workqueue thread parked in the kernel, an event loop in kqueue (`kevent_id` is left
-/// out: dispatch uses it to wait for another thread's workloop, a real wait).
-const IDLE: [&str; 8] = [
+/// a plain receive, a MIG server's loop waiting for its next request, `dispatch_main`
+/// parking the main thread for good, dispatch's manager, a workqueue thread parked in
+/// the kernel, an event loop in kqueue (`kevent_id` is left out: dispatch uses it to wait
+/// for another thread's workloop, a real wait).
+const IDLE: [&str; 10] = [
     "__CFRunLoopServiceMachPort",
     "mach_msg_receive",
+    "mach_msg_server",
+    "mach_msg_server_once",
     "_dispatch_sig_thread",
     "_dispatch_mgr_invoke",
     "__workq_kernreturn",
@@ -142,6 +145,9 @@ const IDLE: [&str; 8] = [
 /// The traps a message receive enters: a server loop's or a run loop's wait for its next
 /// message ends in one, with the kernel's `ipc_mqueue_receive_continue` below it.
 const MESSAGE_TRAPS: [&str; 3] = ["mach_msg_trap", "mach_msg2_trap", "mach_msg_overwrite_trap"];
+/// The kernel's side of a message receive, below the trap (`ipc_mqueue_receive`,
+/// `ipc_mqueue_receive_continue`, `mach_msg_receive_continue`, `mach_msg_receive_results`).
+const RECEIVES: [&str; 2] = ["ipc_mqueue_receive", "mach_msg_receive"];
 /// A request waiting for its reply: a receive under one of these waits for a server, not
 /// for work (spindump usually names that server; `sample` never does).
 const REPLY_WAITS: [&str; 3] = [
@@ -201,7 +207,10 @@ fn leaf(lines: &[Line], path: &[usize]) -> Leaf {
     // request above it waiting for a reply: a receive on the thread's own ports, the
     // wait of a daemon or a run loop for its next message. spindump names whom a
     // synchronous request waits for, and such a leaf is not counted idle (`waits`).
+    // The kernel's receive must be there: a trap that went elsewhere (an IOKit call,
+    // `is_io_connect_method`) or a report without kernel frames says nothing of one.
     let receive = MESSAGE_TRAPS.contains(&symbol(&path[doing_at]))
+        && path[doing_at..].iter().any(|i| RECEIVES.iter().any(|r| symbol(i).starts_with(r)))
         && !path[doing_at..].iter().any(|i| symbol(i).contains("_send"))
         && !path.iter().any(|i| REPLY_WAITS.contains(&symbol(i)));
     let idle = !waits && (parked || receive || path.iter().any(|i| IDLE.contains(&symbol(i))));
@@ -318,8 +327,14 @@ mod tests {
             trap,
             receive
         ]));
-        // Without the kernel's frames (`sample`, or a truncated backtrace).
-        assert!(idle(&["9  <truncated backtrace>", trap]));
+        // Without the kernel's frames (`sample`, or a truncated backtrace) a bare trap says
+        // nothing of a receive: it may be any synchronous request (WindowServer's, an
+        // XPC pipe). A MIG server's loop says it waits for requests.
+        assert!(!idle(&["9  <truncated backtrace>", trap]));
+        assert!(!idle(&[start, "9  SLSGetWindowBounds + 1 (SkyLight + 1) [0x13]", trap]));
+        assert!(idle(&[start, "9  mach_msg_server + 1 (libsystem_kernel.dylib + 1) [0x14]", trap]));
+        // An IOKit call enters the same trap and blocks in the driver's path, not a receive.
+        assert!(!idle(&[start, trap, "*9  is_io_connect_method + 1 (kernel + 1) [0xffffff8000000004]"]));
         // The same trap when spindump names the server it waits for, or under a request
         // waiting for its reply, or a send blocked on a full queue.
         let named = format!("{receive} (blocked by turnstile waiting for launchd [1] thread 0x5)");

@@ -33,8 +33,6 @@ use others::OtherUsers;
 
 /// BSD process states (`p_stat`, sys/proc.h).
 const SIDL: u32 = 1;
-const SRUN: u32 = 2;
-const SSLEEP: u32 = 3;
 const SSTOP: u32 = 4;
 const SZOMB: u32 = 5;
 
@@ -184,12 +182,13 @@ impl LibprocConverter {
     }
 }
 
-/// BSD status → state. BSD has no "stuck": that is a thread state `top` derives.
+/// BSD status → state. xnu keeps run and sleep per thread, not per process: `p_stat`
+/// (and BSD info's status) is SRUN for every live process and SSLEEP is never set, so
+/// SRUN says "alive", not "running", and the state stays unknown (`top` derives one
+/// from the threads). Stopped, zombie and newborn are real.
 pub fn state(status: u32) -> ProcessState {
     match status {
         SIDL => ProcessState::Idle,
-        SRUN => ProcessState::Running,
-        SSLEEP => ProcessState::Sleeping,
         SSTOP => ProcessState::Stopped,
         SZOMB => ProcessState::Zombie,
         _ => ProcessState::Unspecified,
@@ -242,7 +241,7 @@ impl<S: ProcSource> LibprocCollector<S> {
         for (record, (p, _)) in sample.processes.iter_mut().zip(&self.procs) {
             // Where the kernel answered, its figures stand.
             if p.details.rusage.is_err() {
-                others::fill(record, latest.and_then(|l| l.get(&record.pid)));
+                others::fill(record, latest);
             }
         }
         Ok(sample)

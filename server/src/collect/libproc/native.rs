@@ -46,10 +46,7 @@ impl ProcSource for Native {
         };
         // arg 1: xnu then answers for a zombie too, which has BSD info but no task.
         let bsd = pidinfo::<libc::proc_bsdinfo>(id, libc::PROC_PIDTBSDINFO, 1).map(|b| BsdInfo {
-            pbi_name: c_chars(&b.pbi_name)
-                .filter(|n| !n.is_empty())
-                .or_else(|| c_chars(&b.pbi_comm))
-                .unwrap_or_default(),
+            pbi_name: Some(c_chars(&b.pbi_name)).filter(|n| !n.is_empty()).unwrap_or_else(|| c_chars(&b.pbi_comm)),
             pbi_status: b.pbi_status,
         });
         let task = pidinfo::<libc::proc_taskinfo>(id, libc::PROC_PIDTASKINFO, 0).map(|t| TaskInfo {
@@ -144,9 +141,9 @@ fn sysctl<T: Copy>(name: &CStr) -> Option<T> {
 }
 
 /// A NUL-terminated C char array as a string (lossy: names are mostly ASCII).
-fn c_chars(chars: &[libc::c_char]) -> Option<String> {
+fn c_chars(chars: &[libc::c_char]) -> String {
     let bytes: Vec<u8> = chars.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// `struct kinfo_proc` (sys/sysctl.h) on 64-bit macOS: `struct extern_proc` (sys/proc.h)
@@ -294,7 +291,7 @@ impl CKinfoProc {
             p_pid: u32::try_from(p.p_pid).ok()?,
             e_ppid: u32::try_from(e.e_ppid).unwrap_or(0),
             cr_uid: e.e_ucred.cr_uid,
-            p_comm: c_chars(&p.p_comm).unwrap_or_default(),
+            p_comm: c_chars(&p.p_comm),
             p_stat: u32::from(p.p_stat as u8),
             p_starttime_us: start_us,
         })

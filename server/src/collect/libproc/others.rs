@@ -7,8 +7,8 @@
 //!                                            └► refused ─► fill() ◄─ OtherUsers::latest()
 //! ```
 //!
-//! The way in use is [`TopStream`]: one long-lived `top -l 0` child (setuid root, so it
-//! reads every process), parsed by the `top` source's own parser. It is chosen over
+//! The way in use is [`TopStream`]: one long-lived `top -l 0` child (privileged —
+//! setuid root or entitled, depending on the macOS release — so it reads every process), parsed by the `top` source's own parser. It is chosen over
 //! running `ps -axo pid=,time=,rss=` each sample for three reasons, with costs at ~500
 //! processes and ~2 500 threads reasoned from Apple's sources:
 //!
@@ -44,28 +44,39 @@ use super::super::{
 
 /// A way to read processes that libproc may not.
 pub trait OtherUsers: Send {
-    /// What it is, for status and logs.
-    fn name(&self) -> &'static str;
-    /// Its newest complete reading of every process it sees, by pid, taken in without
-    /// waiting; `None` before the first one and once the newest is too old to trust.
-    fn latest(&mut self) -> Option<&HashMap<u32, ProcessRecord>>;
+    /// Its newest complete reading of every process it sees, taken in without waiting;
+    /// `None` before the first one and once the newest is too old to trust.
+    fn latest(&mut self) -> Option<Reading<'_>>;
     /// How its child process has fared.
     fn health(&self) -> SourceHealth;
+}
+
+/// Another way's reading of every process it sees, by pid.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading<'a> {
+    /// The processes.
+    pub processes: &'a HashMap<u32, ProcessRecord>,
+    /// First handed out now. The sampler may collect several times within one of the
+    /// other way's intervals (4 Hz while stressed, top at whole seconds): each time the
+    /// same reading gives its figures, but its consumption counts once, or attribution
+    /// would add the same CPU up several times over.
+    pub new: bool,
 }
 
 /// Gives a refused process the figures another way read of it, when that way saw the
 /// same process: the same pid under the same name (`top` cuts names to 16 characters,
 /// `p_comm` holds 16 bytes, so one name may be the start of the other). Without such a
 /// reading its figures stay unavailable.
-pub fn fill(record: &mut ProcessRecord, other: Option<&ProcessRecord>) {
-    let Some(other) = other.filter(|o| same_name(&o.command, &record.command)) else {
+pub fn fill(record: &mut ProcessRecord, reading: Option<Reading<'_>>) {
+    let Some(r) = reading else { return };
+    let Some(other) = r.processes.get(&record.pid).filter(|o| same_name(&o.command, &record.command)) else {
         return;
     };
     record.factors = other.factors;
     if other.state != ProcessState::Unspecified {
         record.state = other.state;
     }
-    record.usage = other.usage;
+    record.usage = if r.new { other.usage } else { None };
 }
 
 fn same_name(a: &str, b: &str) -> bool {
@@ -81,6 +92,10 @@ pub struct TopStream {
     last_bytes: Option<Instant>,
     last_sample: Option<Instant>,
     latest: HashMap<u32, ProcessRecord>,
+    /// Whether the newest reading has been handed out already.
+    handed: bool,
+    /// top's interval: its samples are this far apart by its own clock.
+    interval: Duration,
     /// A reading older than this is not used: top has stopped or fallen behind.
     max_age: Duration,
     health: SourceHealth,
@@ -98,26 +113,26 @@ impl TopStream {
             last_bytes: None,
             last_sample: None,
             latest: HashMap::new(),
+            handed: false,
+            interval: Duration::from_secs(secs),
             max_age: Duration::from_secs(secs * 3 + 1),
             health: SourceHealth::default(),
         })
     }
 
     fn take(&mut self, sample: &top::TopSample) {
-        let now = Instant::now();
-        let elapsed = self.last_sample.map(|p| now.saturating_duration_since(p));
-        self.last_sample = Some(now);
+        // top's samples are its interval apart, whenever pmon happens to read them (two
+        // may come in one read): the rates are over that interval.
+        let elapsed = self.last_sample.map(|_| self.interval);
+        self.last_sample = Some(Instant::now());
         let converted = self.converter.convert(sample, SystemTime::now(), elapsed);
         self.latest = converted.processes.into_iter().map(|p| (p.pid, p)).collect();
+        self.handed = false;
     }
 }
 
 impl OtherUsers for TopStream {
-    fn name(&self) -> &'static str {
-        "top"
-    }
-
-    fn latest(&mut self) -> Option<&HashMap<u32, ProcessRecord>> {
+    fn latest(&mut self) -> Option<Reading<'_>> {
         while let Some(output) = self.child.next(Duration::ZERO) {
             match output {
                 Output::Bytes(bytes) => {
@@ -146,7 +161,11 @@ impl OtherUsers for TopStream {
             self.take(&sample);
         }
         let fresh = self.last_sample.is_some_and(|at| at.elapsed() <= self.max_age);
-        fresh.then_some(&self.latest)
+        if !fresh {
+            return None;
+        }
+        let new = !std::mem::replace(&mut self.handed, true);
+        Some(Reading { processes: &self.latest, new })
     }
 
     fn health(&self) -> SourceHealth {

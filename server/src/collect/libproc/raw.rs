@@ -28,7 +28,7 @@ pub struct KinfoProc {
     pub cr_uid: u32,
     /// `kp_proc.p_comm`: the command name, at most 16 bytes.
     pub p_comm: String,
-    /// `kp_proc.p_stat`: SIDL, SRUN, SSLEEP, SSTOP or SZOMB.
+    /// `kp_proc.p_stat`: SIDL, SRUN (every live process), SSTOP or SZOMB.
     pub p_stat: u32,
     /// `kp_proc.p_starttime`, microseconds since the epoch: with the pid, what makes a
     /// process the same one from one sample to the next.

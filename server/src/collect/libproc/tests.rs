@@ -13,6 +13,8 @@ use super::*;
 const APPLE_SILICON: Timebase = Timebase { numer: 125, denom: 3 };
 /// The user the server runs as.
 const ME: u32 = 501;
+/// `p_stat` and BSD status of every live process on xnu.
+const SRUN: u32 = 2;
 
 /// A kernel that answers as xnu does: the listing has every process; the per-process
 /// calls answer for the server's own user only, unless it is root.
@@ -80,19 +82,17 @@ fn proc(pid: u32, uid: u32, name: &str, cpu_mach: u64, csw: i32) -> (KinfoProc, 
     (kinfo, bsd, task, rusage)
 }
 
-/// Another way's readings, as `top` would give them; counts how often it is asked.
+/// Another way's one reading, as `top` would give it; counts how often it is asked.
 struct Others {
     latest: Option<HashMap<u32, ProcessRecord>>,
     asked: Arc<AtomicUsize>,
 }
 
 impl others::OtherUsers for Others {
-    fn name(&self) -> &'static str {
-        "test"
-    }
-    fn latest(&mut self) -> Option<&HashMap<u32, ProcessRecord>> {
-        self.asked.fetch_add(1, Ordering::SeqCst);
-        self.latest.as_ref()
+    fn latest(&mut self) -> Option<others::Reading<'_>> {
+        // New the first time only, as a top that has not written again since.
+        let new = self.asked.fetch_add(1, Ordering::SeqCst) == 0;
+        self.latest.as_ref().map(|processes| others::Reading { processes, new })
     }
     fn health(&self) -> SourceHealth {
         SourceHealth { restarts: 2, last_problem: None }
@@ -124,7 +124,7 @@ fn rates_units_and_states_from_raw_readings() {
     assert_eq!((p.factors.cpu_percent, p.factors.csw_per_sec), (None, None), "no rate at first sight");
     assert_eq!(p.factors.mem_bytes, Some(300 << 20), "physical footprint");
     assert_eq!(p.factors.cmprs_bytes, None, "unavailable without privileges");
-    assert_eq!(p.state, ProcessState::Running);
+    assert_eq!(p.state, ProcessState::Unspecified, "alive; xnu keeps no run or sleep state per process");
     assert_eq!(first.system.load_1m, Some(1.5));
     assert_eq!(first.system.mem_total_bytes, Some(16 << 30));
     // kern.memorystatus_level 7: 7 % of memory available.
@@ -133,7 +133,6 @@ fn rates_units_and_states_from_raw_readings() {
     // Two seconds later: 24 000 000 mach units = 1 s of CPU on Apple silicon → 50 %.
     let mut later = proc(10, ME, "p10", 24_000_000, 250);
     later.3.ri_pageins = 2100;
-    later.1.pbi_status = SSLEEP;
     c.source.procs.insert(10, later);
     let second = c.collect_at(t0 + Duration::from_secs(2), SystemTime::UNIX_EPOCH).expect("sample");
     assert_eq!(second.elapsed, Some(Duration::from_secs(2)));
@@ -143,7 +142,7 @@ fn rates_units_and_states_from_raw_readings() {
     assert_eq!(p.factors.pageins_per_sec, Some(1000.0));
     assert_eq!(p.factors.sysbsd_per_sec, Some(0.0));
     assert_eq!(p.factors.threads, Some(4));
-    assert_eq!(p.state, ProcessState::Sleeping, "BSD info's status");
+    assert_eq!(p.state, ProcessState::Unspecified, "SRUN, as xnu says of every live process: no state");
     let usage = p.usage.expect("what it consumed between its readings");
     assert_eq!((usage.span, usage.pageins, usage.run_delay), (Duration::from_secs(2), Some(2000), None));
     assert!((usage.cpu.as_secs_f64() - 1.0).abs() < 1e-9, "{usage:?}");
@@ -225,6 +224,10 @@ fn refused_processes_get_the_other_ways_figures() {
     let own = record(&s, 7001);
     assert_eq!((own.factors.cpu_percent, own.factors.mem_bytes), (None, Some(300 << 20)), "libproc's, not top's");
     assert_eq!(asked.load(Ordering::SeqCst), 1);
+    // Collected again before top wrote again: the same figures, but its CPU was counted.
+    let again = c.collect_at(Instant::now() + Duration::from_millis(250), SystemTime::UNIX_EPOCH).expect("sample");
+    let ws = record(&again, 160);
+    assert_eq!((ws.factors.cpu_percent, ws.usage), (Some(38.5), None), "consumption counts once: {ws:?}");
 }
 
 /// As root the kernel answers for everyone: libproc's figures stand even where another
@@ -241,7 +244,7 @@ fn as_root_every_figure_is_libprocs() {
     let s = c.collect_at(t0 + Duration::from_secs(1), SystemTime::UNIX_EPOCH).expect("sample");
     let ws = record(&s, 160);
     assert!((ws.factors.cpu_percent.expect("cpu") - 50.0).abs() < 1e-9, "{ws:?}");
-    assert_eq!((ws.factors.threads, ws.state), (Some(4), ProcessState::Running), "{ws:?}");
+    assert_eq!((ws.factors.threads, ws.state), (Some(4), ProcessState::Unspecified), "{ws:?}");
     assert_eq!(asked.load(Ordering::SeqCst), 2, "its output is taken in each time all the same");
 }
 
