@@ -1,7 +1,7 @@
 //! Lines for people: one per sample.
 
 use pmon_proto::{
-    format::{clock, machine, rogue, tier},
+    format::{clock, machine, rogue, stress_of, tier},
     v1::{Sample, TierAction},
 };
 
@@ -13,7 +13,7 @@ pub fn sample(s: &Sample) -> String {
         clock(s.time.as_ref()),
         s.sequence,
         tier(s.tier),
-        s.stress,
+        stress_of(s),
         s.process_count
     );
     if let Some(m) = &s.machine {

@@ -26,7 +26,8 @@ pub async fn run(args: Args, endpoint: &Endpoint) -> Result<(), Failure> {
     let mut parts = vec![
         format!("pmon-server {} ({})", status.version, status.source),
         format::tier(status.tier).to_string(),
-        status.stress.map_or_else(|| "no sample yet".into(), |s| format!("stress {s:.1}")),
+        // A server that does not measure the machine yet sends its top score alone.
+        status.stress.or(status.max_score).map_or_else(|| "no sample yet".into(), |s| format!("stress {s:.1}")),
         format!("{} samples", status.sample_count),
     ];
     if let Some(m) = &status.machine {

@@ -328,6 +328,12 @@ pub fn rogue_name(r: &Rogue) -> String {
     }
 }
 
+/// What the tier followed in a sample: its `stress`, or in a sample from a server that
+/// did not measure the machine yet, its top score.
+pub fn stress_of(s: &crate::v1::Sample) -> f64 {
+    if s.machine.is_some() { s.stress } else { s.max_score }
+}
+
 /// A machine stress factor's short name.
 pub fn stress_factor(f: StressFactor) -> &'static str {
     match f {

@@ -46,8 +46,9 @@ pub struct Load {
 pub enum Named {
     /// No escalation, so nobody.
     Nobody,
-    /// The first culprit is one of these pids or is named `command`, or a group's root
-    /// is one of these pids; `what` says who in words.
+    /// The first culprit is one of these pids or is named `command` (when not empty:
+    /// for loads whose processes' pids are not known, and no other process of that
+    /// name runs), or a group's root is one of these pids; `what` says who in words.
     OneOf { pids: Vec<u32>, command: &'static str, what: String },
 }
 
@@ -162,7 +163,7 @@ fn names(event: &Value, pids: &[u32], command: &str) -> bool {
     let first = as_array(&event["culprits"]).into_iter().next();
     let by_culprit = first.is_some_and(|c| {
         let u = &c["usage"];
-        pids.contains(&(json_u64(&u["pid"]) as u32)) || u["command"].as_str() == Some(command)
+        pids.contains(&(json_u64(&u["pid"]) as u32)) || (!command.is_empty() && u["command"].as_str() == Some(command))
     });
     let by_group = as_array(&event["groups"]).iter().any(|g| pids.contains(&(json_u64(&g["rootPid"]) as u32)));
     by_culprit || by_group

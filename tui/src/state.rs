@@ -168,7 +168,8 @@ impl Data {
         self.last_sequence = Some(item.sequence);
         match item.item {
             Some(Item::Sample(sample)) => {
-                self.scores.push_back(Point { sequence: sample.sequence, score: sample.stress });
+                self.scores
+                    .push_back(Point { sequence: sample.sequence, score: pmon_proto::format::stress_of(&sample) });
                 while self.scores.len() > CHART_POINTS {
                     self.scores.pop_front();
                 }

@@ -70,8 +70,10 @@ pub struct View {
     pub help: bool,
     /// Rogue sort column and whether it runs largest first.
     pub sort: (Column, bool),
-    /// The selected rogue's pid: the selection follows the process as the table reorders.
-    pub rogue: Option<u32>,
+    /// The selected rogue's pid and whether it is a group (a tree's rogue carries its
+    /// root's pid, and the root may be a rogue of its own): the selection follows it as
+    /// the table reorders.
+    pub rogue: Option<(u32, bool)>,
     /// Selected row of the events screen.
     pub event_row: usize,
     /// The events screen's filter.
@@ -115,13 +117,18 @@ impl Default for View {
     }
 }
 
+/// What identifies a rogue's row: its pid, and whether it stands for a group.
+fn row_key(r: &Rogue) -> (u32, bool) {
+    (r.pid, r.group.is_some())
+}
+
 impl View {
     /// The selected rogue's row in `rows` (the first row if the selected one is gone).
     pub fn rogue_row(&self, rows: &[&Rogue]) -> Option<usize> {
         if rows.is_empty() {
             return None;
         }
-        Some(self.rogue.and_then(|pid| rows.iter().position(|r| r.pid == pid)).unwrap_or(0))
+        Some(self.rogue.and_then(|key| rows.iter().position(|r| row_key(r) == key)).unwrap_or(0))
     }
 
     /// The event the detail screen shows: the one opened, once its answer is in.
@@ -319,7 +326,7 @@ impl View {
                 let rogues = data.latest.as_ref().map(|s| s.rogues.as_slice()).unwrap_or_default();
                 let rows = sorted_rogues(rogues, self.sort);
                 if let Some(at) = self.rogue_row(&rows) {
-                    self.rogue = rows.get(moved(at, rows.len())).map(|r| r.pid);
+                    self.rogue = rows.get(moved(at, rows.len())).map(|r| row_key(r));
                 }
             }
             Screen::Events => {

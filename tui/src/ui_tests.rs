@@ -44,10 +44,28 @@ fn the_selection_follows_the_process_across_reorders() {
     let d = data();
     let mut v = View::default();
     v.handle(Intent::Down, &d);
-    assert_eq!(v.rogue, Some(30));
+    assert_eq!(v.rogue, Some((30, false)));
     v.handle(Intent::SortBy(Column::Pid), &d);
     let rows = sorted_rogues(&d.latest.as_ref().unwrap().rogues, v.sort);
     assert_eq!(v.rogue_row(&rows), Some(2));
+}
+
+#[test]
+fn a_group_and_its_root_are_two_rows_the_selection_moves_through() {
+    let mut d = data();
+    let mut storm = rogue(10, "beta", 25.0, 190.0);
+    storm.group = Some(pmon_proto::v1::ProcessGroup { name: "beta[10] and 48 children".into(), ..Default::default() });
+    d.latest.as_mut().unwrap().rogues.push(storm);
+    let mut v = View::default();
+    let rows = |v: &View| sorted_rogues(&d.latest.as_ref().unwrap().rogues, v.sort).len();
+    assert_eq!(rows(&v), 4);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(v.rogue);
+        v.handle(Intent::Down, &d);
+    }
+    // From the root (score 30) down to the group (25), then on: never stuck on pid 10.
+    assert_eq!(seen, [None, Some((10, true)), Some((30, false)), Some((20, false))]);
 }
 
 #[test]

@@ -18,7 +18,8 @@ pub struct Stress {
     pub others_share: f64,
     /// Tasks waiting for a CPU, on average per CPU. Default weight 60, from 0 to 2.4.
     pub cpu_wait: Ramp,
-    /// CPUs taken by real-time tasks while ordinary ones waited. Default 100, 0 to 0.8.
+    /// Share of the CPUs (0 to 1) taken by real-time tasks while ordinary ones waited.
+    /// Default 100, 0 to 0.4.
     pub realtime: Ramp,
     /// Percent of the window some task waited for memory. Default 60, 0 to 40.
     pub memory_some: Ramp,
@@ -42,7 +43,7 @@ impl Default for Stress {
             window_seconds: 3.0,
             others_share: 0.5,
             cpu_wait: Ramp::new(60.0, 0.0, 2.4),
-            realtime: Ramp::new(100.0, 0.0, 0.8),
+            realtime: Ramp::new(100.0, 0.0, 0.4),
             memory_some: Ramp::new(60.0, 0.0, 40.0),
             memory_full: Ramp::new(100.0, 5.0, 40.0),
             io_some: Ramp::new(60.0, 0.0, 60.0),

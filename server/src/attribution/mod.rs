@@ -153,6 +153,19 @@ pub struct Blamed {
     pub groups: Vec<ProcessGroup>,
 }
 
+impl Blamed {
+    /// This blame, keeping `before`'s culprits or groups where it found none: over a
+    /// long escalation the bar to be a culprit rises with its length while the record
+    /// keeps only its last minute, so a later look may find nobody that an earlier one
+    /// rightly named.
+    pub fn or(self, before: Blamed) -> Blamed {
+        Blamed {
+            culprits: if self.culprits.is_empty() { before.culprits } else { self.culprits },
+            groups: if self.groups.is_empty() { before.groups } else { self.groups },
+        }
+    }
+}
+
 /// Where blame is looked for: `[from, to]` (a stall, an escalation) after a lead-up
 /// from `lead_from`; `what` names the span in the culprits' explanations.
 struct Span {
@@ -189,12 +202,13 @@ fn rank(
     let min_cpu = whole.mul_f64(MIN_CULPRIT_SHARE);
     let mut culprits: Vec<&Tally> =
         uses.values().filter(|u| !ours(u) && (u.cpu >= min_cpu || u.grew >= MIN_GROWTH)).collect();
-    // A kernel thread that consumed works for the processes that asked it (a kworker
-    // writing an I/O flood's blocks): it is named after them, never ahead.
-    culprits.sort_by(|a, b| {
-        a.kernel_thread.cmp(&b.kernel_thread).then(b.blame().total_cmp(&a.blame())).then(a.pid.cmp(&b.pid))
-    });
+    culprits.sort_by(|a, b| b.blame().total_cmp(&a.blame()).then(a.pid.cmp(&b.pid)));
     culprits.truncate(CULPRITS);
+    // A kernel thread that consumed mostly works for the processes that asked it (a
+    // kworker writing an I/O flood's blocks): among the culprits it is named after
+    // them. It stays one of them, and leads when no process is to blame beside it (a
+    // runaway kworker, kswapd alone).
+    culprits.sort_by_key(|u| u.kernel_thread);
 
     let mut victims: Vec<&Tally> = uses
         .values()

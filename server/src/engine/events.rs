@@ -124,7 +124,7 @@ impl Tracker {
         let Some(open) = &mut self.open else { return ops };
         let id = open.id;
         if actions.contains(&TierAction::ElevatedPeak) || actions.contains(&TierAction::CriticalEntry) {
-            open.blamed = blame(open.since);
+            open.blamed = blame(open.since).or(std::mem::take(&mut open.blamed));
             ops.push(Op::Peak {
                 event_id: id,
                 peak_score: sample.stress,
@@ -148,7 +148,7 @@ impl Tracker {
             ops.push(Op::EventSample { event_id: id, reason, sample: Arc::clone(sample) });
         }
         if exit {
-            let blamed = blame(open.since);
+            let blamed = blame(open.since).or(std::mem::take(&mut open.blamed));
             ops.push(Op::CloseEvent {
                 event_id: id,
                 ended_at_ms: ms(sample.time.as_ref()),

@@ -147,3 +147,38 @@ fn a_pause_records_its_freeze_its_attribution_and_the_whole_frozen_ring() {
     // Ids keep counting across kinds.
     assert_eq!(t.on_pause(&[], &stall, &verdict, |_| String::new()).0, 4);
 }
+
+#[test]
+fn a_later_blame_that_finds_nobody_keeps_who_was_named_before() {
+    use TierAction::*;
+    let mut t = Tracker::new(&Config::default(), 7);
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let hog = |score| vec![rogue(9, "bystander", score)];
+    let storm = pmon_proto::v1::ProcessGroup { name: "make[5] and 48 children".into(), ..Default::default() };
+    let mut calls = 0;
+    // Named at the entry; a long escalation's later looks find nobody above the bar.
+    let mut blame = |_: SystemTime| {
+        calls += 1;
+        let usage = ProcessUse { pid: 42, command: "cc1".into(), ..ProcessUse::default() };
+        let named = Blamed {
+            culprits: vec![Culprit { usage: Some(usage), ..Culprit::default() }],
+            groups: vec![storm.clone()],
+        };
+        if calls == 1 { named } else { Blamed::default() }
+    };
+    t.on_sample(&sample(1, Tier::Elevated, hog(60.0)), &[ElevatedEntry], at(1), &mut blame);
+    let peak = t.on_sample(&sample(2, Tier::Elevated, hog(70.0)), &[ElevatedPeak], at(2), &mut blame);
+    let close = t.on_sample(&sample(3, Tier::Sentinel, vec![]), &[ElevatedExit], at(9), &mut blame);
+    let kept = |ops: &[Op]| {
+        ops.iter().find_map(|op| match op {
+            Op::Peak { culprits, groups, .. } | Op::CloseEvent { culprits, groups, .. } => {
+                Some((first(culprits).to_string(), groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>()))
+            }
+            _ => None,
+        })
+    };
+    let want = Some(("cc1".to_string(), vec!["make[5] and 48 children".to_string()]));
+    assert_eq!(kept(&peak), want, "the peak keeps them");
+    assert_eq!(kept(&close), want, "and so does the close");
+}

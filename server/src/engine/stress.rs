@@ -153,15 +153,19 @@ fn waits(start: &Totals, end: &Totals, system: &SystemFigures, cpus: u32) -> Vec
             value: waiting,
             detail: format!("{waiting:.1} tasks waited for each CPU over {window} (run-queue delay)"),
         });
-        let ordinary = per_second(end.ordinary_waited.saturating_sub(start.ordinary_waited));
-        let realtime = per_second(end.realtime_cpu.saturating_sub(start.realtime_cpu));
+        // Shares of the machine's CPUs: one real-time core of 64 is not 1 of 2.
+        let n = f64::from(cpus.max(1));
+        let ordinary = per_second(end.ordinary_waited.saturating_sub(start.ordinary_waited)) / n;
+        let realtime = per_second(end.realtime_cpu.saturating_sub(start.realtime_cpu)) / n;
         // What real-time tasks took only counts while ordinary ones waited for it.
         let taken = realtime.min(ordinary);
         out.push(Measured {
             factor: StressFactor::Realtime,
             value: taken,
             detail: format!(
-                "real-time tasks took {realtime:.2} CPUs while ordinary ones waited {ordinary:.2} s a second over {window}"
+                "real-time tasks took {:.0}% of the CPUs while ordinary ones waited {:.0}% of the CPUs' time over {window}",
+                realtime * 100.0,
+                ordinary * 100.0
             ),
         });
     } else if let Some(load) = system.load_1m {

@@ -156,16 +156,17 @@ fn pause_message(id: u64, stalled: Duration, verdict: &Verdict) -> (String, Stri
     (format!("pmon: the machine stalled {:.1} s", stalled.as_secs_f64()), format!("{suspect} (pmon events show {id})"))
 }
 
-/// "top suspect name[pid]: cpu 2.10 s in the 3.00 s escalation, …": the first of an
-/// escalation's culprits (the attribution's answer, never pmon-server).
-/// Why the machine is stressed, when its own figure says so, then the top suspect.
+/// Why the machine is stressed when its own figure drove the tier, then the top
+/// suspect.
 fn stress_body(sample: &pmon_proto::v1::Sample, culprits: &[Culprit]) -> String {
-    match sample.machine.as_ref().filter(|m| !m.reason.is_empty()) {
+    match sample.machine.as_ref().filter(|m| !m.reason.is_empty() && m.score >= sample.max_score) {
         Some(m) => format!("{}; {}", m.reason, suspect(culprits)),
         None => suspect(culprits),
     }
 }
 
+/// "top suspect name[pid]: cpu 2.10 s in the 3.00 s escalation, …": the first of an
+/// escalation's culprits (the attribution's answer, never pmon-server).
 fn suspect(culprits: &[Culprit]) -> String {
     culprits.first().map_or_else(|| "no suspect".into(), |c| format!("top suspect {}", format::culprit(c)))
 }
@@ -220,5 +221,16 @@ mod tests {
         assert_eq!(body, "io: some task waited on I/O 71% of the last 3.0 s (PSI); no suspect");
         let quiet = pmon_proto::v1::Sample { machine: Some(Default::default()), ..Default::default() };
         assert_eq!(stress_body(&quiet, &[]), "no suspect", "no reason, nothing said of the machine");
+        let hog = pmon_proto::v1::MachineStress {
+            score: 1.5,
+            reason: "memory: some task waited…".into(),
+            ..Default::default()
+        };
+        let driven = pmon_proto::v1::Sample { max_score: 70.0, stress: 70.0, machine: Some(hog), ..Default::default() };
+        assert_eq!(
+            stress_body(&driven, &[]),
+            "no suspect",
+            "a process drove the tier: the machine's reason is beside the point"
+        );
     }
 }

@@ -99,8 +99,8 @@ pub struct NewEvent {
     /// Artefact directory relative to the data directory (pauses), set from the start
     /// so pruning finds it even if forensics never finish.
     pub artefact_dir: String,
-    /// Pause: the attribution beyond the culprits (boxed: it is large, and most writes
-    /// are not new pauses).
+    /// A pause's attribution beyond the culprits, or an escalation's groups (boxed: it
+    /// is large, and most writes are not new pauses).
     pub attribution: Option<Box<Attribution>>,
 }
 

@@ -61,10 +61,10 @@ fn draw_gauge(frame: &mut Frame, area: Rect, sample: Option<&Sample>) {
     let gauge = match sample {
         // The stress the tier follows, the machine's figure and why, and the top score.
         Some(s) => Gauge::default()
-            .ratio(gauge_ratio(s.stress))
+            .ratio(gauge_ratio(format::stress_of(s)))
             .label(format!(
                 "{:.1} {} · {} procs · top score {:.1} · {}",
-                s.stress,
+                format::stress_of(s),
                 format::tier(s.tier),
                 s.process_count,
                 s.max_score,
