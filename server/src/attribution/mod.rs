@@ -275,7 +275,7 @@ impl Tally {
     }
 
     fn real_time(&self) -> bool {
-        self.scheduling.is_some_and(|s| matches!(s.policy, SchedPolicy::Fifo | SchedPolicy::Rr | SchedPolicy::Deadline))
+        self.scheduling.is_some_and(|s| s.real_time())
     }
 
     fn waited(&self) -> Duration {

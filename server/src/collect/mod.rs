@@ -54,6 +54,14 @@ pub struct Scheduling {
     pub nice: Option<i32>,
 }
 
+impl Scheduling {
+    /// A real-time class (FIFO, round robin, deadline): it runs ahead of every ordinary
+    /// task.
+    pub fn real_time(&self) -> bool {
+        matches!(self.policy, SchedPolicy::Fifo | SchedPolicy::Rr | SchedPolicy::Deadline)
+    }
+}
+
 /// What a process did between two readings of it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Usage {

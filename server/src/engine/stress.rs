@@ -19,7 +19,7 @@ use std::{
 
 use pmon_proto::{
     config::Stress,
-    v1::{MachineStress, SchedPolicy, StressFactor, StressShare, SystemFigures, ThermalPressure},
+    v1::{MachineStress, StressFactor, StressShare, SystemFigures, ThermalPressure},
 };
 
 use crate::collect::ProcessRecord;
@@ -104,9 +104,7 @@ impl Contention {
         let (mut ordinary_waited, mut realtime_cpu) = (Duration::ZERO, Duration::ZERO);
         for p in processes {
             let Some(usage) = &p.usage else { continue };
-            let real_time = p
-                .scheduling
-                .is_some_and(|s| matches!(s.policy, SchedPolicy::Fifo | SchedPolicy::Rr | SchedPolicy::Deadline));
+            let real_time = p.scheduling.is_some_and(|s| s.real_time());
             if real_time {
                 realtime_cpu += usage.cpu;
             }
